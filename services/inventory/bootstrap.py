@@ -1,0 +1,22 @@
+"""Wires the inventory service."""
+
+from __future__ import annotations
+
+from inventory import application
+from inventory.adapters import MIGRATIONS, InventoryStore
+from inventory.http import ROUTES
+from polysaga.messaging.consumer import emitting
+from polysaga.runtime import ServiceDefinition
+from polysaga.settings import ServiceSettings
+
+
+def build(settings: ServiceSettings) -> ServiceDefinition:
+    return ServiceDefinition(
+        name="inventory",
+        migrations=MIGRATIONS,
+        event_handlers={
+            name: emitting(reaction, InventoryStore)
+            for name, reaction in application.EVENT_HANDLERS.items()
+        },
+        route_handlers=ROUTES,
+    )

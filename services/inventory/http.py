@@ -1,0 +1,67 @@
+"""Inventory's HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import get, put
+
+from inventory.adapters import InventoryStore
+from polysaga.api_types import Sku, StockLevel, StrictStruct
+from polysaga.problems import Problem
+from polysaga.runtime import ServiceRuntime
+
+
+class StockIn(StrictStruct):
+    available: StockLevel
+
+
+class StockOut(msgspec.Struct):
+    sku: str
+    available: int
+    reserved: int
+
+
+class ReservationOut(msgspec.Struct):
+    order_id: str
+    status: str
+    items: dict[str, int]
+    reason: str | None
+
+
+def _sku(sku: str) -> str:
+    try:
+        return msgspec.convert(sku, Sku)
+    except msgspec.ValidationError as exc:
+        raise Problem(400, "Bad SKU", str(exc)) from exc
+
+
+@put("/stock/{sku:str}", summary="Set how many units of a SKU are available")
+async def set_stock(sku: str, data: StockIn, runtime: ServiceRuntime) -> StockOut:
+    async with runtime.transaction() as conn:
+        level = await InventoryStore(conn).set_available(_sku(sku), data.available)
+    return StockOut(level.sku, level.available, level.reserved)
+
+
+@get("/stock/{sku:str}", summary="Stock of a SKU")
+async def get_stock(sku: str, runtime: ServiceRuntime) -> StockOut:
+    async with runtime.engine.connect() as conn:
+        level = await InventoryStore(conn).level(_sku(sku))
+    if level is None:
+        raise Problem(404, "Unknown SKU", f"no stock record for {sku}", slug="unknown-sku")
+    return StockOut(level.sku, level.available, level.reserved)
+
+
+@get("/reservations/{order_id:uuid}", summary="What inventory holds for an order")
+async def get_reservation(order_id: Any, runtime: ServiceRuntime) -> ReservationOut:
+    async with runtime.engine.connect() as conn:
+        reservation = await InventoryStore(conn).reservation(str(order_id))
+    if reservation is None:
+        raise Problem(404, "No reservation", f"inventory has seen no order {order_id}")
+    return ReservationOut(
+        reservation.order_id, reservation.status.value, reservation.items, reservation.reason
+    )
+
+
+ROUTES = [set_stock, get_stock, get_reservation]

@@ -1,0 +1,4 @@
+from order.bootstrap import build
+from polysaga.serve import serve
+
+serve("order", build)

@@ -1,0 +1,287 @@
+"""The order service's PostgreSQL adapter: event store (append-only, optimistic
+concurrency on (order_id, version), snapshots every N events, the outbox written in the
+same transaction), the order-status table, the price replica and idempotency keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from sqlalchemy import Row, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from order.domain import Order, OrderEvent
+from polysaga.events.envelope import Envelope, new_event
+from polysaga.events.upcasting import upcast
+from polysaga.persistence import outbox
+from polysaga.persistence.database import Migration, RetryableConflict, is_unique_violation
+
+MIGRATIONS = (
+    Migration(
+        "order",
+        1,
+        (
+            "CREATE TABLE order_events ("
+            " order_id uuid NOT NULL, version integer NOT NULL CHECK (version > 0),"
+            " event_id uuid NOT NULL UNIQUE, event_type text NOT NULL,"
+            " event_version integer NOT NULL, data jsonb NOT NULL,"
+            " occurred_at timestamptz NOT NULL,"
+            " PRIMARY KEY (order_id, version))",
+            "CREATE TABLE order_snapshots ("
+            " order_id uuid PRIMARY KEY, version integer NOT NULL, state jsonb NOT NULL,"
+            " taken_at timestamptz NOT NULL DEFAULT now())",
+            # The current status of each order, kept in the same transaction as its events:
+            # the deadline sweeper and the order list read it.
+            "CREATE TABLE order_status ("
+            " order_id uuid PRIMARY KEY, user_id text NOT NULL, status text NOT NULL,"
+            " version integer NOT NULL, placed_at timestamptz NOT NULL,"
+            " deadline_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)",
+            "CREATE INDEX order_status_pending_deadline ON order_status (deadline_at)"
+            " WHERE status = 'PENDING'",
+            "CREATE TABLE product_prices ("
+            " sku text PRIMARY KEY, price numeric(14, 2) NOT NULL CHECK (price >= 0),"
+            " updated_at timestamptz NOT NULL DEFAULT now())",
+            "CREATE TABLE idempotency_keys ("
+            " key text PRIMARY KEY, request_hash text NOT NULL, order_id uuid NOT NULL,"
+            " version integer NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
+        ),
+    ),
+)
+
+
+class ConcurrencyConflictError(RetryableConflict):
+    """Someone appended to this order's stream first; reload and decide again."""
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    request_hash: str
+    order_id: str
+    version: int
+
+
+@dataclass(frozen=True)
+class OrderListing:
+    order_id: str
+    user_id: str
+    status: str
+    version: int
+    updated_at: datetime
+
+
+class OrderStore:
+    """Everything the order service keeps, inside one caller-owned transaction."""
+
+    def __init__(self, conn: AsyncConnection, snapshot_every: int = 10) -> None:
+        self._conn = conn
+        self._snapshot_every = snapshot_every
+
+    # --- event stream -------------------------------------------------------------------
+
+    async def load(self, order_id: str, as_of: datetime | None = None) -> Order | None:
+        snapshot: Order | None = None
+        after = 0
+        if as_of is None:
+            row = (
+                await self._conn.execute(
+                    text("SELECT state::text AS state FROM order_snapshots WHERE order_id = :id"),
+                    {"id": order_id},
+                )
+            ).first()
+            if row is not None:
+                snapshot = Order.from_snapshot(msgspec.json.decode(row.state))
+                after = snapshot.version
+        rows = await self._conn.execute(
+            text(
+                "SELECT event_id, event_type, event_version, data::text AS data, occurred_at"
+                " FROM order_events WHERE order_id = :id AND version > :after"
+                " AND (CAST(:as_of AS timestamptz) IS NULL OR occurred_at <= :as_of)"
+                " ORDER BY version"
+            ),
+            {"id": order_id, "after": after, "as_of": as_of},
+        )
+        return Order.replay((_to_domain(r) for r in rows), snapshot)
+
+    async def events(self, order_id: str) -> list[dict[str, object]]:
+        rows = await self._conn.execute(
+            text(
+                "SELECT version, event_id::text AS event_id, event_type, event_version,"
+                " data::text AS data, occurred_at FROM order_events WHERE order_id = :id"
+                " ORDER BY version"
+            ),
+            {"id": order_id},
+        )
+        return [
+            {
+                "version": r.version,
+                "event_id": r.event_id,
+                "type": f"{r.event_type}.v{r.event_version}",
+                "occurred_at": r.occurred_at.isoformat(),
+                "data": msgspec.json.decode(r.data),
+            }
+            for r in rows
+        ]
+
+    async def append(
+        self, order: Order | None, event: OrderEvent, trace_headers: dict[str, str] | None = None
+    ) -> Order:
+        """Append one event at the next version; the same transaction writes the outbox row,
+        the status row and, every N events, a snapshot."""
+        new_state = Order.start(event) if order is None else order.apply(event)
+        envelope = new_event(event.name, new_state.order_id, event.data, trace_headers=trace_headers)
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(
+                    text(
+                        "INSERT INTO order_events (order_id, version, event_id, event_type,"
+                        " event_version, data, occurred_at) VALUES (:order_id, :version,"
+                        " :event_id, :event_type, :event_version, CAST(:data AS jsonb), :at)"
+                    ),
+                    {
+                        "order_id": new_state.order_id,
+                        "version": new_state.version,
+                        "event_id": envelope.event_id,
+                        "event_type": event.name,
+                        "event_version": envelope.version,
+                        "data": msgspec.json.encode(event.data).decode(),
+                        "at": event.occurred_at,
+                    },
+                )
+        except IntegrityError as exc:
+            if is_unique_violation(exc):
+                raise ConcurrencyConflictError(
+                    f"order {new_state.order_id} moved past version {new_state.version - 1}"
+                ) from exc
+            raise
+        await outbox.append(self._conn, [envelope])
+        await self._write_status(new_state)
+        if new_state.version % self._snapshot_every == 0:
+            await self._conn.execute(
+                text(
+                    "INSERT INTO order_snapshots (order_id, version, state)"
+                    " VALUES (:id, :v, CAST(:s AS jsonb)) ON CONFLICT (order_id) DO UPDATE"
+                    " SET version = EXCLUDED.version, state = EXCLUDED.state, taken_at = now()"
+                ),
+                {
+                    "id": new_state.order_id,
+                    "v": new_state.version,
+                    "s": msgspec.json.encode(new_state.to_snapshot()).decode(),
+                },
+            )
+        return new_state
+
+    async def _write_status(self, order: Order) -> None:
+        await self._conn.execute(
+            text(
+                "INSERT INTO order_status (order_id, user_id, status, version, placed_at,"
+                " deadline_at, updated_at) VALUES (:id, :user, :status, :v, :placed, :deadline,"
+                " :updated) ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status,"
+                " version = EXCLUDED.version, updated_at = EXCLUDED.updated_at"
+            ),
+            {
+                "id": order.order_id,
+                "user": order.user_id,
+                "status": order.status.value,
+                "v": order.version,
+                "placed": order.placed_at,
+                "deadline": order.deadline_at,
+                "updated": order.updated_at,
+            },
+        )
+
+    # --- queries over the status table ---------------------------------------------------
+
+    async def overdue(self, now: datetime, limit: int) -> list[str]:
+        rows = await self._conn.execute(
+            text(
+                "SELECT order_id::text AS order_id FROM order_status WHERE status = 'PENDING'"
+                " AND deadline_at < :now ORDER BY deadline_at LIMIT :limit"
+                " FOR UPDATE SKIP LOCKED"
+            ),
+            {"now": now, "limit": limit},
+        )
+        return [r.order_id for r in rows]
+
+    async def list_orders(
+        self, status: str | None, after: str | None, limit: int
+    ) -> list[OrderListing]:
+        rows = await self._conn.execute(
+            text(
+                "SELECT order_id::text AS order_id, user_id, status, version, updated_at"
+                " FROM order_status WHERE (CAST(:status AS text) IS NULL OR status = :status)"
+                " AND (CAST(:after AS uuid) IS NULL OR order_id > CAST(:after AS uuid))"
+                " ORDER BY order_id LIMIT :limit"
+            ),
+            {"status": status, "after": after, "limit": limit},
+        )
+        return [OrderListing(r.order_id, r.user_id, r.status, r.version, r.updated_at) for r in rows]
+
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self._conn.execute(
+            text("SELECT status, count(*) AS n FROM order_status GROUP BY status")
+        )
+        return {r.status: int(r.n) for r in rows}
+
+    # --- price replica ------------------------------------------------------------------
+
+    async def prices(self, skus: Sequence[str]) -> dict[str, Decimal]:
+        rows = await self._conn.execute(
+            text("SELECT sku, price FROM product_prices WHERE sku = ANY(:skus)"),
+            {"skus": list(skus)},
+        )
+        return {r.sku: Decimal(r.price) for r in rows}
+
+    async def set_price(self, sku: str, price: Decimal) -> None:
+        await self._conn.execute(
+            text(
+                "INSERT INTO product_prices (sku, price) VALUES (:sku, :price)"
+                " ON CONFLICT (sku) DO UPDATE SET price = EXCLUDED.price, updated_at = now()"
+            ),
+            {"sku": sku, "price": price},
+        )
+
+    # --- idempotency keys ---------------------------------------------------------------
+
+    async def claim_key(self, key: str, request_hash: str, order_id: str) -> StoredKey | None:
+        """Reserve a key for this request; returns the earlier request's record if taken.
+        A concurrent first use blocks here until the other transaction ends."""
+        inserted = await self._conn.execute(
+            text(
+                "INSERT INTO idempotency_keys (key, request_hash, order_id, version)"
+                " VALUES (:key, :hash, :order_id, 1) ON CONFLICT (key) DO NOTHING"
+            ),
+            {"key": key, "hash": request_hash, "order_id": order_id},
+        )
+        if inserted.rowcount == 1:
+            return None
+        row = (
+            await self._conn.execute(
+                text(
+                    "SELECT request_hash, order_id::text AS order_id, version"
+                    " FROM idempotency_keys WHERE key = :key"
+                ),
+                {"key": key},
+            )
+        ).one()
+        return StoredKey(row.request_hash, row.order_id, row.version)
+
+
+def _to_domain(row: Row[Any]) -> OrderEvent:
+    """A stored event as the domain sees it, upcast to the current version."""
+    envelope = upcast(
+        Envelope(
+            event_id=str(row.event_id),
+            name=row.event_type,
+            version=row.event_version,
+            source="/polysaga/order",
+            aggregate_id="",
+            time=row.occurred_at,
+            data=msgspec.json.decode(row.data),
+        )
+    )
+    return OrderEvent(envelope.name, envelope.data, row.occurred_at)

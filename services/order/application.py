@@ -1,0 +1,120 @@
+"""Order commands and saga reactions. The handler map at the bottom shows on one screen what
+the order service does when each event arrives."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import msgspec
+
+from order.adapters import OrderStore
+from order.domain import Order, OrderStatus
+from polysaga import metrics
+from polysaga.events.envelope import Envelope
+
+
+class IdempotencyKeyReusedError(Exception):
+    """The same Idempotency-Key came with a different request body."""
+
+
+class OrderNotFoundError(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class PlaceOrder:
+    user_id: str
+    items: tuple[tuple[str, int], ...]
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(msgspec.json.encode([self.user_id, self.items])).hexdigest()
+
+
+@dataclass(frozen=True)
+class Placed:
+    order_id: str
+    version: int
+
+
+async def place_order(
+    store: OrderStore, command: PlaceOrder, *, now: datetime, deadline_s: float
+) -> Placed:
+    order_id = str(uuid.uuid4())
+    if command.idempotency_key is not None:
+        earlier = await store.claim_key(command.idempotency_key, command.fingerprint(), order_id)
+        if earlier is not None:
+            if earlier.request_hash != command.fingerprint():
+                raise IdempotencyKeyReusedError(command.idempotency_key)
+            return Placed(earlier.order_id, earlier.version)
+    prices = await store.prices([sku for sku, _ in command.items])
+    event = Order.place(
+        order_id, command.user_id, command.items, prices, now, now + timedelta(seconds=deadline_s)
+    )
+    order = await store.append(None, event)
+    metrics.SAGAS_STARTED.inc()
+    return Placed(order.order_id, order.version)
+
+
+# --- saga reactions --------------------------------------------------------------------
+
+
+async def _load(store: OrderStore, order_id: str) -> Order:
+    order = await store.load(order_id)
+    if order is None:
+        raise OrderNotFoundError(order_id)
+    return order
+
+
+def _record_end(order: Order, now: datetime) -> None:
+    outcome = order.status.value.lower()
+    metrics.SAGAS.labels(outcome=outcome).inc()
+    metrics.SAGA_DURATION.labels(outcome=outcome).observe((now - order.placed_at).total_seconds())
+
+
+async def cancel_if_pending(store: OrderStore, order_id: str, reason: str, now: datetime) -> bool:
+    """Cancel a pending order; an order that already ended is left as it is (a late event's
+    effects are compensated by inventory and payment reacting to OrderCancelled)."""
+    order = await _load(store, order_id)
+    if order.status is not OrderStatus.PENDING:
+        return False
+    _record_end(await store.append(order, order.cancel(reason, now)), now)
+    return True
+
+
+async def on_payment_processed(event: Envelope, store: OrderStore, now: datetime) -> None:
+    order = await _load(store, event.data["order_id"])
+    if order.status is OrderStatus.PENDING:
+        _record_end(await store.append(order, order.confirm(now)), now)
+
+
+async def on_payment_failed(event: Envelope, store: OrderStore, now: datetime) -> None:
+    reason = event.data.get("reason", "unknown")
+    await cancel_if_pending(store, event.data["order_id"], f"payment_failed: {reason}", now)
+
+
+async def on_stock_reservation_failed(event: Envelope, store: OrderStore, now: datetime) -> None:
+    reason = event.data.get("reason", "unknown")
+    await cancel_if_pending(store, event.data["order_id"], f"stock_unavailable: {reason}", now)
+
+
+async def cancel_overdue(store: OrderStore, now: datetime, limit: int = 100) -> int:
+    """Cancel orders still pending after their deadline; returns how many."""
+    cancelled = 0
+    for order_id in await store.overdue(now, limit):
+        if await cancel_if_pending(store, order_id, "deadline_exceeded", now):
+            cancelled += 1
+    return cancelled
+
+
+SagaReaction = Callable[[Envelope, OrderStore, datetime], Awaitable[None]]
+
+EVENT_HANDLERS: dict[str, SagaReaction] = {
+    "PaymentProcessed": on_payment_processed,
+    "PaymentFailed": on_payment_failed,
+    "StockReservationFailed": on_stock_reservation_failed,
+}

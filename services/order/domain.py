@@ -1,0 +1,189 @@
+"""The Order aggregate: its state is the fold of its events; commands check the rules and
+return new events. No I/O here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from polysaga.money import format_money, parse_money
+
+
+class OrderStatus(StrEnum):
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+    CANCELLED = "CANCELLED"
+
+
+class IllegalTransitionError(Exception):
+    """A command that the order's current state does not allow."""
+
+
+class UnknownProductError(Exception):
+    def __init__(self, skus: Iterable[str]) -> None:
+        self.skus = sorted(skus)
+        super().__init__(f"unknown SKU(s): {', '.join(self.skus)}")
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    sku: str
+    quantity: int
+    unit_price: Decimal
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sku": self.sku, "quantity": self.quantity, "unit_price": format_money(self.unit_price)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OrderLine:
+        return cls(data["sku"], int(data["quantity"]), parse_money(data["unit_price"]))
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    """One fact in an order's stream; ``name`` is a declared event type."""
+
+    name: str
+    data: dict[str, Any]
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    user_id: str
+    status: OrderStatus
+    items: tuple[OrderLine, ...]
+    total: Decimal
+    version: int
+    placed_at: datetime
+    deadline_at: datetime
+    updated_at: datetime
+    cancel_reason: str | None = None
+
+    # --- commands -----------------------------------------------------------------------
+
+    @staticmethod
+    def place(
+        order_id: str,
+        user_id: str,
+        quantities: Sequence[tuple[str, int]],
+        prices: dict[str, Decimal],
+        now: datetime,
+        deadline_at: datetime,
+    ) -> OrderEvent:
+        unknown = {sku for sku, _ in quantities if sku not in prices}
+        if unknown:
+            raise UnknownProductError(unknown)
+        merged: dict[str, int] = {}
+        for sku, quantity in quantities:
+            if quantity <= 0:
+                raise IllegalTransitionError(f"quantity for {sku} must be positive")
+            merged[sku] = merged.get(sku, 0) + quantity
+        lines = [OrderLine(sku, q, prices[sku]) for sku, q in sorted(merged.items())]
+        total = sum((line.unit_price * line.quantity for line in lines), Decimal("0"))
+        return OrderEvent(
+            "OrderPlaced",
+            {
+                "order_id": order_id,
+                "user_id": user_id,
+                "items": [line.as_dict() for line in lines],
+                "total": format_money(total),
+                "placed_at": now.isoformat(),
+                "deadline_at": deadline_at.isoformat(),
+            },
+            now,
+        )
+
+    def confirm(self, now: datetime) -> OrderEvent:
+        self._require_pending("confirm")
+        return OrderEvent("OrderConfirmed", self._facts(), now)
+
+    def cancel(self, reason: str, now: datetime) -> OrderEvent:
+        self._require_pending("cancel")
+        return OrderEvent("OrderCancelled", {**self._facts(), "reason": reason}, now)
+
+    def _require_pending(self, action: str) -> None:
+        if self.status is not OrderStatus.PENDING:
+            raise IllegalTransitionError(f"cannot {action} an order that is {self.status}")
+
+    def _facts(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "user_id": self.user_id,
+            "total": format_money(self.total),
+            "items": [line.as_dict() for line in self.items],
+        }
+
+    # --- evolution ----------------------------------------------------------------------
+
+    def apply(self, event: OrderEvent) -> Order:
+        if event.name == "OrderConfirmed":
+            status, reason = OrderStatus.CONFIRMED, None
+        elif event.name == "OrderCancelled":
+            status, reason = OrderStatus.CANCELLED, str(event.data.get("reason", ""))
+        else:
+            raise IllegalTransitionError(f"{event.name} cannot follow an existing order")
+        return replace(
+            self, status=status, cancel_reason=reason, version=self.version + 1,
+            updated_at=event.occurred_at,
+        )
+
+    @staticmethod
+    def start(event: OrderEvent) -> Order:
+        if event.name != "OrderPlaced":
+            raise IllegalTransitionError(f"an order stream must start with OrderPlaced, not {event.name}")
+        d = event.data
+        return Order(
+            order_id=d["order_id"],
+            user_id=d["user_id"],
+            status=OrderStatus.PENDING,
+            items=tuple(OrderLine.from_dict(item) for item in d["items"]),
+            total=parse_money(d["total"]),
+            version=1,
+            placed_at=datetime.fromisoformat(d["placed_at"]),
+            deadline_at=datetime.fromisoformat(d["deadline_at"]),
+            updated_at=event.occurred_at,
+        )
+
+    @staticmethod
+    def replay(events: Iterable[OrderEvent], snapshot: Order | None = None) -> Order | None:
+        order = snapshot
+        for event in events:
+            order = Order.start(event) if order is None else order.apply(event)
+        return order
+
+    # --- snapshots ----------------------------------------------------------------------
+
+    def to_snapshot(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "user_id": self.user_id,
+            "status": self.status.value,
+            "items": [line.as_dict() for line in self.items],
+            "total": format_money(self.total),
+            "version": self.version,
+            "placed_at": self.placed_at.isoformat(),
+            "deadline_at": self.deadline_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "cancel_reason": self.cancel_reason,
+        }
+
+    @staticmethod
+    def from_snapshot(data: dict[str, Any]) -> Order:
+        return Order(
+            order_id=data["order_id"],
+            user_id=data["user_id"],
+            status=OrderStatus(data["status"]),
+            items=tuple(OrderLine.from_dict(item) for item in data["items"]),
+            total=parse_money(data["total"]),
+            version=int(data["version"]),
+            placed_at=datetime.fromisoformat(data["placed_at"]),
+            deadline_at=datetime.fromisoformat(data["deadline_at"]),
+            updated_at=datetime.fromisoformat(data["updated_at"]),
+            cancel_reason=data.get("cancel_reason"),
+        )

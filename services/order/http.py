@@ -1,0 +1,201 @@
+"""The order service's HTTP API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import get, post, put
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from order.adapters import OrderStore
+from order.application import (
+    IdempotencyKeyReusedError,
+    PlaceOrder,
+    place_order,
+)
+from order.domain import Order, UnknownProductError
+from polysaga.api_types import UUID_PATTERN, Identifier, PageLimit, Quantity, Sku, StrictStruct
+from polysaga.money import MoneyText, format_money, parse_money
+from polysaga.problems import Problem
+from polysaga.runtime import ServiceRuntime
+
+
+class OrderItemIn(StrictStruct):
+    sku: Sku
+    quantity: Quantity
+
+
+class PlaceOrderIn(StrictStruct):
+    user_id: Identifier
+    items: Annotated[list[OrderItemIn], msgspec.Meta(min_length=1, max_length=100)]
+
+
+class PlacedOut(msgspec.Struct):
+    order_id: str
+    version: int
+
+
+class OrderItemOut(msgspec.Struct):
+    sku: str
+    quantity: int
+    unit_price: str
+
+
+class OrderOut(msgspec.Struct):
+    order_id: str
+    user_id: str
+    status: str
+    items: list[OrderItemOut]
+    total: str
+    version: int
+    cancel_reason: str | None
+    placed_at: datetime
+    updated_at: datetime
+
+
+class OrderListItem(msgspec.Struct):
+    order_id: str
+    user_id: str
+    status: str
+    version: int
+    updated_at: datetime
+
+
+class OrderPage(msgspec.Struct):
+    orders: list[OrderListItem]
+    next_after: str | None
+
+
+class PriceIn(StrictStruct):
+    price: MoneyText
+
+
+class PriceOut(msgspec.Struct):
+    sku: str
+    price: str
+
+
+def _store(runtime: ServiceRuntime, conn: Any) -> OrderStore:
+    return OrderStore(conn, runtime.settings.snapshot_every)
+
+
+def _order_out(order: Order) -> OrderOut:
+    return OrderOut(
+        order_id=order.order_id,
+        user_id=order.user_id,
+        status=order.status.value,
+        items=[OrderItemOut(i.sku, i.quantity, format_money(i.unit_price)) for i in order.items],
+        total=format_money(order.total),
+        version=order.version,
+        cancel_reason=order.cancel_reason,
+        placed_at=order.placed_at,
+        updated_at=order.updated_at,
+    )
+
+
+@post("/orders", status_code=HTTP_202_ACCEPTED, summary="Place an order (starts a saga)")
+async def place(
+    data: PlaceOrderIn,
+    runtime: ServiceRuntime,
+    idempotency_key: Annotated[
+        str | None, Parameter(header="Idempotency-Key", min_length=1, max_length=200)
+    ] = None,
+) -> PlacedOut:
+    command = PlaceOrder(
+        user_id=data.user_id,
+        items=tuple((item.sku, item.quantity) for item in data.items),
+        idempotency_key=idempotency_key,
+    )
+    try:
+        async with runtime.transaction() as conn:
+            placed = await place_order(
+                _store(runtime, conn),
+                command,
+                now=datetime.now(UTC),
+                deadline_s=runtime.settings.order_deadline_s,
+            )
+    except UnknownProductError as exc:
+        raise Problem(422, "Unknown product", str(exc), slug="unknown-product") from exc
+    except IdempotencyKeyReusedError as exc:
+        raise Problem(
+            422,
+            "Idempotency key reused",
+            "this Idempotency-Key was used with a different request",
+            slug="idempotency-key-reused",
+        ) from exc
+    return PlacedOut(placed.order_id, placed.version)
+
+
+@get("/orders/{order_id:uuid}", summary="An order's state, now or as of a past time")
+async def get_order(
+    order_id: Any, runtime: ServiceRuntime, as_of: datetime | None = None
+) -> OrderOut:
+    if as_of is not None and as_of.tzinfo is None:
+        raise Problem(400, "Bad as_of", "as_of must be an RFC 3339 time with an offset")
+    async with runtime.engine.connect() as conn:
+        order = await _store(runtime, conn).load(str(order_id), as_of=as_of)
+    if order is None:
+        raise Problem(404, "Order not found", f"no order {order_id}" + (
+            f" as of {as_of.isoformat()}" if as_of else ""))
+    return _order_out(order)
+
+
+@get("/orders/{order_id:uuid}/events", summary="An order's event stream")
+async def get_order_events(order_id: Any, runtime: ServiceRuntime) -> list[dict[str, Any]]:
+    async with runtime.engine.connect() as conn:
+        events = await _store(runtime, conn).events(str(order_id))
+    if not events:
+        raise Problem(404, "Order not found", f"no order {order_id}")
+    return events
+
+
+@get("/orders", summary="Orders by id, paged")
+async def list_orders(
+    runtime: ServiceRuntime,
+    status: Annotated[str | None, Parameter(pattern="^(PENDING|CONFIRMED|CANCELLED)$")] = None,
+    after: Annotated[str | None, Parameter(pattern=UUID_PATTERN)] = None,
+    limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+) -> OrderPage:
+    async with runtime.engine.connect() as conn:
+        rows = await _store(runtime, conn).list_orders(status, after, limit)
+    items = [OrderListItem(r.order_id, r.user_id, r.status, r.version, r.updated_at) for r in rows]
+    return OrderPage(items, items[-1].order_id if len(items) == limit else None)
+
+
+@get("/stats", summary="How many orders are in each status")
+async def order_stats(runtime: ServiceRuntime) -> dict[str, int]:
+    async with runtime.engine.connect() as conn:
+        counts = await _store(runtime, conn).count_by_status()
+    return {status: counts.get(status, 0) for status in ("PENDING", "CONFIRMED", "CANCELLED")}
+
+
+@put("/prices/{sku:str}", summary="Set a product's price in the local replica")
+async def set_price(sku: str, data: PriceIn, runtime: ServiceRuntime) -> PriceOut:
+    _check_sku(sku)
+    price = parse_money(data.price)
+    async with runtime.transaction() as conn:
+        await _store(runtime, conn).set_price(sku, price)
+    return PriceOut(sku, format_money(price))
+
+
+@get("/prices/{sku:str}", summary="A product's price in the local replica")
+async def get_price(sku: str, runtime: ServiceRuntime) -> PriceOut:
+    _check_sku(sku)
+    async with runtime.engine.connect() as conn:
+        prices = await _store(runtime, conn).prices([sku])
+    if sku not in prices:
+        raise Problem(404, "Unknown product", f"no price for {sku}", slug="unknown-product")
+    return PriceOut(sku, format_money(prices[sku]))
+
+
+def _check_sku(sku: str) -> None:
+    try:
+        msgspec.convert(sku, Sku)
+    except msgspec.ValidationError as exc:
+        raise Problem(400, "Bad SKU", str(exc)) from exc
+
+
+ROUTES = [place, get_order, get_order_events, list_orders, order_stats, set_price, get_price]

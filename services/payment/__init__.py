@@ -1,0 +1,1 @@
+"""The payment service: account balances; charges for reserved orders, refunds cancelled ones."""

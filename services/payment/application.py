@@ -1,0 +1,73 @@
+"""Payment's saga reactions; the handler map at the bottom says who reacts to what."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from payment.adapters import PaymentStore
+from payment.domain import PaymentStatus, may_charge, must_refund
+from polysaga import metrics
+from polysaga.events.envelope import Envelope, new_event
+from polysaga.money import format_money, parse_money
+
+
+async def on_stock_reserved(event: Envelope, store: PaymentStore) -> list[Envelope]:
+    order_id, user_id = event.data["order_id"], event.data["user_id"]
+    amount = parse_money(event.data["total"])
+    await store.lock_order(order_id)
+    existing = await store.payment(order_id)
+    if not may_charge(existing.status if existing else None):
+        return []  # already charged or failed, or the order was cancelled first
+    if await store.debit(user_id, amount):
+        await store.record(order_id, user_id, amount, PaymentStatus.CHARGED)
+        return [
+            new_event(
+                "PaymentProcessed",
+                order_id,
+                {"order_id": order_id, "user_id": user_id, "amount": format_money(amount)},
+                trace_headers=event.trace_headers,
+            )
+        ]
+    reason = "insufficient_funds" if await store.has_account(user_id) else "no_account"
+    await store.record(order_id, user_id, amount, PaymentStatus.FAILED, reason)
+    return [
+        new_event(
+            "PaymentFailed",
+            order_id,
+            {"order_id": order_id, "user_id": user_id, "reason": reason},
+            trace_headers=event.trace_headers,
+        )
+    ]
+
+
+async def on_order_cancelled(event: Envelope, store: PaymentStore) -> list[Envelope]:
+    order_id, user_id = event.data["order_id"], event.data["user_id"]
+    await store.lock_order(order_id)
+    existing = await store.payment(order_id)
+    if existing is None:
+        # The cancel came first: a tombstone so a late StockReserved charges nothing.
+        await store.record(order_id, user_id, parse_money("0"), PaymentStatus.CANCELLED,
+                           "cancelled_before_charge")
+        return []
+    if not must_refund(existing.status):
+        return []
+    await store.credit(existing.user_id, existing.amount)
+    await store.record(order_id, existing.user_id, existing.amount, PaymentStatus.REFUNDED)
+    metrics.COMPENSATIONS.labels(action="refund").inc()
+    return [
+        new_event(
+            "PaymentRefunded",
+            order_id,
+            {"order_id": order_id, "user_id": existing.user_id,
+             "amount": format_money(existing.amount)},
+            trace_headers=event.trace_headers,
+        )
+    ]
+
+
+Reaction = Callable[[Envelope, PaymentStore], Awaitable[list[Envelope]]]
+
+EVENT_HANDLERS: dict[str, Reaction] = {
+    "StockReserved": on_stock_reserved,
+    "OrderCancelled": on_order_cancelled,
+}

@@ -1,0 +1,22 @@
+"""Wires the payment service."""
+
+from __future__ import annotations
+
+from payment import application
+from payment.adapters import MIGRATIONS, PaymentStore
+from payment.http import ROUTES
+from polysaga.messaging.consumer import emitting
+from polysaga.runtime import ServiceDefinition
+from polysaga.settings import ServiceSettings
+
+
+def build(settings: ServiceSettings) -> ServiceDefinition:
+    return ServiceDefinition(
+        name="payment",
+        migrations=MIGRATIONS,
+        event_handlers={
+            name: emitting(reaction, PaymentStore)
+            for name, reaction in application.EVENT_HANDLERS.items()
+        },
+        route_handlers=ROUTES,
+    )

@@ -1,0 +1,70 @@
+"""The Litestar app factory every service uses: lifespan that owns the runtime, health and
+readiness probes, Prometheus metrics, OpenAPI, problem details, a request body limit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Response, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from polysaga import __version__
+from polysaga.problems import EXCEPTION_HANDLERS
+from polysaga.runtime import ServiceDefinition, ServiceRuntime
+from polysaga.settings import ServiceSettings
+
+
+def provide_runtime(state: State) -> ServiceRuntime:
+    runtime: ServiceRuntime = state.runtime
+    return runtime
+
+
+@get("/healthz", include_in_schema=False, sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", include_in_schema=False)
+async def readyz(runtime: ServiceRuntime) -> Response[dict[str, Any]]:
+    checks = await runtime.readiness()
+    ready = all(checks.values())
+    return Response({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+@get("/metrics", include_in_schema=False, sync_to_thread=False)
+def metrics() -> Response[bytes]:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(definition: ServiceDefinition, settings: ServiceSettings | None = None) -> Litestar:
+    settings = settings or ServiceSettings(service_name=definition.name)
+    runtime = ServiceRuntime(definition, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.runtime = runtime
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    return Litestar(
+        route_handlers=[healthz, readyz, metrics, *definition.route_handlers],
+        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        request_max_body_size=settings.max_request_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title=f"polysaga {definition.name}",
+            version=__version__,
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+    )

@@ -1,0 +1,1 @@
+"""The ``polysaga`` command: run the stack locally, drive the demo, check invariants."""

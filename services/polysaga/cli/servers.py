@@ -1,0 +1,171 @@
+"""Local servers for ``polysaga up`` and the tests: nats-server with JetStream file storage
+and PostgreSQL initialised into a data directory, each on a free loopback port.
+
+Binaries come from the virtual environment's bin directory (the bootstrap links them
+there), then from PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+class ServerError(RuntimeError):
+    """A server could not be found, initialised or started."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_binary(name: str) -> str:
+    venv_bin = Path(sys.executable).parent
+    candidate = venv_bin / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise ServerError(f"{name} not found in {venv_bin} or PATH; run scripts/bootstrap.sh")
+    return found
+
+
+def wait_for_port(port: int, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise ServerError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s:.0f} s")
+
+
+# --- NATS ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NatsServer:
+    port: int
+    monitor_port: int
+    store_dir: Path
+    config_file: Path
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def argv(self) -> list[str]:
+        return [find_binary("nats-server"), "-c", str(self.config_file)]
+
+
+def prepare_nats(data_dir: Path, *, sync_always: bool = False) -> NatsServer:
+    store = data_dir / "jetstream"
+    store.mkdir(parents=True, exist_ok=True)
+    port, monitor = free_port(), free_port()
+    config = data_dir / "nats.conf"
+    sync = "\n  sync_interval: always" if sync_always else ""
+    config.write_text(
+        f"listen: 127.0.0.1:{port}\n"
+        f"http: 127.0.0.1:{monitor}\n"
+        f"jetstream {{\n  store_dir: \"{store}\"{sync}\n}}\n"
+    )
+    return NatsServer(port, monitor, store, config)
+
+
+def wait_nats_ready(server: NatsServer, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    url = f"http://127.0.0.1:{server.monitor_port}/healthz?js-enabled-only=true"
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise ServerError(f"nats-server on port {server.port} not ready within {timeout_s:.0f} s")
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    port: int
+    data_dir: Path
+    user: str = "postgres"
+    fsync: bool = True
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def argv(self) -> list[str]:
+        return [
+            find_binary("postgres"),
+            "-D", str(self.data_dir),
+            "-p", str(self.port),
+            "-c", "listen_addresses=127.0.0.1",
+            "-c", "unix_socket_directories=",
+            "-c", "max_connections=300",
+            "-c", f"fsync={'on' if self.fsync else 'off'}",
+            "-c", "shared_buffers=128MB",
+        ]
+
+
+def _run_as() -> str | None:
+    """initdb and postgres refuse to run as root: run them as the 'postgres' user then."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise ServerError("running as root but no 'postgres' user exists to run PostgreSQL") from exc
+    return "postgres"
+
+
+def postgres_user() -> str | None:
+    return _run_as()
+
+
+def prepare_postgres(data_root: Path, *, fsync: bool = True) -> PostgresServer:
+    """initdb into data_root/postgres unless it is already initialised."""
+    data_dir = data_root / "postgres"
+    run_as = _run_as()
+    if not (data_dir / "PG_VERSION").exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if run_as is not None:
+            _make_reachable(data_dir, run_as)
+        result = subprocess.run(
+            [find_binary("initdb"), "-D", str(data_dir), "--username=postgres",
+             "--auth=trust", "--encoding=UTF8", "--no-instructions"],
+            user=run_as, capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise ServerError(f"initdb failed: {result.stderr.strip()}")
+    return PostgresServer(free_port(), data_dir, fsync=fsync)
+
+
+def _make_reachable(data_dir: Path, owner: str) -> None:
+    entry = pwd.getpwnam(owner)
+    os.chown(data_dir, entry.pw_uid, entry.pw_gid)
+    os.chmod(data_dir, 0o700)
+    for parent in data_dir.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            if parent.stat().st_uid == os.geteuid():
+                os.chmod(parent, mode | 0o011)
+            else:
+                raise ServerError(f"{parent} is not traversable by {owner}; choose another data dir")
+        if parent == Path("/"):
+            break

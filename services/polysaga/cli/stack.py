@@ -1,0 +1,246 @@
+"""The whole system on one machine: NATS, PostgreSQL and every service as supervised
+processes on free loopback ports, described by a JSON state file that stays current."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+
+from polysaga.cli.servers import (
+    PostgresServer,
+    ServerError,
+    free_port,
+    postgres_user,
+    prepare_nats,
+    prepare_postgres,
+    wait_nats_ready,
+)
+from polysaga.cli.supervisor import ProcessSpec, SupervisedProcess
+
+APP_SERVICES = ("order", "inventory", "payment")
+DEFAULT_STATE_FILE = Path(".polysaga/stack.json")
+
+
+def database_name(service: str) -> str:
+    return f"polysaga_{service}"
+
+
+class LocalStack:
+    def __init__(
+        self,
+        data_dir: Path,
+        state_file: Path,
+        *,
+        services: tuple[str, ...] = APP_SERVICES,
+        postgres_url: str | None = None,
+        nats_url: str | None = None,
+        fsync: bool = True,
+        nats_sync_always: bool = False,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.state_file = state_file
+        self.services = services
+        self._external_postgres = postgres_url
+        self._external_nats = nats_url
+        self._fsync = fsync
+        self._nats_sync_always = nats_sync_always
+        self._procs: dict[str, SupervisedProcess] = {}
+        self._service_ports: dict[str, int] = {}
+        self._nats_url = nats_url or ""
+        self._postgres: PostgresServer | None = None
+        self._started_at = datetime.now(UTC).isoformat()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self, ready_timeout_s: float = 90) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "logs").mkdir(exist_ok=True)
+        try:
+            await self._start_nats()
+            await self._start_postgres()
+            await self._create_databases()
+            for service in self.services:
+                await self._start_service(service)
+            await self._wait_services_ready(ready_timeout_s)
+        except BaseException:
+            await self.stop()
+            raise
+        self._write_state()
+
+    async def stop(self) -> None:
+        for name in [*reversed(self.services), "postgres", "nats"]:
+            proc = self._procs.get(name)
+            if proc is not None:
+                await proc.stop()
+        self._write_state()
+
+    def process(self, name: str) -> SupervisedProcess:
+        return self._procs[name]
+
+    # --- servers ------------------------------------------------------------------------
+
+    async def _start_nats(self) -> None:
+        if self._external_nats:
+            return
+        server = prepare_nats(self.data_dir / "nats", sync_always=self._nats_sync_always)
+        self._nats_url = server.url
+        await self._supervise(ProcessSpec("nats", server.argv(), log_file=self._log("nats")))
+        await asyncio.to_thread(wait_nats_ready, server)
+
+    async def _start_postgres(self) -> None:
+        if self._external_postgres:
+            return
+        server = await asyncio.to_thread(prepare_postgres, self.data_dir, fsync=self._fsync)
+        self._postgres = server
+        log_file = self._log("postgres")
+        user = postgres_user()
+        if user is not None:
+            log_file.touch()
+            os.chown(log_file, *_uid_gid(user))
+        await self._supervise(
+            ProcessSpec("postgres", server.argv(), log_file=log_file, user=user,
+                        stop_signal=signal.SIGINT)  # fast shutdown
+        )
+        await _wait_postgres(self._admin_dsn(), timeout_s=30)
+
+    def _admin_dsn(self) -> str:
+        if self._external_postgres:
+            return _with_database(self._external_postgres, None)
+        assert self._postgres is not None
+        return f"postgresql://postgres@127.0.0.1:{self._postgres.port}/postgres"
+
+    def database_url(self, service: str) -> str:
+        dsn = _with_database(self._admin_dsn(), database_name(service))
+        return dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+    async def _create_databases(self) -> None:
+        conn = await asyncpg.connect(self._admin_dsn())
+        try:
+            for service in self.services:
+                name = database_name(service)
+                exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+                if not exists:
+                    await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    # --- services -----------------------------------------------------------------------
+
+    async def _start_service(self, service: str) -> None:
+        port = self._service_ports.setdefault(service, free_port())
+        env = {
+            "POLYSAGA_SERVICE_NAME": service,
+            "POLYSAGA_HTTP_HOST": "127.0.0.1",
+            "POLYSAGA_HTTP_PORT": str(port),
+            "POLYSAGA_DATABASE_URL": self.database_url(service),
+            "POLYSAGA_NATS_URL": self._nats_url,
+        }
+        await self._supervise(
+            ProcessSpec(service, [sys.executable, "-m", service], env=env, log_file=self._log(service))
+        )
+
+    def service_url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self._service_ports[service]}"
+
+    async def _wait_services_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        pending = set(self.services)
+        async with httpx.AsyncClient(timeout=2) as client:
+            while pending:
+                for service in list(pending):
+                    try:
+                        response = await client.get(f"{self.service_url(service)}/readyz")
+                        if response.status_code == 200:
+                            pending.discard(service)
+                    except httpx.HTTPError:
+                        pass
+                if pending and time.monotonic() > deadline:
+                    raise ServerError(
+                        f"services not ready within {timeout_s:.0f} s: {sorted(pending)};"
+                        f" see {self.data_dir / 'logs'}"
+                    )
+                if pending:
+                    await asyncio.sleep(0.2)
+
+    async def _supervise(self, spec: ProcessSpec) -> None:
+        proc = SupervisedProcess(spec, on_change=self._write_state)
+        self._procs[spec.name] = proc
+        await proc.start()
+
+    def _log(self, name: str) -> Path:
+        return self.data_dir / "logs" / f"{name}.log"
+
+    # --- state file ---------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        postgres: dict[str, Any] = {
+            "databases": {s: self.database_url(s) for s in self.services}
+            if (self._postgres or self._external_postgres) else {},
+        }
+        if self._postgres is not None:
+            postgres.update({"host": "127.0.0.1", "port": self._postgres.port,
+                             "user": "postgres", "data_dir": str(self._postgres.data_dir)})
+        return {
+            "started_at": self._started_at,
+            "data_dir": str(self.data_dir),
+            "services": {s: self.service_url(s) for s in self.services if s in self._service_ports},
+            "processes": {name: proc.pid for name, proc in self._procs.items()},
+            "restarts": {name: proc.restarts for name, proc in self._procs.items()},
+            "nats": self._nats_url,
+            "postgres": postgres,
+        }
+
+    def _write_state(self) -> None:
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state(), indent=2))
+        os.chmod(tmp, 0o600)
+        tmp.replace(self.state_file)
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ServerError(f"no state file at {path}; is `polysaga up` running?") from exc
+    except json.JSONDecodeError as exc:
+        raise ServerError(f"{path} is not a polysaga state file: {exc}") from exc
+    if "services" not in data or "nats" not in data:
+        raise ServerError(f"{path} is not a polysaga state file")
+    return data
+
+
+def _with_database(dsn: str, database: str | None) -> str:
+    parts = urlsplit(dsn.replace("postgresql+asyncpg://", "postgresql://", 1))
+    return urlunsplit(parts._replace(path=f"/{database or 'postgres'}"))
+
+
+def _uid_gid(user: str) -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid
+
+
+async def _wait_postgres(dsn: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=2)
+            await conn.close()
+            return
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            if time.monotonic() > deadline:
+                raise ServerError(f"PostgreSQL not ready within {timeout_s:.0f} s: {exc}") from exc
+            await asyncio.sleep(0.1)

@@ -1,0 +1,98 @@
+"""Connecting to NATS and setting up streams and durable consumers from the declaration."""
+
+from __future__ import annotations
+
+import logging
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError
+
+from polysaga.events import declaration
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_WINDOW_S = 120.0
+# Streams keep history so read models can be rebuilt; bounded by age, not forever.
+STREAM_MAX_AGE_S = 7 * 24 * 3600.0
+
+
+async def connect(
+    url: str, *, name: str, user: str | None = None, password: str | None = None
+) -> Client:
+    """A connection that keeps reconnecting for as long as the process lives."""
+    return await nats.connect(
+        url,
+        name=name,
+        user=user,
+        password=password,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        allow_reconnect=True,
+    )
+
+
+def stream_configs() -> list[StreamConfig]:
+    configs = [
+        StreamConfig(
+            name=context.stream,
+            subjects=[context.subjects],
+            storage=StorageType.FILE,
+            retention=RetentionPolicy.LIMITS,
+            duplicate_window=DUPLICATE_WINDOW_S,
+            max_age=STREAM_MAX_AGE_S,
+        )
+        for context in declaration.CONTEXTS
+    ]
+    configs.append(
+        StreamConfig(
+            name=declaration.DEAD_LETTER_STREAM,
+            subjects=[f"{declaration.DEAD_LETTER_PREFIX}.>"],
+            storage=StorageType.FILE,
+            retention=RetentionPolicy.LIMITS,
+            duplicate_window=DUPLICATE_WINDOW_S,
+        )
+    )
+    return configs
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    """Create every declared stream, or bring an existing one to the declared config."""
+    for config in stream_configs():
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            await js.update_stream(config)
+
+
+def consumer_config(
+    service: str, events: tuple[declaration.EventSpec, ...], *, ack_wait_s: float
+) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=service,
+        name=service,
+        filter_subjects=sorted(e.subject for e in events),
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait_s,
+        # Unbounded on the server: the consumer loop dead-letters after its own limit, which
+        # also catches a message that crashes the process on every delivery.
+        max_deliver=-1,
+        max_ack_pending=10_000,
+    )
+
+
+async def ensure_consumers(js: JetStreamContext, service: str, *, ack_wait_s: float) -> None:
+    for context, events in declaration.consumed_by(service).items():
+        await js.add_consumer(
+            context.stream, consumer_config(service, events, ack_wait_s=ack_wait_s)
+        )

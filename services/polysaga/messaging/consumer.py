@@ -1,0 +1,206 @@
+"""The pull-consumer loop every service runs, one per stream it consumes.
+
+Per message: decode and upcast (a malformed or unsupported message is dead-lettered at
+once), then run the handler in one database transaction together with the inbox record,
+then ack. A failing handler is nak'ed with exponential backoff; after ``max_deliveries``
+tries the message goes to the dead-letter subject and is terminated, so it never blocks the
+stream. Messages of one aggregate are handled in order; different aggregates concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from polysaga import metrics
+from polysaga.events import declaration
+from polysaga.events.envelope import (
+    NATS_MSG_ID,
+    Envelope,
+    MalformedEventError,
+    decode,
+    known_event_name,
+)
+from polysaga.events.upcasting import UnsupportedVersionError, upcast
+from polysaga.persistence import inbox, outbox
+from polysaga.persistence.database import is_retryable
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[Envelope, AsyncConnection], Awaitable[None]]
+
+_IN_TRANSACTION_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class ConsumerPolicy:
+    max_deliveries: int = 5
+    backoff_s: float = 0.5
+    backoff_max_s: float = 30.0
+    ack_wait_s: float = 30.0
+    fetch_batch: int = 64
+    fetch_timeout_s: float = 1.0
+
+    def backoff(self, deliveries: int) -> float:
+        return float(min(self.backoff_max_s, self.backoff_s * 2 ** max(0, deliveries - 1)))
+
+
+class EventConsumer:
+    """A durable pull consumer of one stream, dispatching to the service's handler map."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        context: declaration.Context,
+        handlers: Mapping[str, EventHandler],
+        engine: AsyncEngine,
+        js: JetStreamContext,
+        policy: ConsumerPolicy,
+    ) -> None:
+        self.service = service
+        self.context = context
+        self._handlers = handlers
+        self._engine = engine
+        self._js = js
+        self._policy = policy
+
+    async def run(self, stop: asyncio.Event) -> None:
+        sub = await self._js.pull_subscribe_bind(durable=self.service, stream=self.context.stream)
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await sub.fetch(
+                        self._policy.fetch_batch, timeout=self._policy.fetch_timeout_s
+                    )
+                except (NatsTimeoutError, TimeoutError):
+                    continue  # an empty batch is reported as a timeout by nats-py
+                except Exception:
+                    if stop.is_set():
+                        break
+                    log.exception("fetch from %s failed; retrying", self.context.stream)
+                    await asyncio.sleep(0.5)
+                    continue
+                await self.process_batch(msgs)
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # the connection may already be draining
+                log.debug("unsubscribe failed", exc_info=True)
+
+    async def process_batch(self, msgs: Sequence[Msg]) -> None:
+        by_aggregate: dict[str, list[Msg]] = {}
+        for msg in msgs:
+            key = (msg.headers or {}).get("ce-subject", "")
+            by_aggregate.setdefault(key, []).append(msg)
+        heartbeat = asyncio.create_task(self._keep_alive(msgs))
+        try:
+            await asyncio.gather(*(self._process_in_order(group) for group in by_aggregate.values()))
+        finally:
+            heartbeat.cancel()
+
+    async def _keep_alive(self, msgs: Sequence[Msg]) -> None:
+        """Tell the server we are still working, so a long handler is not redelivered."""
+        while True:
+            await asyncio.sleep(self._policy.ack_wait_s / 3)
+            for msg in msgs:
+                if not msg._ackd:
+                    await msg.in_progress()
+
+    async def _process_in_order(self, msgs: Sequence[Msg]) -> None:
+        for msg in msgs:
+            await self.process(msg)
+
+    async def process(self, msg: Msg) -> None:
+        deliveries = msg.metadata.num_delivered or 1
+        try:
+            event = upcast(decode(msg.headers, msg.data))
+        except MalformedEventError as exc:
+            await self._dead_letter(msg, "malformed", str(exc), deliveries)
+            return
+        except UnsupportedVersionError as exc:
+            await self._dead_letter(msg, "unsupported_version", str(exc), deliveries)
+            return
+        if deliveries > self._policy.max_deliveries:
+            # Only reached when a previous delivery crashed the process mid-handler.
+            await self._dead_letter(msg, "exhausted", "delivery limit reached", deliveries)
+            return
+        handler = self._handlers.get(event.name)
+        if handler is None:
+            await self._dead_letter(msg, "unsupported_version", "no handler", deliveries)
+            return
+        try:
+            handled = await self._handle(event, handler)
+        except Exception as exc:
+            if deliveries >= self._policy.max_deliveries:
+                log.exception("%s gave up on %s %s", self.service, event.name, event.event_id)
+                await self._dead_letter(msg, "exhausted", repr(exc), deliveries)
+            else:
+                log.warning(
+                    "%s failed on %s %s (delivery %d): %r",
+                    self.service, event.name, event.event_id, deliveries, exc,
+                )
+                metrics.EVENTS_CONSUMED.labels(event_type=event.name, outcome="retried").inc()
+                await msg.nak(delay=self._policy.backoff(deliveries))
+            return
+        await msg.ack()
+        outcome = "handled" if handled else "duplicate"
+        metrics.EVENTS_CONSUMED.labels(event_type=event.name, outcome=outcome).inc()
+
+    async def _handle(self, event: Envelope, handler: EventHandler) -> bool:
+        """Run handler and inbox record in one transaction; False if already handled."""
+        for attempt in range(1, _IN_TRANSACTION_RETRIES + 1):
+            try:
+                async with self._engine.begin() as conn:
+                    if not await inbox.record_once(conn, self.service, event.event_id, event.name):
+                        return False
+                    await handler(event, conn)
+                return True
+            except Exception as exc:
+                if attempt == _IN_TRANSACTION_RETRIES or not is_retryable(exc):
+                    raise
+                await asyncio.sleep(0.005 * attempt)
+        raise AssertionError("unreachable")
+
+    async def _dead_letter(self, msg: Msg, reason: str, detail: str, deliveries: int) -> None:
+        headers = dict(msg.headers or {})
+        original_id = headers.get("ce-id") or f"{msg.metadata.stream}-{msg.metadata.sequence.stream}"
+        headers.update(
+            {
+                NATS_MSG_ID: f"{self.service}:{original_id}",
+                "polysaga-dead-letter-reason": reason,
+                "polysaga-dead-letter-detail": detail[:500],
+                "polysaga-deliveries": str(deliveries),
+                "polysaga-original-subject": msg.subject,
+            }
+        )
+        await self._js.publish(
+            declaration.dead_letter_subject(self.service, msg.subject), msg.data, headers=headers
+        )
+        await msg.term()
+        metrics.DEAD_LETTERED.labels(reason=reason).inc()
+        metrics.EVENTS_CONSUMED.labels(
+            event_type=known_event_name(headers.get("ce-type", "")), outcome="dead_lettered"
+        ).inc()
+        log.error("dead-lettered %s from %s: %s (%s)", original_id, msg.subject, reason, detail)
+
+
+def emitting(
+    reaction: Callable[[Envelope, Any], Awaitable[Sequence[Envelope]]],
+    store: Callable[[AsyncConnection], Any],
+) -> EventHandler:
+    """A handler from a reaction that returns the events it causes: they are written to the
+    outbox in the handler's own transaction."""
+
+    async def handle(event: Envelope, conn: AsyncConnection) -> None:
+        await outbox.append(conn, await reaction(event, store(conn)))
+
+    return handle

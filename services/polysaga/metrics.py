@@ -1,0 +1,37 @@
+"""Every Prometheus metric polysaga exports, defined once. Names follow Prometheus
+conventions (base units in names, ``_total`` for counters); label sets are bounded."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_PUBLISHED = Counter(
+    "polysaga_events_published_total", "Events the outbox relay published.", ["event_type"]
+)
+EVENTS_CONSUMED = Counter(
+    "polysaga_events_consumed_total",
+    "Event deliveries a consumer finished, by outcome.",
+    ["event_type", "outcome"],  # handled | duplicate | retried | dead_lettered
+)
+DEAD_LETTERED = Counter(
+    "polysaga_dead_lettered_total",
+    "Messages moved to the dead-letter subject.",
+    ["reason"],  # malformed | unsupported_version | exhausted
+)
+OUTBOX_BACKLOG = Gauge("polysaga_outbox_backlog", "Outbox rows not yet published.")
+OUTBOX_OLDEST_PENDING_AGE = Gauge(
+    "polysaga_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row."
+)
+SAGAS = Counter(
+    "polysaga_sagas_total", "Sagas that ended, by outcome.", ["outcome"]  # confirmed | cancelled
+)
+SAGAS_STARTED = Counter("polysaga_sagas_started_total", "Orders placed (sagas started).")
+SAGA_DURATION = Histogram(
+    "polysaga_saga_duration_seconds",
+    "Time from order placed to confirmed or cancelled.",
+    ["outcome"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+COMPENSATIONS = Counter(
+    "polysaga_compensations_total", "Compensating actions taken.", ["action"]  # release | refund
+)

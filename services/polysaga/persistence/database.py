@@ -1,0 +1,90 @@
+"""Engine creation and the schema-migration runner each service applies at start."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+# Arbitrary constant: migrations of concurrent starters are serialised by this advisory lock.
+_MIGRATION_LOCK_KEY = 0x5A6A_0001
+
+
+class RetryableConflict(Exception):
+    """A transaction lost a race (optimistic concurrency, deadlock, serialization) and may
+    simply be run again from the start."""
+
+
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, RetryableConflict):
+        return True
+    if isinstance(exc, DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(
+            getattr(exc.orig, "__cause__", None), "sqlstate", None
+        )
+        return sqlstate in _RETRYABLE_SQLSTATES
+    return False
+
+
+def is_unique_violation(exc: DBAPIError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(
+        getattr(exc.orig, "__cause__", None), "sqlstate", None
+    )
+    return sqlstate == "23505"
+
+
+def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The SQLAlchemy URL as a plain libpq DSN, for asyncpg connections we hold ourselves."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.begin() as conn:
+        yield conn
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step of one component; statements run in order inside one transaction."""
+
+    component: str
+    version: int
+    statements: tuple[str, ...]
+
+
+async def migrate(engine: AsyncEngine, migrations: Sequence[Migration]) -> list[Migration]:
+    """Apply what is not applied yet; returns what was applied. Safe from several starters."""
+    applied_now: list[Migration] = []
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+        await conn.exec_driver_sql(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " component text NOT NULL, version integer NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now(),"
+            " PRIMARY KEY (component, version))"
+        )
+        rows = await conn.execute(text("SELECT component, version FROM schema_migrations"))
+        done = {(r.component, r.version) for r in rows}
+        for migration in migrations:
+            if (migration.component, migration.version) in done:
+                continue
+            for statement in migration.statements:
+                await conn.exec_driver_sql(statement)
+            await conn.execute(
+                text("INSERT INTO schema_migrations (component, version) VALUES (:c, :v)"),
+                {"c": migration.component, "v": migration.version},
+            )
+            applied_now.append(migration)
+    return applied_now

@@ -1,0 +1,75 @@
+"""RFC 9457 problem details for every error a service returns: a client mistake is a 4xx
+with a title and detail; anything unexpected is a 500 that leaks no internals."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(HTTPException):
+    """Raise from a route for a 4xx with a stable problem ``type`` slug."""
+
+    def __init__(self, status_code: int, title: str, detail: str = "", *, slug: str = "") -> None:
+        super().__init__(detail=detail or title, status_code=status_code)
+        self.title = title
+        self.slug = slug
+
+
+def _response(request: Request[Any, Any, Any], body: dict[str, Any], status: int,
+              headers: dict[str, str] | None = None) -> Response[dict[str, Any]]:
+    body.setdefault("instance", request.url.path)
+    return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def http_exception_handler(
+    request: Request[Any, Any, Any], exc: HTTPException
+) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    title = getattr(exc, "title", None) or _default_title(status)
+    slug = getattr(exc, "slug", "") or title.lower().replace(" ", "-")
+    body: dict[str, Any] = {
+        "type": f"https://polysaga.io/problems/{slug}",
+        "title": title,
+        "status": status,
+        "detail": exc.detail,
+    }
+    if isinstance(exc, ValidationException) and exc.extra:
+        body["errors"] = exc.extra
+    return _response(request, body, status, headers=dict(exc.headers or {}))
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = {
+        "type": "https://polysaga.io/problems/internal-error",
+        "title": "Internal Server Error",
+        "status": HTTP_500_INTERNAL_SERVER_ERROR,
+        "detail": "An unexpected error occurred; nothing was changed.",
+    }
+    return _response(request, body, HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def _default_title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+EXCEPTION_HANDLERS = {
+    HTTPException: http_exception_handler,
+    Exception: internal_error_handler,
+}
+
+__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "MediaType", "Problem"]

@@ -1,0 +1,31 @@
+"""Run one service as a process: ``python -m order`` ends up here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import uvicorn
+
+from polysaga.app import create_app
+from polysaga.runtime import ServiceDefinition
+from polysaga.settings import ServiceSettings
+
+DefinitionBuilder = Callable[[ServiceSettings], ServiceDefinition]
+
+
+def serve(name: str, build: DefinitionBuilder) -> None:
+    settings = ServiceSettings(service_name=name)
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        create_app(build(settings), settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        loop="uvloop",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )

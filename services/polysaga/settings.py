@@ -1,0 +1,46 @@
+"""Service settings from the environment (prefix ``POLYSAGA_``), one class for every service."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """What a service process needs to run; each value has a safe local default."""
+
+    model_config = SettingsConfigDict(env_prefix="POLYSAGA_", extra="ignore")
+
+    service_name: str = "unnamed"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    db_pool_size: int = 10
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_user: str | None = None
+    nats_password: str | None = None
+
+    # Consumers: a message is tried max_deliveries times, with exponential backoff between
+    # tries, then it goes to the dead-letter subject.
+    max_deliveries: int = Field(default=5, ge=1)
+    redelivery_backoff_s: float = Field(default=0.5, gt=0)
+    redelivery_backoff_max_s: float = Field(default=30.0, gt=0)
+    ack_wait_s: float = Field(default=30.0, gt=0)
+    fetch_batch: int = Field(default=64, ge=1)
+
+    # Outbox relay: woken by LISTEN/NOTIFY, polls anyway in case a notification is missed.
+    relay_poll_interval_s: float = Field(default=1.0, gt=0)
+    relay_batch: int = Field(default=256, ge=1)
+
+    # Pruning. Retention must outlast any redelivery window (JetStream dedup window is 2 min;
+    # a redelivered message arrives within max_deliveries * backoff_max).
+    outbox_retention_s: float = Field(default=3600.0, gt=0)
+    inbox_retention_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    prune_interval_s: float = Field(default=60.0, gt=0)
+
+    max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # Order service only; harmless elsewhere.
+    order_deadline_s: float = Field(default=30.0, gt=0)
+    deadline_sweep_interval_s: float = Field(default=1.0, gt=0)
+    snapshot_every: int = Field(default=10, ge=1)
