@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import sys
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from rich.console import Console
 
 from polysaga.cli.servers import ServerError
 from polysaga.cli.stack import DEFAULT_STATE_FILE, LocalStack
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+)
 err = Console(stderr=True)
 
 
@@ -81,3 +85,109 @@ def catalogue() -> None:
     from polysaga.events.declaration import catalogue_markdown
 
     print(catalogue_markdown())
+
+
+def _print_report(result: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="polysaga report")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if key in ("invariants", "violations"):
+            continue
+        table.add_row(key, str(value))
+    invariants = result.get("invariants", {})
+    assert isinstance(invariants, dict)
+    for name, ok in invariants.items():
+        table.add_row(name, "[green]holds[/]" if ok else "[red]VIOLATED[/]")
+    Console().print(table)
+    for violation in result.get("violations") or []:  # type: ignore[attr-defined]
+        err.print(f"[red]violation:[/] {violation}")
+
+
+@app.command()
+def demo(
+    orders: Annotated[int, typer.Option("--orders", min=1, max=100_000, help="Orders to place.")] = 100,
+    concurrency: Annotated[int, typer.Option(min=1, max=512, help="Orders in flight at once.")] = 16,
+    payment_failure_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of orders from accounts that cannot pay.")
+    ] = 0.0,
+    scarce_stock: Annotated[
+        bool, typer.Option("--scarce-stock", help="Stock fewer units than are ordered.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Random seed for the order mix.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    attach: Annotated[
+        Path | None, typer.Option(help="Use the stack this state file describes.")
+    ] = None,
+) -> None:
+    """Place N orders, wait for every saga to end, check the invariants. Exit 0 only if all hold."""
+    from polysaga.cli.demo import DemoPlan, run_demo
+
+    plan = DemoPlan(orders, concurrency, payment_failure_rate, scarce_stock, seed)
+    try:
+        result = asyncio.run(_with_stack(attach, lambda state: run_demo(state, plan)))
+    except (ServerError, OSError, httpx.HTTPError) as exc:
+        raise _fail(str(exc)) from exc
+    body = result.as_json()
+    _print_report(body, as_json)
+    if not result.report.ok:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def check(
+    attach: Annotated[Path, typer.Option(help="The running stack's state file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check the invariants of a running stack over all its orders."""
+    from polysaga.cli import invariants
+    from polysaga.cli.stack import load_state
+
+    async def run() -> dict[str, object]:
+        state = load_state(attach)
+        async with httpx.AsyncClient(timeout=10) as client:
+            report = await invariants.check(client, state["services"])
+        return {
+            "orders": report.orders,
+            "confirmed": report.confirmed,
+            "cancelled": report.cancelled,
+            "unfinished": report.unfinished,
+            "compensations": report.compensations,
+            "dead_lettered": await invariants.dead_lettered(state["nats"]),
+            "invariants": report.invariants,
+            "violations": report.violations[:20],
+        }
+
+    try:
+        body = asyncio.run(run())
+    except (ServerError, OSError, httpx.HTTPError) as exc:
+        raise _fail(str(exc)) from exc
+    _print_report(body, as_json)
+    invariants_ok = body["invariants"]
+    assert isinstance(invariants_ok, dict)
+    if not all(invariants_ok.values()):
+        raise typer.Exit(code=1)
+
+
+async def _with_stack(attach: Path | None, work):  # type: ignore[no-untyped-def]
+    """Run work against an attached stack, or against one started (and stopped) for it."""
+    from polysaga.cli.stack import load_state
+
+    if attach is not None:
+        return await work(load_state(attach))
+    import tempfile
+
+    data_dir = Path(tempfile.mkdtemp(prefix="polysaga-"))
+    stack = LocalStack(data_dir, data_dir / "stack.json")
+    err.print(f"starting a stack in {data_dir} …")
+    await stack.start()
+    try:
+        return await work(stack.state())
+    finally:
+        await stack.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)

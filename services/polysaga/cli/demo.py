@@ -1,0 +1,140 @@
+"""``polysaga demo``: seed stock, prices and accounts, place N orders concurrently, wait for
+every saga to end, and check the invariants through the services' APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from polysaga.cli.invariants import Baseline, CheckReport, check, dead_lettered
+from polysaga.money import format_money
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    orders: int
+    concurrency: int = 16
+    payment_failure_rate: float = 0.0
+    scarce_stock: bool = False
+    seed: int = 1
+    skus: int = 5
+
+
+@dataclass
+class DemoResult:
+    report: CheckReport
+    dead_lettered: int
+    placed: int
+    elapsed_s: float
+
+    def as_json(self) -> dict[str, Any]:
+        r = self.report
+        return {
+            "orders": r.orders,
+            "confirmed": r.confirmed,
+            "cancelled": r.cancelled,
+            "unfinished": r.unfinished,
+            "compensations": r.compensations,
+            "dead_lettered": self.dead_lettered,
+            "invariants": r.invariants,
+            "sagas_per_s": round(r.orders / self.elapsed_s, 1) if self.elapsed_s else None,
+            "violations": r.violations[:20],
+        }
+
+
+async def run_demo(state: dict[str, Any], plan: DemoPlan, settle_timeout_s: float = 120) -> DemoResult:
+    rng = random.Random(plan.seed)
+    services: dict[str, str] = state["services"]
+    run = uuid.uuid4().hex[:8]  # demo runs on one stack never share SKUs or users
+    skus = {f"demo-{run}-sku-{i}": Decimal(rng.randint(100, 5000)) / 100 for i in range(plan.skus)}
+    rich_users = [f"demo-{run}-rich-{i}" for i in range(max(2, plan.orders // 20))]
+    poor_users = [f"demo-{run}-poor-{i}" for i in range(max(1, plan.orders // 50))]
+    orders = []
+    for _ in range(plan.orders):
+        poor = rng.random() < plan.payment_failure_rate
+        user = rng.choice(poor_users if poor else rich_users)
+        lines = rng.sample(sorted(skus), k=rng.randint(1, min(3, len(skus))))
+        orders.append({"user_id": user, "items": [{"sku": s, "quantity": rng.randint(1, 3)}
+                                                   for s in lines]})
+    demand = {sku: sum(i["quantity"] for o in orders for i in o["items"] if i["sku"] == sku)
+              for sku in skus}
+    baseline = Baseline(
+        stock={sku: (demand[sku] * 6 // 10 if plan.scarce_stock else demand[sku] + 10) for sku in skus},
+        balances={**{u: Decimal("1000000.00") for u in rich_users},
+                  **{u: Decimal("1.00") for u in poor_users}},
+    )
+    limits = httpx.Limits(max_connections=plan.concurrency * 2)
+    async with httpx.AsyncClient(timeout=10, limits=limits) as client:
+        await _seed(client, services, skus, baseline)
+        started = time.monotonic()
+        order_ids = await _place_all(client, services["order"], orders, plan.concurrency)
+        await _wait_settled(client, services["order"], order_ids, settle_timeout_s)
+        elapsed = time.monotonic() - started
+        report = await check(client, services, order_ids, baseline)
+    return DemoResult(report, await dead_lettered(state["nats"]), len(order_ids), elapsed)
+
+
+async def _seed(
+    client: httpx.AsyncClient, services: dict[str, str], prices: dict[str, Decimal], baseline: Baseline
+) -> None:
+    requests = [
+        *(client.put(f"{services['order']}/prices/{s}", json={"price": format_money(p)})
+          for s, p in prices.items()),
+        *(client.put(f"{services['inventory']}/stock/{s}", json={"available": n})
+          for s, n in baseline.stock.items()),
+        *(client.put(f"{services['payment']}/accounts/{u}", json={"balance": format_money(b)})
+          for u, b in baseline.balances.items()),
+    ]
+    for response in await asyncio.gather(*requests):
+        response.raise_for_status()
+
+
+async def _place_all(
+    client: httpx.AsyncClient, order_url: str, orders: list[dict[str, Any]], concurrency: int
+) -> list[str]:
+    limit = asyncio.Semaphore(concurrency)
+
+    async def place(body: dict[str, Any]) -> str:
+        key = str(uuid.uuid4())  # a retry after a dropped connection creates nothing new
+        async with limit:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(httpx.TransportError),
+                stop=stop_after_attempt(8),
+                wait=wait_exponential(multiplier=0.2, max=3),
+                reraise=True,
+            ):
+                with attempt:
+                    response = await client.post(
+                        f"{order_url}/orders", json=body, headers={"Idempotency-Key": key}
+                    )
+                    response.raise_for_status()
+            return str(response.json()["order_id"])
+
+    return list(await asyncio.gather(*(place(o) for o in orders)))
+
+
+async def _wait_settled(
+    client: httpx.AsyncClient, order_url: str, order_ids: list[str], timeout_s: float
+) -> None:
+    pending = set(order_ids)
+    deadline = time.monotonic() + timeout_s
+    while pending and time.monotonic() < deadline:
+        statuses = await asyncio.gather(
+            *(client.get(f"{order_url}/orders/{i}") for i in sorted(pending)[:200]),
+            return_exceptions=True,
+        )
+        for response in statuses:
+            if isinstance(response, httpx.Response) and response.status_code == 200:
+                body = response.json()
+                if body["status"] != "PENDING":
+                    pending.discard(body["order_id"])
+        if pending:
+            await asyncio.sleep(0.25)
