@@ -1,0 +1,85 @@
+"""Real servers for the tests, started by fixtures on free loopback ports in temporary
+directories: nats-server (JetStream, file storage) and PostgreSQL. A server that cannot
+start fails the test loudly; nothing is skipped."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from polysaga.cli.servers import (
+    NatsServer,
+    PostgresServer,
+    postgres_user,
+    prepare_nats,
+    prepare_postgres,
+    wait_for_port,
+    wait_nats_ready,
+)
+
+
+def _scratch_dir(prefix: str) -> Path:
+    # Under /tmp and world-traversable: PostgreSQL runs as the 'postgres' user when we are root.
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def nats_server() -> Iterator[NatsServer]:
+    """A fresh nats-server per test, so streams and consumers never leak between tests."""
+    root = _scratch_dir("polysaga-nats-")
+    server = prepare_nats(root)
+    proc = subprocess.Popen(server.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_nats_ready(server)
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    root = _scratch_dir("polysaga-pg-")
+    server = prepare_postgres(root, fsync=False)
+    log = open(root / "postgres.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(server.argv(), user=postgres_user(), stdout=log, stderr=log)
+    try:
+        wait_for_port(server.port, 30, "PostgreSQL")
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+async def database_url(postgres_server: PostgresServer) -> str:
+    """A new, empty database per test; returns its SQLAlchemy URL."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = f"postgresql://postgres@127.0.0.1:{postgres_server.port}/postgres"
+    for _ in range(100):  # the server may still be starting
+        try:
+            conn = await asyncpg.connect(admin)
+            break
+        except (OSError, asyncpg.CannotConnectNowError):
+            import asyncio
+
+            await asyncio.sleep(0.1)
+    else:
+        raise RuntimeError("PostgreSQL did not accept connections")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return postgres_server.url(name)

@@ -1,0 +1,323 @@
+"""Order commands and saga reactions against an in-memory OrderStore."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+import pytest
+from prometheus_client import REGISTRY
+
+from order.adapters import ConcurrencyConflictError, OrderStore, StoredKey
+from order.application import (
+    EVENT_HANDLERS,
+    IdempotencyKeyReusedError,
+    OrderNotFoundError,
+    PlaceOrder,
+    cancel_overdue,
+    on_payment_failed,
+    on_payment_processed,
+    on_stock_reservation_failed,
+    place_order,
+)
+from order.domain import Order, OrderEvent, OrderStatus, UnknownProductError
+from polysaga.events.envelope import Envelope, new_event
+
+NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+DEADLINE_S = 30.0
+
+
+class FakeOrderStore:
+    """The subset of OrderStore the application uses, kept in memory. Like the real store,
+    an append at a version that already exists is refused (optimistic concurrency)."""
+
+    def __init__(self, prices: dict[str, Decimal] | None = None) -> None:
+        self.streams: dict[str, list[OrderEvent]] = {}
+        self.keys: dict[str, StoredKey] = {}
+        self._prices = dict(prices or {})
+
+    async def load(self, order_id: str) -> Order | None:
+        return Order.replay(self.streams.get(order_id, []))
+
+    async def append(
+        self, order: Order | None, event: OrderEvent, trace_headers: dict[str, str] | None = None
+    ) -> Order:
+        new_state = Order.start(event) if order is None else order.apply(event)
+        stream = self.streams.setdefault(new_state.order_id, [])
+        if len(stream) >= new_state.version:
+            raise ConcurrencyConflictError(
+                f"order {new_state.order_id} moved past version {new_state.version - 1}"
+            )
+        assert len(stream) == new_state.version - 1, "an append may not leave a gap"
+        stream.append(event)
+        return new_state
+
+    async def prices(self, skus: Sequence[str]) -> dict[str, Decimal]:
+        return {sku: self._prices[sku] for sku in skus if sku in self._prices}
+
+    async def claim_key(self, key: str, request_hash: str, order_id: str) -> StoredKey | None:
+        if key in self.keys:
+            return self.keys[key]
+        self.keys[key] = StoredKey(request_hash, order_id, 1)
+        return None
+
+    async def overdue(self, now: datetime, limit: int) -> list[str]:
+        pending = [
+            order
+            for order in (Order.replay(events) for events in self.streams.values())
+            if order is not None and order.status is OrderStatus.PENDING and order.deadline_at < now
+        ]
+        return [o.order_id for o in sorted(pending, key=lambda o: o.deadline_at)][:limit]
+
+
+def as_store(fake: FakeOrderStore) -> OrderStore:
+    return cast(OrderStore, fake)
+
+
+@pytest.fixture
+def fake() -> FakeOrderStore:
+    return FakeOrderStore({"APPLE": Decimal("1.25"), "PEAR": Decimal("0.40")})
+
+
+async def place(
+    fake: FakeOrderStore,
+    items: tuple[tuple[str, int], ...] = (("APPLE", 2),),
+    *,
+    key: str | None = None,
+    user: str = "user-1",
+    now: datetime = NOW,
+) -> str:
+    placed = await place_order(
+        as_store(fake), PlaceOrder(user, items, key), now=now, deadline_s=DEADLINE_S
+    )
+    return placed.order_id
+
+
+def payment_event(name: str, order_id: str, **extra: Any) -> Envelope:
+    return new_event(name, order_id, {"order_id": order_id, "user_id": "user-1", **extra})
+
+
+async def status_of(fake: FakeOrderStore, order_id: str) -> Order:
+    order = await fake.load(order_id)
+    assert order is not None
+    return order
+
+
+def saga_count(outcome: str) -> float:
+    return REGISTRY.get_sample_value("polysaga_sagas_total", {"outcome": outcome}) or 0.0
+
+
+# --- place_order ------------------------------------------------------------------------
+
+
+async def test_place_order_appends_one_pending_order(fake: FakeOrderStore) -> None:
+    placed = await place_order(
+        as_store(fake),
+        PlaceOrder("user-1", (("APPLE", 2), ("PEAR", 1))),
+        now=NOW,
+        deadline_s=DEADLINE_S,
+    )
+
+    assert placed.version == 1
+    assert [e.name for e in fake.streams[placed.order_id]] == ["OrderPlaced"]
+    order = await status_of(fake, placed.order_id)
+    assert order.status is OrderStatus.PENDING
+    assert order.total == Decimal("2.90")
+    assert order.deadline_at == NOW + timedelta(seconds=DEADLINE_S)
+
+
+async def test_place_order_with_unknown_sku_appends_nothing(fake: FakeOrderStore) -> None:
+    with pytest.raises(UnknownProductError):
+        await place(fake, (("APPLE", 1), ("KIWI", 1)))
+
+    assert fake.streams == {}
+
+
+async def test_orders_without_a_key_are_distinct(fake: FakeOrderStore) -> None:
+    first = await place(fake)
+    second = await place(fake)
+
+    assert first != second
+    assert len(fake.streams) == 2
+
+
+async def test_same_key_and_body_returns_the_earlier_order(fake: FakeOrderStore) -> None:
+    first = await place(fake, key="k-1")
+    again = await place(fake, key="k-1")
+
+    assert again == first
+    assert list(fake.streams) == [first]
+    assert len(fake.streams[first]) == 1
+
+
+async def test_same_key_with_another_body_is_refused(fake: FakeOrderStore) -> None:
+    await place(fake, (("APPLE", 2),), key="k-1")
+
+    with pytest.raises(IdempotencyKeyReusedError):
+        await place(fake, (("APPLE", 3),), key="k-1")
+    with pytest.raises(IdempotencyKeyReusedError):
+        await place(fake, (("APPLE", 2),), key="k-1", user="user-2")
+    assert len(fake.streams) == 1
+
+
+async def test_distinct_keys_place_distinct_orders(fake: FakeOrderStore) -> None:
+    assert await place(fake, key="k-1") != await place(fake, key="k-2")
+
+
+def test_fingerprint_depends_on_user_and_items() -> None:
+    base = PlaceOrder("user-1", (("APPLE", 2),), "k")
+
+    assert base.fingerprint() == PlaceOrder("user-1", (("APPLE", 2),), "other").fingerprint()
+    assert base.fingerprint() != PlaceOrder("user-2", (("APPLE", 2),), "k").fingerprint()
+    assert base.fingerprint() != PlaceOrder("user-1", (("APPLE", 1),), "k").fingerprint()
+
+
+# --- optimistic concurrency -------------------------------------------------------------
+
+
+async def test_append_from_a_stale_order_is_refused(fake: FakeOrderStore) -> None:
+    order_id = await place(fake)
+    stale = await status_of(fake, order_id)
+    await fake.append(stale, stale.confirm(NOW))
+
+    with pytest.raises(ConcurrencyConflictError):
+        await fake.append(stale, stale.cancel("late", NOW))
+
+    assert [e.name for e in fake.streams[order_id]] == ["OrderPlaced", "OrderConfirmed"]
+    assert (await status_of(fake, order_id)).status is OrderStatus.CONFIRMED
+
+
+# --- saga reactions ---------------------------------------------------------------------
+
+
+def test_handler_map_covers_the_reactions() -> None:
+    assert EVENT_HANDLERS == {
+        "PaymentProcessed": on_payment_processed,
+        "PaymentFailed": on_payment_failed,
+        "StockReservationFailed": on_stock_reservation_failed,
+    }
+
+
+async def test_payment_processed_confirms_a_pending_order(fake: FakeOrderStore) -> None:
+    order_id = await place(fake)
+    confirmed_before = saga_count("confirmed")
+
+    await on_payment_processed(
+        payment_event("PaymentProcessed", order_id, amount="2.50"), as_store(fake), NOW
+    )
+
+    order = await status_of(fake, order_id)
+    assert order.status is OrderStatus.CONFIRMED
+    assert order.version == 2
+    assert saga_count("confirmed") == confirmed_before + 1
+
+
+async def test_payment_processed_twice_confirms_once(fake: FakeOrderStore) -> None:
+    order_id = await place(fake)
+    event = payment_event("PaymentProcessed", order_id, amount="2.50")
+
+    await on_payment_processed(event, as_store(fake), NOW)
+    await on_payment_processed(event, as_store(fake), NOW)
+
+    assert [e.name for e in fake.streams[order_id]] == ["OrderPlaced", "OrderConfirmed"]
+
+
+async def test_payment_processed_leaves_a_cancelled_order_cancelled(
+    fake: FakeOrderStore,
+) -> None:
+    order_id = await place(fake)
+    await cancel_overdue(as_store(fake), NOW + timedelta(seconds=DEADLINE_S + 1))
+    confirmed_before = saga_count("confirmed")
+
+    await on_payment_processed(
+        payment_event("PaymentProcessed", order_id, amount="2.50"), as_store(fake), NOW
+    )
+
+    order = await status_of(fake, order_id)
+    assert order.status is OrderStatus.CANCELLED
+    assert len(fake.streams[order_id]) == 2
+    assert saga_count("confirmed") == confirmed_before
+
+
+async def test_payment_failed_cancels_with_reason(fake: FakeOrderStore) -> None:
+    order_id = await place(fake)
+
+    await on_payment_failed(
+        payment_event("PaymentFailed", order_id, reason="insufficient_funds"),
+        as_store(fake),
+        NOW,
+    )
+
+    order = await status_of(fake, order_id)
+    assert order.status is OrderStatus.CANCELLED
+    assert order.cancel_reason == "payment_failed: insufficient_funds"
+
+
+async def test_stock_reservation_failed_cancels_with_reason(fake: FakeOrderStore) -> None:
+    order_id = await place(fake)
+    event = new_event(
+        "StockReservationFailed", order_id, {"order_id": order_id, "reason": "insufficient_stock"}
+    )
+
+    await on_stock_reservation_failed(event, as_store(fake), NOW)
+
+    order = await status_of(fake, order_id)
+    assert order.status is OrderStatus.CANCELLED
+    assert order.cancel_reason == "stock_unavailable: insufficient_stock"
+
+
+async def test_failure_after_confirmation_changes_nothing(fake: FakeOrderStore) -> None:
+    order_id = await place(fake)
+    await on_payment_processed(
+        payment_event("PaymentProcessed", order_id, amount="2.50"), as_store(fake), NOW
+    )
+
+    await on_payment_failed(
+        payment_event("PaymentFailed", order_id, reason="no_account"), as_store(fake), NOW
+    )
+
+    order = await status_of(fake, order_id)
+    assert order.status is OrderStatus.CONFIRMED
+    assert len(fake.streams[order_id]) == 2
+
+
+async def test_reaction_to_an_unknown_order_raises(fake: FakeOrderStore) -> None:
+    with pytest.raises(OrderNotFoundError):
+        await on_payment_processed(
+            payment_event("PaymentProcessed", "missing", amount="1.00"), as_store(fake), NOW
+        )
+
+
+# --- deadlines --------------------------------------------------------------------------
+
+
+async def test_cancel_overdue_cancels_only_pending_orders_past_deadline(
+    fake: FakeOrderStore,
+) -> None:
+    overdue = await place(fake, now=NOW)
+    confirmed = await place(fake, now=NOW)
+    fresh = await place(fake, now=NOW + timedelta(seconds=20))
+    await on_payment_processed(
+        payment_event("PaymentProcessed", confirmed, amount="2.50"), as_store(fake), NOW
+    )
+
+    cancelled = await cancel_overdue(as_store(fake), NOW + timedelta(seconds=DEADLINE_S + 1))
+
+    assert cancelled == 1
+    assert (await status_of(fake, overdue)).cancel_reason == "deadline_exceeded"
+    assert (await status_of(fake, confirmed)).status is OrderStatus.CONFIRMED
+    assert (await status_of(fake, fresh)).status is OrderStatus.PENDING
+
+
+async def test_cancel_overdue_honours_the_limit_and_is_repeatable(
+    fake: FakeOrderStore,
+) -> None:
+    for _ in range(3):
+        await place(fake)
+    later = NOW + timedelta(seconds=DEADLINE_S + 1)
+
+    assert await cancel_overdue(as_store(fake), later, limit=2) == 2
+    assert await cancel_overdue(as_store(fake), later, limit=2) == 1
+    assert await cancel_overdue(as_store(fake), later, limit=2) == 0
