@@ -22,9 +22,12 @@ def parse_money(text: str) -> Decimal:
         value = Decimal(text)
     except InvalidOperation as exc:
         raise ValueError(f"not a decimal amount: {text!r}") from exc
-    if not value.is_finite() or value < 0:
+    if not value.is_finite() or value.is_signed():
         raise ValueError(f"not a non-negative amount: {text!r}")
-    return value.quantize(CENT, rounding=ROUND_HALF_EVEN)
+    try:
+        return value.quantize(CENT, rounding=ROUND_HALF_EVEN)
+    except InvalidOperation as exc:  # more digits than the decimal context holds
+        raise ValueError(f"amount out of range: {text!r}") from exc
 
 
 def format_money(value: Decimal) -> str:

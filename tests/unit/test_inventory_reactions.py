@@ -97,19 +97,25 @@ def fake() -> FakeInventoryStore:
 
 
 def test_handler_map() -> None:
-    assert EVENT_HANDLERS == {"OrderPlaced": on_order_placed, "OrderCancelled": on_order_cancelled}
+    assert {"OrderPlaced": on_order_placed, "OrderCancelled": on_order_cancelled} == EVENT_HANDLERS
 
 
 def test_quantities_are_merged_per_sku_and_sorted() -> None:
     merged = quantities_by_sku(
-        [{"sku": "PEAR", "quantity": 1}, {"sku": "APPLE", "quantity": 2}, {"sku": "PEAR", "quantity": 4}]
+        [
+            {"sku": "PEAR", "quantity": 1},
+            {"sku": "APPLE", "quantity": 2},
+            {"sku": "PEAR", "quantity": 4},
+        ]
     )
 
     assert list(merged.items()) == [("APPLE", 2), ("PEAR", 5)]
 
 
 async def test_order_placed_reserves_every_line(fake: FakeInventoryStore) -> None:
-    [event] = await on_order_placed(order_placed(("PEAR", 1), ("APPLE", 2), ("APPLE", 1)), as_store(fake))
+    [event] = await on_order_placed(
+        order_placed(("PEAR", 1), ("APPLE", 2), ("APPLE", 1)), as_store(fake)
+    )
 
     assert event.name == "StockReserved"
     assert event.aggregate_id == ORDER

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 import msgspec
 import pytest
@@ -134,11 +135,10 @@ def test_an_ended_order_refuses_confirm_and_cancel(first: str, second: str) -> N
     order = pending()
     ended = order.apply(order.confirm(NOW) if first == "confirm" else order.cancel("x", NOW))
 
+    command = ended.confirm if second == "confirm" else partial(ended.cancel, "again")
+
     with pytest.raises(IllegalTransitionError):
-        if second == "confirm":
-            ended.confirm(NOW)
-        else:
-            ended.cancel("again", NOW)
+        command(NOW)
 
 
 def test_replay_of_no_events_is_no_order() -> None:

@@ -193,11 +193,11 @@ async def test_append_from_a_stale_order_is_refused(fake: FakeOrderStore) -> Non
 
 
 def test_handler_map_covers_the_reactions() -> None:
-    assert EVENT_HANDLERS == {
+    assert {
         "PaymentProcessed": on_payment_processed,
         "PaymentFailed": on_payment_failed,
         "StockReservationFailed": on_stock_reservation_failed,
-    }
+    } == EVENT_HANDLERS
 
 
 async def test_payment_processed_confirms_a_pending_order(fake: FakeOrderStore) -> None:

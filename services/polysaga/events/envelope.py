@@ -115,6 +115,8 @@ def decode(headers: Mapping[str, str] | None, body: bytes) -> Envelope:
         time = datetime.fromisoformat(headers["ce-time"])
     except (KeyError, ValueError) as exc:
         raise MalformedEventError(f"bad or missing CloudEvents header: {exc}") from exc
+    if time.tzinfo is None:
+        raise MalformedEventError("ce-time has no UTC offset")
     if headers.get("ce-specversion") != SPEC_VERSION:
         raise MalformedEventError(f"unsupported ce-specversion {headers.get('ce-specversion')!r}")
     match = _CE_TYPE.match(ce_type)

@@ -23,8 +23,11 @@ class UnsupportedVersionError(ValueError):
 
 def _payment_processed_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     # v1 carried integer cents; v2 carries money as a two-place decimal string.
+    cents = data["amount_cents"]
+    if not isinstance(cents, int) or isinstance(cents, bool):
+        raise TypeError(f"amount_cents must be an integer, not {cents!r}")
     upgraded = {k: v for k, v in data.items() if k != "amount_cents"}
-    upgraded["amount"] = format_money(Decimal(int(data["amount_cents"])) / 100)
+    upgraded["amount"] = format_money(Decimal(cents) / 100)
     return upgraded
 
 

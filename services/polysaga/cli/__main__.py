@@ -1,0 +1,3 @@
+from polysaga.cli.main import app
+
+app()

@@ -1,0 +1,85 @@
+"""The whole system, run exactly as ``polysaga up`` runs it (a subprocess with supervised
+children), once for the end-to-end tests. Orders get a short deadline so the deadline path
+is testable."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ORDER_DEADLINE_S = 4.0
+
+
+class Stack:
+    def __init__(self, state_file: Path) -> None:
+        self.state_file = state_file
+
+    @property
+    def state(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.state_file.read_text())
+        return data
+
+    def url(self, service: str) -> str:
+        return str(self.state["services"][service])
+
+    def pid(self, name: str) -> int:
+        return int(self.state["processes"][name])
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    root = Path(tempfile.mkdtemp(prefix="polysaga-e2e-"))
+    root.chmod(0o755)
+    state_file = root / "stack.json"
+    env = {
+        **os.environ,
+        "POLYSAGA_ORDER_DEADLINE_S": str(ORDER_DEADLINE_S),
+        "POLYSAGA_REDELIVERY_BACKOFF_S": "0.2",
+        "POLYSAGA_REDELIVERY_BACKOFF_MAX_S": "2",
+    }
+    log = open(root / "up.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "polysaga.cli", "up", "--no-view", "--data-dir", str(root / "data"),
+         "--state-file", str(state_file)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (root / "up.log").read_text().count('"ready": true'):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"polysaga up did not start:\n{(root / 'up.log').read_text()}")
+            time.sleep(0.2)
+        yield Stack(state_file)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        finally:
+            log.close()
+            if proc.returncode == 0:
+                shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def unique() -> str:
+    """A prefix that keeps each test's SKUs and users apart on the shared stack."""
+    return uuid.uuid4().hex[:8]
