@@ -16,16 +16,25 @@ class StackClient:
         self.inventory_url = services["inventory"]
         self.payment_url = services["payment"]
 
-    async def seed(self, *, prices: dict[str, str], stock: dict[str, int],
-                   balances: dict[str, str]) -> None:
+    async def seed(
+        self, *, prices: dict[str, str], stock: dict[str, int], balances: dict[str, str]
+    ) -> None:
         for sku, price in prices.items():
-            (await self.http.put(f"{self.order_url}/prices/{sku}", json={"price": price})).raise_for_status()
+            (
+                await self.http.put(f"{self.order_url}/prices/{sku}", json={"price": price})
+            ).raise_for_status()
         for sku, available in stock.items():
-            (await self.http.put(f"{self.inventory_url}/stock/{sku}",
-                                 json={"available": available})).raise_for_status()
+            (
+                await self.http.put(
+                    f"{self.inventory_url}/stock/{sku}", json={"available": available}
+                )
+            ).raise_for_status()
         for user, balance in balances.items():
-            (await self.http.put(f"{self.payment_url}/accounts/{user}",
-                                 json={"balance": balance})).raise_for_status()
+            (
+                await self.http.put(
+                    f"{self.payment_url}/accounts/{user}", json={"balance": balance}
+                )
+            ).raise_for_status()
 
     async def place(self, user: str, items: dict[str, int], key: str | None = None) -> str:
         headers = {"Idempotency-Key": key} if key else {}
@@ -35,7 +44,9 @@ class StackClient:
         return str(response.json()["order_id"])
 
     async def order(self, order_id: str) -> dict[str, Any]:
-        return (await self.http.get(f"{self.order_url}/orders/{order_id}")).raise_for_status().json()  # type: ignore[no-any-return]
+        return (
+            (await self.http.get(f"{self.order_url}/orders/{order_id}")).raise_for_status().json()
+        )  # type: ignore[no-any-return]
 
     async def wait_ended(self, order_id: str, timeout_s: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
@@ -53,10 +64,16 @@ class StackClient:
         return (await self.http.get(f"{self.inventory_url}/stock/{sku}")).raise_for_status().json()  # type: ignore[no-any-return]
 
     async def balance(self, user: str) -> str:
-        return str((await self.http.get(f"{self.payment_url}/accounts/{user}")).raise_for_status().json()["balance"])
+        return str(
+            (await self.http.get(f"{self.payment_url}/accounts/{user}"))
+            .raise_for_status()
+            .json()["balance"]
+        )
 
     async def payments(self, order_id: str) -> list[dict[str, Any]]:
-        response = await self.http.get(f"{self.payment_url}/payments", params={"order_id": order_id})
+        response = await self.http.get(
+            f"{self.payment_url}/payments", params={"order_id": order_id}
+        )
         return response.raise_for_status().json()  # type: ignore[no-any-return]
 
     async def reservation(self, order_id: str) -> dict[str, Any] | None:

@@ -133,7 +133,9 @@ class OrderStore:
         """Append one event at the next version; the same transaction writes the outbox row,
         the status row and, every N events, a snapshot."""
         new_state = Order.start(event) if order is None else order.apply(event)
-        envelope = new_event(event.name, new_state.order_id, event.data, trace_headers=trace_headers)
+        envelope = new_event(
+            event.name, new_state.order_id, event.data, trace_headers=trace_headers
+        )
         try:
             async with self._conn.begin_nested():
                 await self._conn.execute(
@@ -219,7 +221,9 @@ class OrderStore:
             ),
             {"status": status, "after": after, "limit": limit},
         )
-        return [OrderListing(r.order_id, r.user_id, r.status, r.version, r.updated_at) for r in rows]
+        return [
+            OrderListing(r.order_id, r.user_id, r.status, r.version, r.updated_at) for r in rows
+        ]
 
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._conn.execute(

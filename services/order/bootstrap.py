@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -40,10 +41,8 @@ async def deadline_sweeper(runtime: ServiceRuntime, stop: asyncio.Event) -> None
         except Exception as exc:
             if not is_retryable(exc):
                 log.exception("deadline sweep failed")
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), runtime.settings.deadline_sweep_interval_s)
-        except TimeoutError:
-            pass
 
 
 def build(settings: ServiceSettings) -> ServiceDefinition:

@@ -36,7 +36,11 @@ class OrderLine:
     unit_price: Decimal
 
     def as_dict(self) -> dict[str, Any]:
-        return {"sku": self.sku, "quantity": self.quantity, "unit_price": format_money(self.unit_price)}
+        return {
+            "sku": self.sku,
+            "quantity": self.quantity,
+            "unit_price": format_money(self.unit_price),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OrderLine:
@@ -129,14 +133,19 @@ class Order:
         else:
             raise IllegalTransitionError(f"{event.name} cannot follow an existing order")
         return replace(
-            self, status=status, cancel_reason=reason, version=self.version + 1,
+            self,
+            status=status,
+            cancel_reason=reason,
+            version=self.version + 1,
             updated_at=event.occurred_at,
         )
 
     @staticmethod
     def start(event: OrderEvent) -> Order:
         if event.name != "OrderPlaced":
-            raise IllegalTransitionError(f"an order stream must start with OrderPlaced, not {event.name}")
+            raise IllegalTransitionError(
+                f"an order stream must start with OrderPlaced, not {event.name}"
+            )
         d = event.data
         return Order(
             order_id=d["order_id"],

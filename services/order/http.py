@@ -17,7 +17,7 @@ from order.application import (
     place_order,
 )
 from order.domain import Order, UnknownProductError
-from polysaga.api_types import UUID_PATTERN, Identifier, PageLimit, Quantity, Sku, StrictStruct
+from polysaga.api_types import UUID_PATTERN, Identifier, Quantity, Sku, StrictStruct
 from polysaga.money import MoneyText, format_money, parse_money
 from polysaga.problems import Problem
 from polysaga.runtime import ServiceRuntime
@@ -138,8 +138,11 @@ async def get_order(
     async with runtime.engine.connect() as conn:
         order = await _store(runtime, conn).load(str(order_id), as_of=as_of)
     if order is None:
-        raise Problem(404, "Order not found", f"no order {order_id}" + (
-            f" as of {as_of.isoformat()}" if as_of else ""))
+        raise Problem(
+            404,
+            "Order not found",
+            f"no order {order_id}" + (f" as of {as_of.isoformat()}" if as_of else ""),
+        )
     return _order_out(order)
 
 

@@ -67,8 +67,13 @@ class PaymentStore:
         if row is None:
             return None
         return Payment(
-            row.order_id, row.user_id, Decimal(row.amount), PaymentStatus(row.status),
-            row.reason, row.created_at, row.updated_at,
+            row.order_id,
+            row.user_id,
+            Decimal(row.amount),
+            PaymentStatus(row.status),
+            row.reason,
+            row.created_at,
+            row.updated_at,
         )
 
     async def debit(self, user_id: str, amount: Decimal) -> bool:
@@ -113,8 +118,13 @@ class PaymentStore:
                 " ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status,"
                 " reason = coalesce(EXCLUDED.reason, payments.reason), updated_at = now()"
             ),
-            {"id": order_id, "user": user_id, "amount": amount, "status": status.value,
-             "reason": reason},
+            {
+                "id": order_id,
+                "user": user_id,
+                "amount": amount,
+                "status": status.value,
+                "reason": reason,
+            },
         )
 
     async def set_balance(self, user_id: str, balance: Decimal) -> Decimal:

@@ -46,8 +46,9 @@ async def on_order_cancelled(event: Envelope, store: PaymentStore) -> list[Envel
     existing = await store.payment(order_id)
     if existing is None:
         # The cancel came first: a tombstone so a late StockReserved charges nothing.
-        await store.record(order_id, user_id, parse_money("0"), PaymentStatus.CANCELLED,
-                           "cancelled_before_charge")
+        await store.record(
+            order_id, user_id, parse_money("0"), PaymentStatus.CANCELLED, "cancelled_before_charge"
+        )
         return []
     if not must_refund(existing.status):
         return []
@@ -58,8 +59,11 @@ async def on_order_cancelled(event: Envelope, store: PaymentStore) -> list[Envel
         new_event(
             "PaymentRefunded",
             order_id,
-            {"order_id": order_id, "user_id": existing.user_id,
-             "amount": format_money(existing.amount)},
+            {
+                "order_id": order_id,
+                "user_id": existing.user_id,
+                "amount": format_money(existing.amount),
+            },
             trace_headers=event.trace_headers,
         )
     ]

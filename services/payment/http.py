@@ -71,8 +71,13 @@ async def list_payments(
         return []
     return [
         PaymentOut(
-            payment.order_id, payment.user_id, format_money(payment.amount), payment.status.value,
-            payment.reason, payment.created_at, payment.updated_at,
+            payment.order_id,
+            payment.user_id,
+            format_money(payment.amount),
+            payment.status.value,
+            payment.reason,
+            payment.created_at,
+            payment.updated_at,
         )
     ]
 

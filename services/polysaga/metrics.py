@@ -23,7 +23,9 @@ OUTBOX_OLDEST_PENDING_AGE = Gauge(
     "polysaga_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row."
 )
 SAGAS = Counter(
-    "polysaga_sagas_total", "Sagas that ended, by outcome.", ["outcome"]  # confirmed | cancelled
+    "polysaga_sagas_total",
+    "Sagas that ended, by outcome.",
+    ["outcome"],  # confirmed | cancelled
 )
 SAGAS_STARTED = Counter("polysaga_sagas_started_total", "Orders placed (sagas started).")
 SAGA_DURATION = Histogram(
@@ -33,5 +35,7 @@ SAGA_DURATION = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 COMPENSATIONS = Counter(
-    "polysaga_compensations_total", "Compensating actions taken.", ["action"]  # release | refund
+    "polysaga_compensations_total",
+    "Compensating actions taken.",
+    ["action"],  # release | refund
 )

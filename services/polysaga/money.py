@@ -12,8 +12,9 @@ CENT = Decimal("0.01")
 MONEY_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$"
 MoneyText = Annotated[
     str,
-    msgspec.Meta(pattern=MONEY_PATTERN, description='Decimal string, e.g. "12.34"',
-                 examples=["12.34"]),
+    msgspec.Meta(
+        pattern=MONEY_PATTERN, description='Decimal string, e.g. "12.34"', examples=["12.34"]
+    ),
 ]
 
 

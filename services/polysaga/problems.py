@@ -24,8 +24,12 @@ class Problem(HTTPException):
         self.slug = slug
 
 
-def _response(request: Request[Any, Any, Any], body: dict[str, Any], status: int,
-              headers: dict[str, str] | None = None) -> Response[dict[str, Any]]:
+def _response(
+    request: Request[Any, Any, Any],
+    body: dict[str, Any],
+    status: int,
+    headers: dict[str, str] | None = None,
+) -> Response[dict[str, Any]]:
     body.setdefault("instance", request.url.path)
     return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
@@ -47,7 +51,9 @@ def http_exception_handler(
     return _response(request, body, status, headers=dict(exc.headers or {}))
 
 
-def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+def internal_error_handler(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[dict[str, Any]]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     body = {
         "type": "https://polysaga.io/problems/internal-error",

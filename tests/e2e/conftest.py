@@ -52,9 +52,20 @@ def stack() -> Iterator[Stack]:
     }
     log = open(root / "up.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "polysaga.cli", "up", "--no-view", "--data-dir", str(root / "data"),
-         "--state-file", str(state_file)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "polysaga.cli",
+            "up",
+            "--no-view",
+            "--data-dir",
+            str(root / "data"),
+            "--state-file",
+            str(state_file),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 120

@@ -40,8 +40,9 @@ async def test_service_killed_mid_saga_is_restarted_and_every_saga_ends(
     c = StackClient(http, stack.state["services"])
     skus = [f"{unique}-k{i}" for i in range(3)]
     user = f"{unique}-kim"
-    await c.seed(prices={s: "1.00" for s in skus}, stock={s: 40 for s in skus},
-                 balances={user: "80.00"})
+    await c.seed(
+        prices={s: "1.00" for s in skus}, stock={s: 40 for s in skus}, balances={user: "80.00"}
+    )
     restarts_before = stack.state["restarts"][victim]
 
     async def place(i: int) -> str:
@@ -77,8 +78,19 @@ async def test_service_killed_mid_saga_is_restarted_and_every_saga_ends(
 
 def test_check_command_reports_every_invariant_holding(stack: Stack) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "polysaga.cli", "check", "--attach", str(stack.state_file), "--json"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "polysaga.cli",
+            "check",
+            "--attach",
+            str(stack.state_file),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     report = json.loads(result.stdout)
     assert result.returncode == 0, report
@@ -88,17 +100,39 @@ def test_check_command_reports_every_invariant_holding(stack: Stack) -> None:
 
 def test_demo_attached_to_the_stack_exits_zero_with_compensations(stack: Stack) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "polysaga.cli", "demo", "--orders", "80", "--concurrency", "16",
-         "--payment-failure-rate", "0.2", "--scarce-stock", "--seed", "7", "--json",
-         "--attach", str(stack.state_file)],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "polysaga.cli",
+            "demo",
+            "--orders",
+            "80",
+            "--concurrency",
+            "16",
+            "--payment-failure-rate",
+            "0.2",
+            "--scarce-stock",
+            "--seed",
+            "7",
+            "--json",
+            "--attach",
+            str(stack.state_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     report = json.loads(result.stdout)
     assert result.returncode == 0, report
     assert report["orders"] == 80 and report["unfinished"] == 0
     assert report["confirmed"] > 0 and report["cancelled"] > 0 and report["compensations"] > 0
     assert set(report["invariants"]) == {
-        "every_saga_ended", "no_oversell", "stock_conserved", "money_conserved",
-        "no_double_charge", "cancelled_orders_compensated",
+        "every_saga_ended",
+        "no_oversell",
+        "stock_conserved",
+        "money_conserved",
+        "no_double_charge",
+        "cancelled_orders_compensated",
     }
     assert all(report["invariants"].values())

@@ -126,7 +126,10 @@ async def test_a_retried_post_with_the_same_idempotency_key_creates_one_order(
     assert first == second and set(concurrent) == {first}
     await c.wait_ended(first)
     assert await c.stock(sku) == {"sku": sku, "available": 9, "reserved": 1}
-    reused = await http.post(f"{c.order_url}/orders", headers={"Idempotency-Key": key},
-                             json={"user_id": user, "items": [{"sku": sku, "quantity": 2}]})
+    reused = await http.post(
+        f"{c.order_url}/orders",
+        headers={"Idempotency-Key": key},
+        json={"user_id": user, "items": [{"sku": sku, "quantity": 2}]},
+    )
     assert reused.status_code == 422
     assert reused.headers["content-type"].startswith("application/problem+json")

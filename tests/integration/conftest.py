@@ -9,11 +9,9 @@ import nats
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polysaga.cli.servers import NatsServer
-from polysaga.events.envelope import Envelope
 from polysaga.messaging.connection import ensure_consumers, ensure_streams
 from polysaga.persistence import inbox, outbox
 from polysaga.persistence.database import Migration, create_engine, migrate
@@ -21,8 +19,10 @@ from polysaga.persistence.database import Migration, create_engine, migrate
 EFFECTS = Migration(
     "test",
     1,
-    ("CREATE TABLE effects (event_id uuid NOT NULL, aggregate_id text NOT NULL,"
-     " applied_at timestamptz NOT NULL DEFAULT clock_timestamp())",),
+    (
+        "CREATE TABLE effects (event_id uuid NOT NULL, aggregate_id text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+    ),
 )
 
 

@@ -25,8 +25,12 @@ def placed(tag: str) -> Envelope:
 
 
 async def publish(js: JetStreamContext, event: Envelope, body: bytes | None = None) -> None:
-    payload = body if body is not None else b'{"order_id": "%s", "tag": "%s"}' % (
-        event.aggregate_id.encode(), event.data["tag"].encode())
+    payload = (
+        body
+        if body is not None
+        else b'{"order_id": "%s", "tag": "%s"}'
+        % (event.aggregate_id.encode(), event.data["tag"].encode())
+    )
     await js.publish(event.subject, payload, headers=to_headers(event))
 
 
@@ -40,9 +44,7 @@ async def dead_letters(js: JetStreamContext) -> list[dict[str, str]]:
     return [dict(m.headers or {}) | {"subject": m.subject} for m in msgs]
 
 
-async def run_consumer_until(
-    c: EventConsumer, condition: object, timeout_s: float = 15
-) -> None:
+async def run_consumer_until(c: EventConsumer, condition: object, timeout_s: float = 15) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(c.run(stop))
     try:
@@ -62,8 +64,9 @@ def consumer(engine: AsyncEngine, js: JetStreamContext, handler: object) -> Even
         handlers={"OrderPlaced": handler},  # type: ignore[dict-item]
         engine=engine,
         js=js,
-        policy=ConsumerPolicy(max_deliveries=3, backoff_s=0.05, backoff_max_s=0.2,
-                              fetch_batch=8, fetch_timeout_s=0.2),
+        policy=ConsumerPolicy(
+            max_deliveries=3, backoff_s=0.05, backoff_max_s=0.2, fetch_batch=8, fetch_timeout_s=0.2
+        ),
     )
 
 

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from order import application
 from order.adapters import MIGRATIONS, ConcurrencyConflictError, OrderStore
 from order.domain import OrderStatus
+from polysaga.events.declaration import PAYMENTS
 from polysaga.events.envelope import Envelope, new_event
 from polysaga.messaging.consumer import ConsumerPolicy, EventConsumer
-from polysaga.events.declaration import PAYMENTS
 from polysaga.persistence.database import migrate
 
 
@@ -61,7 +61,10 @@ async def test_conflict_on_the_order_stream_is_retried_on_fresh_state(
     payment's append then conflicts, the consumer retries the whole transaction, and on the
     reloaded (cancelled) order the payment reaction appends nothing."""
     consumer = EventConsumer(
-        service="order", context=PAYMENTS, handlers={}, engine=order_engine,
+        service="order",
+        context=PAYMENTS,
+        handlers={},
+        engine=order_engine,
         js=None,  # type: ignore[arg-type]  # _handle touches only the database
         policy=ConsumerPolicy(),
     )
@@ -98,7 +101,8 @@ async def test_conflict_on_the_order_stream_is_retried_on_fresh_state(
     async with order_engine.connect() as conn:
         events = await OrderStore(conn).events(order_id)
     assert [(e["version"], e["type"]) for e in events] == [
-        (1, "OrderPlaced.v1"), (2, "OrderCancelled.v1")
+        (1, "OrderPlaced.v1"),
+        (2, "OrderCancelled.v1"),
     ]
 
 

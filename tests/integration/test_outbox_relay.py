@@ -9,12 +9,11 @@ from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from harness import effect_count, record_effect
 from polysaga.events.declaration import ORDERS
 from polysaga.events.envelope import Envelope, new_event
 from polysaga.messaging.consumer import ConsumerPolicy, EventConsumer
 from polysaga.persistence import outbox
-
-from harness import effect_count, record_effect
 
 
 def placed(order_id: str | None = None) -> Envelope:
@@ -33,7 +32,9 @@ def consumer(engine: AsyncEngine, js: JetStreamContext, **policy: float) -> Even
     )
 
 
-async def drain(c: EventConsumer, js: JetStreamContext, expected: int, timeout_s: float = 10) -> None:
+async def drain(
+    c: EventConsumer, js: JetStreamContext, expected: int, timeout_s: float = 10
+) -> None:
     """Fetch and process until `expected` messages were processed."""
     sub = await js.pull_subscribe_bind(durable="inventory", stream="ORDERS")
     seen = 0
@@ -53,7 +54,9 @@ async def stream_messages(js: JetStreamContext) -> int:
     return int((await js.stream_info("ORDERS")).state.messages)
 
 
-async def test_event_travels_from_outbox_to_inbox_once(engine: AsyncEngine, js: JetStreamContext) -> None:
+async def test_event_travels_from_outbox_to_inbox_once(
+    engine: AsyncEngine, js: JetStreamContext
+) -> None:
     event = placed()
     async with engine.begin() as conn:
         await outbox.append(conn, [event])

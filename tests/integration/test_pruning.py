@@ -17,20 +17,27 @@ async def test_prune_removes_only_what_is_safe(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await outbox.append(conn, events)
         # 0: published long ago (prunable); 1: published just now; 2: pending and old; 3: pending
-        await conn.execute(text(
-            "UPDATE outbox SET published_at = now() - interval '2 hours',"
-            " created_at = now() - interval '3 hours' WHERE event_id = :id"),
-            {"id": events[0].event_id})
-        await conn.execute(text("UPDATE outbox SET published_at = now() WHERE event_id = :id"),
-                           {"id": events[1].event_id})
-        await conn.execute(text(
-            "UPDATE outbox SET created_at = now() - interval '3 days' WHERE event_id = :id"),
-            {"id": events[2].event_id})
+        await conn.execute(
+            text(
+                "UPDATE outbox SET published_at = now() - interval '2 hours',"
+                " created_at = now() - interval '3 hours' WHERE event_id = :id"
+            ),
+            {"id": events[0].event_id},
+        )
+        await conn.execute(
+            text("UPDATE outbox SET published_at = now() WHERE event_id = :id"),
+            {"id": events[1].event_id},
+        )
+        await conn.execute(
+            text("UPDATE outbox SET created_at = now() - interval '3 days' WHERE event_id = :id"),
+            {"id": events[2].event_id},
+        )
         for event in events[:2]:
             await inbox.record_once(conn, "svc", event.event_id, event.name)
-        await conn.execute(text(
-            "UPDATE inbox SET handled_at = now() - interval '8 days' WHERE event_id = :id"),
-            {"id": events[0].event_id})
+        await conn.execute(
+            text("UPDATE inbox SET handled_at = now() - interval '8 days' WHERE event_id = :id"),
+            {"id": events[0].event_id},
+        )
 
     pruned = await prune(engine, outbox_retention_s=3600, inbox_retention_s=7 * 24 * 3600)
 

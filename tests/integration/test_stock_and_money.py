@@ -47,10 +47,16 @@ async def test_fifty_concurrent_orders_for_the_last_ten_units_reserve_exactly_te
 
     async def order_one() -> str:
         order_id = str(uuid.uuid4())
-        event = new_event("OrderPlaced", order_id, {
-            "order_id": order_id, "user_id": "u", "total": "1.00",
-            "items": [{"sku": "plenty", "quantity": 1}, {"sku": "last", "quantity": 1}],
-        })
+        event = new_event(
+            "OrderPlaced",
+            order_id,
+            {
+                "order_id": order_id,
+                "user_id": "u",
+                "total": "1.00",
+                "items": [{"sku": "plenty", "quantity": 1}, {"sku": "last", "quantity": 1}],
+            },
+        )
         emitted = await retrying(
             stores, lambda conn: inventory_app.on_order_placed(event, InventoryStore(conn))
         )
@@ -73,8 +79,11 @@ async def test_concurrent_charges_never_take_a_balance_below_zero(stores: AsyncE
 
     async def charge() -> str:
         order_id = str(uuid.uuid4())
-        event = new_event("StockReserved", order_id, {
-            "order_id": order_id, "user_id": "alice", "total": "3.00", "items": []})
+        event = new_event(
+            "StockReserved",
+            order_id,
+            {"order_id": order_id, "user_id": "alice", "total": "3.00", "items": []},
+        )
         emitted = await retrying(
             stores, lambda conn: payment_app.on_stock_reserved(event, PaymentStore(conn))
         )
@@ -92,10 +101,16 @@ async def test_a_charge_that_lands_after_the_cancel_decision_is_refunded_once(
     order_id = str(uuid.uuid4())
     async with stores.begin() as conn:
         await PaymentStore(conn).set_balance("bob", Decimal("50.00"))
-    reserved = new_event("StockReserved", order_id,
-                         {"order_id": order_id, "user_id": "bob", "total": "20.00", "items": []})
-    cancelled = new_event("OrderCancelled", order_id,
-                          {"order_id": order_id, "user_id": "bob", "reason": "deadline_exceeded"})
+    reserved = new_event(
+        "StockReserved",
+        order_id,
+        {"order_id": order_id, "user_id": "bob", "total": "20.00", "items": []},
+    )
+    cancelled = new_event(
+        "OrderCancelled",
+        order_id,
+        {"order_id": order_id, "user_id": "bob", "reason": "deadline_exceeded"},
+    )
     async with stores.begin() as conn:
         charged = await payment_app.on_stock_reserved(reserved, PaymentStore(conn))
     async with stores.begin() as conn:

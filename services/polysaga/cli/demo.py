@@ -50,26 +50,35 @@ class DemoResult:
         }
 
 
-async def run_demo(state: dict[str, Any], plan: DemoPlan, settle_timeout_s: float = 120) -> DemoResult:
+async def run_demo(
+    state: dict[str, Any], plan: DemoPlan, settle_timeout_s: float = 120
+) -> DemoResult:
     rng = random.Random(plan.seed)
     services: dict[str, str] = state["services"]
     run = uuid.uuid4().hex[:8]  # demo runs on one stack never share SKUs or users
     skus = {f"demo-{run}-sku-{i}": Decimal(rng.randint(100, 5000)) / 100 for i in range(plan.skus)}
     rich_users = [f"demo-{run}-rich-{i}" for i in range(max(2, plan.orders // 20))]
     poor_users = [f"demo-{run}-poor-{i}" for i in range(max(1, plan.orders // 50))]
-    orders = []
+    orders: list[dict[str, Any]] = []
     for _ in range(plan.orders):
         poor = rng.random() < plan.payment_failure_rate
         user = rng.choice(poor_users if poor else rich_users)
         lines = rng.sample(sorted(skus), k=rng.randint(1, min(3, len(skus))))
-        orders.append({"user_id": user, "items": [{"sku": s, "quantity": rng.randint(1, 3)}
-                                                   for s in lines]})
-    demand = {sku: sum(i["quantity"] for o in orders for i in o["items"] if i["sku"] == sku)
-              for sku in skus}
+        orders.append(
+            {"user_id": user, "items": [{"sku": s, "quantity": rng.randint(1, 3)} for s in lines]}
+        )
+    demand = {
+        sku: sum(i["quantity"] for o in orders for i in o["items"] if i["sku"] == sku)
+        for sku in skus
+    }
     baseline = Baseline(
-        stock={sku: (demand[sku] * 6 // 10 if plan.scarce_stock else demand[sku] + 10) for sku in skus},
-        balances={**{u: Decimal("1000000.00") for u in rich_users},
-                  **{u: Decimal("1.00") for u in poor_users}},
+        stock={
+            sku: (demand[sku] * 6 // 10 if plan.scarce_stock else demand[sku] + 10) for sku in skus
+        },
+        balances={
+            **{u: Decimal("1000000.00") for u in rich_users},
+            **{u: Decimal("1.00") for u in poor_users},
+        },
     )
     limits = httpx.Limits(max_connections=plan.concurrency * 2)
     async with httpx.AsyncClient(timeout=10, limits=limits) as client:
@@ -83,15 +92,24 @@ async def run_demo(state: dict[str, Any], plan: DemoPlan, settle_timeout_s: floa
 
 
 async def _seed(
-    client: httpx.AsyncClient, services: dict[str, str], prices: dict[str, Decimal], baseline: Baseline
+    client: httpx.AsyncClient,
+    services: dict[str, str],
+    prices: dict[str, Decimal],
+    baseline: Baseline,
 ) -> None:
     requests = [
-        *(client.put(f"{services['order']}/prices/{s}", json={"price": format_money(p)})
-          for s, p in prices.items()),
-        *(client.put(f"{services['inventory']}/stock/{s}", json={"available": n})
-          for s, n in baseline.stock.items()),
-        *(client.put(f"{services['payment']}/accounts/{u}", json={"balance": format_money(b)})
-          for u, b in baseline.balances.items()),
+        *(
+            client.put(f"{services['order']}/prices/{s}", json={"price": format_money(p)})
+            for s, p in prices.items()
+        ),
+        *(
+            client.put(f"{services['inventory']}/stock/{s}", json={"available": n})
+            for s, n in baseline.stock.items()
+        ),
+        *(
+            client.put(f"{services['payment']}/accounts/{u}", json={"balance": format_money(b)})
+            for u, b in baseline.balances.items()
+        ),
     ]
     for response in await asyncio.gather(*requests):
         response.raise_for_status()

@@ -4,6 +4,7 @@ read from the services' own /stats and /metrics endpoints."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -38,7 +39,9 @@ async def snapshot(stack: LocalStack, client: httpx.AsyncClient) -> dict[str, fl
     compensations = await asyncio.gather(
         *(_metric_sum(client, u, "polysaga_compensations_total") for u in urls)
     )
-    backlog = await asyncio.gather(*(_metric_sum(client, u, "polysaga_outbox_backlog") for u in urls))
+    backlog = await asyncio.gather(
+        *(_metric_sum(client, u, "polysaga_outbox_backlog") for u in urls)
+    )
     figures["compensations (since start)"] = sum(compensations)
     figures["outbox backlog"] = sum(backlog)
     return figures
@@ -56,7 +59,13 @@ def render(stack: LocalStack, figures: dict[str, float]) -> Group:
     sagas = Table(title="sagas")
     sagas.add_column("figure")
     sagas.add_column("value", justify="right")
-    for key in ("pending", "confirmed", "cancelled", "compensations (since start)", "outbox backlog"):
+    for key in (
+        "pending",
+        "confirmed",
+        "cancelled",
+        "compensations (since start)",
+        "outbox backlog",
+    ):
         sagas.add_row(key, f"{figures.get(key, 0):.0f}")
     return Group(processes, sagas)
 
@@ -66,7 +75,5 @@ async def run_live_view(stack: LocalStack, stop: asyncio.Event) -> None:
         with Live(render(stack, {}), refresh_per_second=2) as live:
             while not stop.is_set():
                 live.update(render(stack, await snapshot(stack, client)))
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1)
-                except TimeoutError:
-                    pass

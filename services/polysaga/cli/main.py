@@ -36,14 +36,16 @@ StateFileOption = Annotated[
 @app.command()
 def up(
     state_file: StateFileOption = DEFAULT_STATE_FILE,
-    data_dir: Annotated[
-        Path, typer.Option(help="Where servers keep their data and logs.")
-    ] = Path(".polysaga/data"),
+    data_dir: Annotated[Path, typer.Option(help="Where servers keep their data and logs.")] = Path(
+        ".polysaga/data"
+    ),
     postgres_url: Annotated[
-        str | None, typer.Option(help="Use this PostgreSQL (needs CREATEDB) instead of starting one.")
+        str | None,
+        typer.Option(help="Use this PostgreSQL (needs CREATEDB) instead of starting one."),
     ] = None,
     nats_url: Annotated[
-        str | None, typer.Option(help="Use this NATS server (JetStream on) instead of starting one.")
+        str | None,
+        typer.Option(help="Use this NATS server (JetStream on) instead of starting one."),
     ] = None,
     nats_sync_always: Annotated[
         bool, typer.Option(help="Run NATS with sync_interval: always (fsync before every ack).")
@@ -52,7 +54,10 @@ def up(
 ) -> None:
     """Run the whole system on this machine until Ctrl-C."""
     stack = LocalStack(
-        data_dir, state_file, postgres_url=postgres_url, nats_url=nats_url,
+        data_dir,
+        state_file,
+        postgres_url=postgres_url,
+        nats_url=nats_url,
         nats_sync_always=nats_sync_always,
     )
     try:
@@ -111,8 +116,12 @@ def _print_report(result: dict[str, object], as_json: bool) -> None:
 
 @app.command()
 def demo(
-    orders: Annotated[int, typer.Option("--orders", min=1, max=100_000, help="Orders to place.")] = 100,
-    concurrency: Annotated[int, typer.Option(min=1, max=512, help="Orders in flight at once.")] = 16,
+    orders: Annotated[
+        int, typer.Option("--orders", min=1, max=100_000, help="Orders to place.")
+    ] = 100,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=512, help="Orders in flight at once.")
+    ] = 16,
     payment_failure_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of orders from accounts that cannot pay.")
     ] = 0.0,

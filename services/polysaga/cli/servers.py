@@ -79,7 +79,7 @@ def prepare_nats(data_dir: Path, *, sync_always: bool = False) -> NatsServer:
     config.write_text(
         f"listen: 127.0.0.1:{port}\n"
         f"http: 127.0.0.1:{monitor}\n"
-        f"jetstream {{\n  store_dir: \"{store}\"{sync}\n}}\n"
+        f'jetstream {{\n  store_dir: "{store}"{sync}\n}}\n'
     )
     return NatsServer(port, monitor, store, config)
 
@@ -113,13 +113,20 @@ class PostgresServer:
     def argv(self) -> list[str]:
         return [
             find_binary("postgres"),
-            "-D", str(self.data_dir),
-            "-p", str(self.port),
-            "-c", "listen_addresses=127.0.0.1",
-            "-c", "unix_socket_directories=",
-            "-c", "max_connections=300",
-            "-c", f"fsync={'on' if self.fsync else 'off'}",
-            "-c", "shared_buffers=128MB",
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "max_connections=300",
+            "-c",
+            f"fsync={'on' if self.fsync else 'off'}",
+            "-c",
+            "shared_buffers=128MB",
         ]
 
 
@@ -130,7 +137,9 @@ def _run_as() -> str | None:
     try:
         pwd.getpwnam("postgres")
     except KeyError as exc:
-        raise ServerError("running as root but no 'postgres' user exists to run PostgreSQL") from exc
+        raise ServerError(
+            "running as root but no 'postgres' user exists to run PostgreSQL"
+        ) from exc
     return "postgres"
 
 
@@ -147,9 +156,19 @@ def prepare_postgres(data_root: Path, *, fsync: bool = True) -> PostgresServer:
         if run_as is not None:
             _make_reachable(data_dir, run_as)
         result = subprocess.run(
-            [find_binary("initdb"), "-D", str(data_dir), "--username=postgres",
-             "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-            user=run_as, capture_output=True, text=True, check=False,
+            [
+                find_binary("initdb"),
+                "-D",
+                str(data_dir),
+                "--username=postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
+            user=run_as,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise ServerError(f"initdb failed: {result.stderr.strip()}")
@@ -166,6 +185,8 @@ def _make_reachable(data_dir: Path, owner: str) -> None:
             if parent.stat().st_uid == os.geteuid():
                 os.chmod(parent, mode | 0o011)
             else:
-                raise ServerError(f"{parent} is not traversable by {owner}; choose another data dir")
+                raise ServerError(
+                    f"{parent} is not traversable by {owner}; choose another data dir"
+                )
         if parent == Path("/"):
             break

@@ -109,8 +109,9 @@ class LocalStack:
             log_file.touch()
             os.chown(log_file, *_uid_gid(user))
         await self._supervise(
-            ProcessSpec("postgres", server.argv(), log_file=log_file, user=user,
-                        stop_signal=signal.SIGINT)  # fast shutdown
+            ProcessSpec(
+                "postgres", server.argv(), log_file=log_file, user=user, stop_signal=signal.SIGINT
+            )  # fast shutdown
         )
         await _wait_postgres(self._admin_dsn(), timeout_s=30)
 
@@ -147,7 +148,9 @@ class LocalStack:
             "POLYSAGA_NATS_URL": self._nats_url,
         }
         await self._supervise(
-            ProcessSpec(service, [sys.executable, "-m", service], env=env, log_file=self._log(service))
+            ProcessSpec(
+                service, [sys.executable, "-m", service], env=env, log_file=self._log(service)
+            )
         )
 
     def service_url(self, service: str) -> str:
@@ -186,11 +189,18 @@ class LocalStack:
     def state(self) -> dict[str, Any]:
         postgres: dict[str, Any] = {
             "databases": {s: self.database_url(s) for s in self.services}
-            if (self._postgres or self._external_postgres) else {},
+            if (self._postgres or self._external_postgres)
+            else {},
         }
         if self._postgres is not None:
-            postgres.update({"host": "127.0.0.1", "port": self._postgres.port,
-                             "user": "postgres", "data_dir": str(self._postgres.data_dir)})
+            postgres.update(
+                {
+                    "host": "127.0.0.1",
+                    "port": self._postgres.port,
+                    "user": "postgres",
+                    "data_dir": str(self._postgres.data_dir),
+                }
+            )
         return {
             "started_at": self._started_at,
             "data_dir": str(self.data_dir),

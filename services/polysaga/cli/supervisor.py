@@ -49,7 +49,12 @@ class SupervisedProcess:
         self._task = asyncio.create_task(self._watch())
 
     async def _spawn(self) -> None:
-        out = open(self.spec.log_file, "ab") if self.spec.log_file else asyncio.subprocess.DEVNULL  # noqa: SIM115
+        # Opening a local log file does not block in any way that matters.
+        out = (
+            open(self.spec.log_file, "ab")  # noqa: SIM115, ASYNC230
+            if self.spec.log_file
+            else asyncio.subprocess.DEVNULL
+        )
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *self.spec.argv,
@@ -81,8 +86,6 @@ class SupervisedProcess:
             log.warning("%s exited with %s; restarting in %.2f s", self.spec.name, code, backoff)
             await asyncio.sleep(backoff)
             backoff = min(_BACKOFF_MAX_S, backoff * 2)
-            if self._stopping:
-                return
             self.restarts += 1
             await self._spawn()
 

@@ -116,7 +116,5 @@ def catalogue_markdown() -> str:
     ]
     for e in EVENTS:
         consumers = ", ".join(sorted(e.consumers)) or "—"
-        lines.append(
-            f"| {e.name} | v{e.version} | `{e.subject}` | {e.producer} | {consumers} |"
-        )
+        lines.append(f"| {e.name} | v{e.version} | `{e.subject}` | {e.producer} | {consumers} |")
     return "\n".join(lines)

@@ -1,1 +1,1 @@
-"""NATS JetStream: connection, stream and consumer set-up from the declaration, the consumer loop."""
+"""NATS JetStream: connection, streams and consumers from the declaration, the consumer loop."""

@@ -103,7 +103,9 @@ class EventConsumer:
             by_aggregate.setdefault(key, []).append(msg)
         heartbeat = asyncio.create_task(self._keep_alive(msgs))
         try:
-            await asyncio.gather(*(self._process_in_order(group) for group in by_aggregate.values()))
+            await asyncio.gather(
+                *(self._process_in_order(group) for group in by_aggregate.values())
+            )
         finally:
             heartbeat.cancel()
 
@@ -146,7 +148,11 @@ class EventConsumer:
             else:
                 log.warning(
                     "%s failed on %s %s (delivery %d): %r",
-                    self.service, event.name, event.event_id, deliveries, exc,
+                    self.service,
+                    event.name,
+                    event.event_id,
+                    deliveries,
+                    exc,
                 )
                 metrics.EVENTS_CONSUMED.labels(event_type=event.name, outcome="retried").inc()
                 await msg.nak(delay=self._policy.backoff(deliveries))
@@ -172,7 +178,9 @@ class EventConsumer:
 
     async def _dead_letter(self, msg: Msg, reason: str, detail: str, deliveries: int) -> None:
         headers = dict(msg.headers or {})
-        original_id = headers.get("ce-id") or f"{msg.metadata.stream}-{msg.metadata.sequence.stream}"
+        original_id = (
+            headers.get("ce-id") or f"{msg.metadata.stream}-{msg.metadata.sequence.stream}"
+        )
         headers.update(
             {
                 NATS_MSG_ID: f"{self.service}:{original_id}",

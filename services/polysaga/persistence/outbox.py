@@ -190,7 +190,7 @@ class OutboxRelay:
                     published = 0
                 if published >= self._batch:
                     continue  # more is waiting
-                await _wait_any(self._wake, stop, timeout=self._poll_interval_s)
+                await _wait_any(self._wake, stop, within_s=self._poll_interval_s)
         finally:
             if listener is not None:
                 await listener.close()
@@ -211,8 +211,8 @@ class OutboxRelay:
         metrics.OUTBOX_OLDEST_PENDING_AGE.set(current.oldest_age_s)
 
 
-async def _wait_any(wake: asyncio.Event, stop: asyncio.Event, timeout: float) -> None:
+async def _wait_any(wake: asyncio.Event, stop: asyncio.Event, within_s: float) -> None:
     waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
-    _, pending = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    _, pending = await asyncio.wait(waiters, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
     for waiter in pending:
         waiter.cancel()

@@ -5,10 +5,11 @@ touched."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
@@ -30,17 +31,20 @@ class Pruned:
     inbox: int
 
 
-async def _delete_in_chunks(engine: AsyncEngine, statement: object, retention_s: float) -> int:
+async def _delete_in_chunks(engine: AsyncEngine, statement: TextClause, retention_s: float) -> int:
     total = 0
     while True:
         async with engine.begin() as conn:
-            result = await conn.execute(statement, {"retention": retention_s, "chunk": _CHUNK})  # type: ignore[call-overload]
-        total += result.rowcount
-        if result.rowcount < _CHUNK:
+            result = await conn.execute(statement, {"retention": retention_s, "chunk": _CHUNK})
+        deleted = int(result.rowcount)
+        total += deleted
+        if deleted < _CHUNK:
             return total
 
 
-async def prune(engine: AsyncEngine, *, outbox_retention_s: float, inbox_retention_s: float) -> Pruned:
+async def prune(
+    engine: AsyncEngine, *, outbox_retention_s: float, inbox_retention_s: float
+) -> Pruned:
     return Pruned(
         outbox=await _delete_in_chunks(engine, _PRUNE_OUTBOX, outbox_retention_s),
         inbox=await _delete_in_chunks(engine, _PRUNE_INBOX, inbox_retention_s),
@@ -64,7 +68,5 @@ async def run_pruner(
                 log.info("pruned %d outbox and %d inbox rows", pruned.outbox, pruned.inbox)
         except Exception:
             log.exception("pruning failed; will try again")
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
-        except TimeoutError:
-            pass

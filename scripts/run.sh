@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Bootstrap if needed, then run a polysaga command, e.g.
+#   bash scripts/run.sh demo --orders 300 --payment-failure-rate 0.2 --scarce-stock
+#   bash scripts/run.sh up
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bash "$repo/scripts/bootstrap.sh"
+exec "$repo/.venv/bin/polysaga" "$@"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: bootstrap, then lint, types, layer rules, tests
+# (unit, integration and end-to-end, against real NATS JetStream and PostgreSQL).
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+bash scripts/bootstrap.sh
+bin=.venv/bin
+echo "== ruff"; "$bin/ruff" check services tests && "$bin/ruff" format --check services tests
+echo "== mypy"; "$bin/mypy"
+echo "== import layers"; "$bin/lint-imports"
+echo "== pytest"; "$bin/pytest" -p no:cacheprovider "$@"
