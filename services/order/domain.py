@@ -10,7 +10,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from polysaga.money import format_money, parse_money
+from polysaga.money import MAX_AMOUNT, format_money, parse_money
 
 
 class OrderStatus(StrEnum):
@@ -21,6 +21,10 @@ class OrderStatus(StrEnum):
 
 class IllegalTransitionError(Exception):
     """A command that the order's current state does not allow."""
+
+
+class OrderTooLargeError(Exception):
+    """The order's total is more than any account can hold."""
 
 
 class UnknownProductError(Exception):
@@ -90,6 +94,8 @@ class Order:
             merged[sku] = merged.get(sku, 0) + quantity
         lines = [OrderLine(sku, q, prices[sku]) for sku, q in sorted(merged.items())]
         total = sum((line.unit_price * line.quantity for line in lines), Decimal("0"))
+        if total > MAX_AMOUNT:
+            raise OrderTooLargeError(f"order total {total} exceeds the maximum {MAX_AMOUNT}")
         return OrderEvent(
             "OrderPlaced",
             {

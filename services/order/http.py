@@ -16,7 +16,7 @@ from order.application import (
     PlaceOrder,
     place_order,
 )
-from order.domain import Order, UnknownProductError
+from order.domain import Order, OrderTooLargeError, UnknownProductError
 from polysaga.api_types import UUID_PATTERN, Identifier, Quantity, Sku, StrictStruct
 from polysaga.money import MoneyText, format_money, parse_money
 from polysaga.problems import Problem
@@ -119,6 +119,8 @@ async def place(
             )
     except UnknownProductError as exc:
         raise Problem(422, "Unknown product", str(exc), slug="unknown-product") from exc
+    except OrderTooLargeError as exc:
+        raise Problem(422, "Order too large", str(exc), slug="order-too-large") from exc
     except IdempotencyKeyReusedError as exc:
         raise Problem(
             422,

@@ -18,6 +18,7 @@ from polysaga import __version__
 from polysaga.problems import EXCEPTION_HANDLERS
 from polysaga.runtime import ServiceDefinition, ServiceRuntime
 from polysaga.settings import ServiceSettings
+from polysaga.strict_body import enforce_strict_body
 
 
 def provide_runtime(state: State) -> ServiceRuntime:
@@ -59,6 +60,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
         route_handlers=[healthz, readyz, metrics, *definition.route_handlers],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         lifespan=[lifespan],
+        before_request=enforce_strict_body,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -15,6 +15,7 @@ from order.domain import (
     OrderEvent,
     OrderLine,
     OrderStatus,
+    OrderTooLargeError,
     UnknownProductError,
 )
 
@@ -66,6 +67,15 @@ def test_place_refuses_skus_without_a_price_and_names_them_all() -> None:
 
     assert caught.value.skus == ["BANANA", "KIWI"]
     assert "BANANA" in str(caught.value)
+
+
+def test_place_refuses_a_total_no_account_can_hold() -> None:
+    dear = {"GEM": Decimal("999999999999.99")}
+    assert Order.place("o", "u", [("GEM", 1)], dear, NOW, DEADLINE).data["total"] == (
+        "999999999999.99"
+    )
+    with pytest.raises(OrderTooLargeError):
+        Order.place("o", "u", [("GEM", 2)], dear, NOW, DEADLINE)
 
 
 @pytest.mark.parametrize("quantity", [0, -1])

@@ -54,7 +54,11 @@ def render(stack: LocalStack, figures: dict[str, float]) -> Group:
     state = stack.state()
     for name, pid in state["processes"].items():
         proc = stack.process(name)
-        address = state["services"].get(name) or (state["nats"] if name == "nats" else "")
+        address = {
+            **state["services"],
+            "nats": state["nats"],
+            "postgres": f"127.0.0.1:{state['postgres'].get('port', '')}",
+        }.get(name, "")
         processes.add_row(name, str(pid or "—"), proc.state, str(proc.restarts), address)
     sagas = Table(title="sagas")
     sagas.add_column("figure")

@@ -114,7 +114,7 @@ class EventConsumer:
         while True:
             await asyncio.sleep(self._policy.ack_wait_s / 3)
             for msg in msgs:
-                if not msg._ackd:
+                if not msg.is_acked:
                     await msg.in_progress()
 
     async def _process_in_order(self, msgs: Sequence[Msg]) -> None:

@@ -1,0 +1,47 @@
+"""Strict request bodies. Litestar converts bodies leniently (``"1"`` becomes ``1``); a
+service that promises strict schemas re-reads the body of every route whose ``data`` is a
+StrictStruct with msgspec in strict mode, and refuses a body that is not JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request
+from litestar.exceptions import HTTPException, ValidationException
+
+from polysaga.api_types import StrictStruct
+
+_JSON_TYPES = ("application/json",)
+
+
+def _body_type(request: Request[Any, Any, Any]) -> type[StrictStruct] | None:
+    field = request.route_handler.parsed_fn_signature.parameters.get("data")
+    annotation = getattr(field, "annotation", None)
+    if isinstance(annotation, type) and issubclass(annotation, StrictStruct):
+        return annotation
+    return None
+
+
+async def enforce_strict_body(request: Request[Any, Any, Any]) -> None:
+    """A ``before_request`` hook: 415 for a non-JSON body, 400 for any type mismatch."""
+    body_type = _body_type(request)
+    if body_type is None:
+        return
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in _JSON_TYPES and not media_type.endswith("+json"):
+        raise HTTPException(
+            status_code=415, detail=f"send the body as application/json, not {media_type!r}"
+        )
+    body = await request.body()
+    if not body.strip():
+        raise ValidationException(detail="a JSON request body is required")
+    try:
+        msgspec.json.decode(body, type=body_type, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ValidationException(
+            detail=f"Validation failed for {request.method} {request.url.path}",
+            extra=[{"message": str(exc), "source": "body"}],
+        ) from exc
+    except msgspec.DecodeError as exc:
+        raise ValidationException(detail=f"JSON is malformed: {exc}") from exc
