@@ -90,111 +90,135 @@ async def gather_facts(
     return list(await asyncio.gather(*(facts(i) for i in order_ids)))
 
 
+class _Findings:
+    """Each invariant holds until a violation is recorded against it."""
+
+    def __init__(self) -> None:
+        self.invariants = dict.fromkeys(INVARIANTS, True)
+        self.violations: list[str] = []
+
+    def fail(self, invariant: str, message: str) -> None:
+        self.invariants[invariant] = False
+        self.violations.append(message)
+
+
+def confirmed_demand(facts: list[OrderFacts]) -> Counter[str]:
+    demand: Counter[str] = Counter()
+    for f in facts:
+        if f.order["status"] == "CONFIRMED":
+            for item in f.order["items"]:
+                demand[item["sku"]] += item["quantity"]
+    return demand
+
+
+def _check_stock(
+    found: _Findings,
+    levels: dict[str, dict[str, int]],
+    demand: Counter[str],
+    baseline: Baseline | None,
+) -> None:
+    for sku, level in levels.items():
+        if level["available"] < 0 or level["reserved"] < 0:
+            found.fail("no_oversell", f"{sku}: negative stock {level}")
+        initial = baseline.stock.get(sku) if baseline else None
+        if initial is not None:
+            if demand[sku] > initial:
+                found.fail("no_oversell", f"{sku}: {demand[sku]} confirmed > {initial} stocked")
+            if level["available"] + level["reserved"] != initial:
+                found.fail("stock_conserved", f"{sku}: available+reserved != initial {initial}")
+        if level["reserved"] != demand[sku]:
+            found.fail(
+                "stock_conserved", f"{sku}: reserved {level['reserved']} != confirmed {demand[sku]}"
+            )
+
+
+def _check_order(found: _Findings, f: OrderFacts) -> None:
+    oid, status = f.order["order_id"], f.order["status"]
+    charges = [p for p in f.payments if p["status"] == "CHARGED"]
+    held = f.reservation is not None and f.reservation["status"] == "RESERVED"
+    if len(charges) > 1:
+        found.fail("no_double_charge", f"{oid}: {len(charges)} charges")
+    if status == "PENDING":
+        found.fail("every_saga_ended", f"{oid}: still PENDING")
+    elif status == "CONFIRMED":
+        if len(charges) != 1 or parse_money(charges[0]["amount"]) != parse_money(f.order["total"]):
+            found.fail("money_conserved", f"{oid}: confirmed but charged {charges}")
+        if not held:
+            found.fail("stock_conserved", f"{oid}: confirmed without a held reservation")
+    elif charges or held:
+        found.fail(
+            "cancelled_orders_compensated",
+            f"{oid}: cancelled but still holds {f.reservation} / {charges}",
+        )
+
+
+def _check_balances(
+    found: _Findings, facts: list[OrderFacts], balances: dict[str, Decimal], baseline: Baseline
+) -> None:
+    spent: dict[str, Decimal] = {}
+    for f in facts:
+        if f.order["status"] == "CONFIRMED":
+            user = f.order["user_id"]
+            spent[user] = spent.get(user, Decimal("0")) + parse_money(f.order["total"])
+    for user, initial in baseline.balances.items():
+        balance = balances[user]
+        if balance + spent.get(user, Decimal("0")) != initial:
+            found.fail("money_conserved", f"{user}: balance {balance} + spent != initial {initial}")
+
+
+def evaluate(
+    facts: list[OrderFacts],
+    levels: dict[str, dict[str, int]],
+    balances: dict[str, Decimal],
+    baseline: Baseline | None = None,
+) -> CheckReport:
+    """The invariants over what the services reported; no I/O."""
+    found = _Findings()
+    _check_stock(found, levels, confirmed_demand(facts), baseline)
+    for f in facts:
+        _check_order(found, f)
+    if baseline is not None:
+        _check_balances(found, facts, balances, baseline)
+    status = Counter(f.order["status"] for f in facts)
+    compensations = sum(
+        (f.reservation is not None and f.reservation["status"] == "RELEASED")
+        + any(p["status"] == "REFUNDED" for p in f.payments)
+        for f in facts
+    )
+    return CheckReport(
+        orders=len(facts),
+        confirmed=status["CONFIRMED"],
+        cancelled=status["CANCELLED"],
+        unfinished=status["PENDING"],
+        compensations=compensations,
+        invariants=found.invariants,
+        violations=found.violations,
+    )
+
+
 async def check(
     client: httpx.AsyncClient,
     services: dict[str, str],
     order_ids: list[str] | None = None,
     baseline: Baseline | None = None,
 ) -> CheckReport:
+    """Fetch every order's facts, stock levels and balances, then evaluate the invariants."""
     if order_ids is None:
         order_ids = await list_order_ids(client, services["order"])
-    all_facts = await gather_facts(client, services, order_ids)
-    violations: list[str] = []
-    status = Counter(f.order["status"] for f in all_facts)
-
-    demand: Counter[str] = Counter()
-    for f in all_facts:
-        if f.order["status"] == "CONFIRMED":
-            for item in f.order["items"]:
-                demand[item["sku"]] += item["quantity"]
-    skus = set(demand) | set(baseline.stock if baseline else {})
-    for f in all_facts:
-        skus |= {item["sku"] for item in f.order["items"]}
+    facts = await gather_facts(client, services, order_ids)
+    skus = set(baseline.stock if baseline else ()) | {
+        item["sku"] for f in facts for item in f.order["items"]
+    }
     levels = {}
     for sku in sorted(skus):
         response = await client.get(f"{services['inventory']}/stock/{sku}")
         if response.status_code == 200:
             levels[sku] = response.json()
-
-    no_oversell = True
-    stock_conserved = True
-    for sku, level in levels.items():
-        if level["available"] < 0 or level["reserved"] < 0:
-            no_oversell = False
-            violations.append(f"{sku}: negative stock {level}")
-        if baseline and sku in baseline.stock:
-            if demand[sku] > baseline.stock[sku]:
-                no_oversell = False
-                violations.append(f"{sku}: {demand[sku]} confirmed > {baseline.stock[sku]} stocked")
-            if level["available"] + level["reserved"] != baseline.stock[sku]:
-                stock_conserved = False
-                violations.append(f"{sku}: available+reserved != initial {baseline.stock[sku]}")
-        if level["reserved"] != demand[sku]:
-            stock_conserved = False
-            violations.append(f"{sku}: reserved {level['reserved']} != confirmed {demand[sku]}")
-
-    no_double_charge = True
-    compensated = True
-    money_consistent = True
-    compensations = 0
-    for f in all_facts:
-        oid, st = f.order["order_id"], f.order["status"]
-        charges = [p for p in f.payments if p["status"] == "CHARGED"]
-        if len(charges) > 1:
-            no_double_charge = False
-            violations.append(f"{oid}: {len(charges)} charges")
-        if f.reservation and f.reservation["status"] == "RELEASED":
-            compensations += 1
-        if any(p["status"] == "REFUNDED" for p in f.payments):
-            compensations += 1
-        if st == "CONFIRMED":
-            if len(charges) != 1 or parse_money(charges[0]["amount"]) != parse_money(
-                f.order["total"]
-            ):
-                money_consistent = False
-                violations.append(f"{oid}: confirmed but charged {charges}")
-            if not f.reservation or f.reservation["status"] != "RESERVED":
-                stock_conserved = False
-                violations.append(f"{oid}: confirmed without a held reservation")
-        elif st == "CANCELLED" and (
-            charges or (f.reservation and f.reservation["status"] == "RESERVED")
-        ):
-            compensated = False
-            violations.append(f"{oid}: cancelled but still holds {f.reservation} / {charges}")
-
-    money_conserved = money_consistent
-    if baseline and baseline.balances:
-        spent: dict[str, Decimal] = {}
-        for f in all_facts:
-            if f.order["status"] == "CONFIRMED":
-                user = f.order["user_id"]
-                spent[user] = spent.get(user, Decimal("0")) + parse_money(f.order["total"])
-        for user, initial in baseline.balances.items():
-            response = await client.get(f"{services['payment']}/accounts/{user}")
-            balance = parse_money(response.raise_for_status().json()["balance"])
-            if balance + spent.get(user, Decimal("0")) != initial:
-                money_conserved = False
-                violations.append(f"{user}: balance {balance} + spent != initial {initial}")
-
-    invariants = {
-        "every_saga_ended": status["PENDING"] == 0,
-        "no_oversell": no_oversell,
-        "stock_conserved": stock_conserved,
-        "money_conserved": money_conserved,
-        "no_double_charge": no_double_charge,
-        "cancelled_orders_compensated": compensated,
-    }
-    if status["PENDING"]:
-        violations.append(f"{status['PENDING']} orders still PENDING")
-    return CheckReport(
-        orders=len(all_facts),
-        confirmed=status["CONFIRMED"],
-        cancelled=status["CANCELLED"],
-        unfinished=status["PENDING"],
-        compensations=compensations,
-        invariants=invariants,
-        violations=violations,
-    )
+    balances = {}
+    for user in baseline.balances if baseline else ():
+        response = await client.get(f"{services['payment']}/accounts/{user}")
+        balances[user] = parse_money(response.raise_for_status().json()["balance"])
+    return evaluate(facts, levels, balances, baseline)
 
 
 async def dead_lettered(nats_url: str) -> int:
