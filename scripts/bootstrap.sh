@@ -9,6 +9,7 @@ cache=${POLYSAGA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/polysaga}
 venv="$repo/.venv"
 python=${PYTHON:-python3}
 postgres_major=${POLYSAGA_POSTGRES_MAJOR:-15}
+ferretdb_version=${POLYSAGA_FERRETDB_VERSION:-v1.24.2}
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
@@ -61,9 +62,33 @@ ensure_nats() {
   fi
 }
 
+# FerretDB v1 (MongoDB wire protocol, SQLite backend), built from its Go module. Its module
+# zip lacks the generated build/version/version.txt, so it is built in a writable copy of
+# the downloaded module directory with that file written; the binary is cached by version.
+ensure_ferretdb() {
+  local dest="$cache/ferretdb-$ferretdb_version/ferretdb"
+  if [ ! -x "$dest" ]; then
+    command -v go >/dev/null || { log "Go is required to build FerretDB"; exit 1; }
+    log "building FerretDB $ferretdb_version (first run only)"
+    local scratch module_dir
+    scratch=$(mktemp -d)
+    module_dir=$(cd "$scratch" && go mod download -json "github.com/FerretDB/FerretDB@$ferretdb_version" \
+      | "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+    cp -r "$module_dir/." "$scratch/src"
+    chmod -R u+w "$scratch/src"
+    echo "$ferretdb_version" >"$scratch/src/build/version/version.txt"
+    mkdir -p "$(dirname "$dest")"
+    (cd "$scratch/src" && go build -trimpath -o "$dest.partial" ./cmd/ferretdb)
+    mv "$dest.partial" "$dest"
+    rm -rf "$scratch"
+  fi
+  ln -sfn "$dest" "$venv/bin/ferretdb"
+}
+
 ensure_python
 mkdir -p "$cache"
 ensure_venv
 ensure_postgres
 ensure_nats
+ensure_ferretdb
 log "ready: source .venv/bin/activate"

@@ -1,8 +1,9 @@
-"""What a running service holds: its database engine, its NATS connection, and the
-background loops (outbox relay, one consumer per stream, pruner, service-specific ones).
+"""What a running service holds: its own store (PostgreSQL, MongoDB or none), its NATS
+connection, and the background loops (outbox relay, one consumer per stream it consumes,
+pruner, service-specific ones).
 
-Start-up applies the service's migrations and sets up streams and consumers from the event
-declaration; shutdown stops the loops, drains NATS and closes the pool.
+Start-up opens the store (migrations or indexes) and sets up streams and consumers from
+the event declaration; shutdown stops the loops, drains NATS and closes the store.
 """
 
 from __future__ import annotations
@@ -12,20 +13,19 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from polysaga.events import declaration
 from polysaga.messaging.connection import connect, ensure_consumers, ensure_streams
 from polysaga.messaging.consumer import ConsumerPolicy, EventConsumer, EventHandler
-from polysaga.persistence import inbox, outbox
-from polysaga.persistence.database import Migration, create_engine, migrate
-from polysaga.persistence.pruning import run_pruner
+from polysaga.mongo.client import MongoDatabase
+from polysaga.persistence.database import Migration
 from polysaga.settings import ServiceSettings
+from polysaga.stores import MongoStore, NoStore, PostgresStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +37,55 @@ class ServiceDefinition:
     """Everything that makes a service itself; the rest is shared."""
 
     name: str
-    migrations: Sequence[Migration]
+    store: Literal["postgres", "mongo", "none"] = "postgres"
+    migrations: Sequence[Migration] = ()  # PostgreSQL
+    outbox_collections: Sequence[str] = ()  # MongoDB: collections with an embedded outbox
+    mongo_setup: Callable[[MongoDatabase], Awaitable[None]] | None = None  # MongoDB indexes
     event_handlers: Mapping[str, EventHandler] = field(default_factory=dict)
     route_handlers: Sequence[Any] = ()
     background_loops: Sequence[BackgroundLoop] = ()
+    uses_nats: bool = True
 
-    def all_migrations(self) -> list[Migration]:
-        return [*outbox.MIGRATIONS, *inbox.MIGRATIONS, *self.migrations]
+
+def _make_store(definition: ServiceDefinition, settings: ServiceSettings) -> Store:
+    if definition.store == "postgres":
+        return PostgresStore(settings, definition.migrations)
+    if definition.store == "mongo":
+        return MongoStore(settings, definition.outbox_collections, definition.mongo_setup)
+    return NoStore()
 
 
 class ServiceRuntime:
     def __init__(self, definition: ServiceDefinition, settings: ServiceSettings) -> None:
         self.definition = definition
         self.settings = settings
-        self.engine: AsyncEngine = create_engine(settings.database_url, settings.db_pool_size)
+        self.store = _make_store(definition, settings)
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+
+    # --- what routes and loops use ------------------------------------------------------
+
+    @property
+    def engine(self) -> AsyncEngine:
+        assert isinstance(self.store, PostgresStore), f"{self.definition.name} has no PostgreSQL"
+        return self.store.engine
+
+    @property
+    def mongo(self) -> MongoDatabase:
+        assert isinstance(self.store, MongoStore), f"{self.definition.name} has no MongoDB"
+        return self.store.db
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.begin() as conn:
+            yield conn
+
+    def wake_relay(self) -> None:
+        """Tell a Mongo relay that a write staged events (there is no NOTIFY in MongoDB)."""
+        if isinstance(self.store, MongoStore):
+            self.store.wake_relay()
 
     @property
     def js(self) -> JetStreamContext:
@@ -66,24 +97,22 @@ class ServiceRuntime:
         assert self._nc is not None, "runtime not started"
         return self._nc
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
-            yield conn
+    # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
         s = self.settings
-        await migrate(self.engine, self.definition.all_migrations())
-        self._nc = await connect(
-            s.nats_url, name=self.definition.name, user=s.nats_user, password=s.nats_password
-        )
-        self._js = self._nc.jetstream()
-        await ensure_streams(self._js)
-        await ensure_consumers(self._js, self.definition.name, ack_wait_s=s.ack_wait_s)
-        self._spawn(self._relay_loop)
-        self._spawn(self._pruner_loop)
-        for consumer in self._consumers():
-            self._spawn(lambda stop, c=consumer: c.run(stop))  # type: ignore[misc]
+        await self.store.open()
+        if self.definition.uses_nats:
+            self._nc = await connect(
+                s.nats_url, name=self.definition.name, user=s.nats_user, password=s.nats_password
+            )
+            self._js = self._nc.jetstream()
+            await ensure_streams(self._js)
+            await ensure_consumers(self._js, self.definition.name, ack_wait_s=s.ack_wait_s)
+            for store_loop in self.store.loops(self._js):
+                self._spawn(store_loop)
+            for consumer in self._consumers():
+                self._spawn(consumer.run)
         for loop in self.definition.background_loops:
             self._spawn(lambda stop, f=loop: f(self, stop))  # type: ignore[misc]
         log.info("%s started", self.definition.name)
@@ -96,16 +125,12 @@ class ServiceRuntime:
                 task.cancel()
         if self._nc is not None and self._nc.is_connected:
             await self._nc.drain()
-        await self.engine.dispose()
+        await self.store.close()
 
     async def readiness(self) -> dict[str, bool]:
-        checks = {"database": False, "nats": bool(self._nc and self._nc.is_connected)}
-        try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            checks["database"] = True
-        except Exception:
-            log.warning("readiness: database unreachable", exc_info=True)
+        checks = {"store": await self.store.ready()}
+        if self.definition.uses_nats:
+            checks["nats"] = bool(self._nc and self._nc.is_connected)
         return checks
 
     def _consumers(self) -> list[EventConsumer]:
@@ -117,37 +142,18 @@ class ServiceRuntime:
             ack_wait_s=s.ack_wait_s,
             fetch_batch=s.fetch_batch,
         )
+        runner = self.store.runner()
         return [
             EventConsumer(
                 service=self.definition.name,
                 context=context,
                 handlers=self.definition.event_handlers,
-                engine=self.engine,
+                runner=runner,
                 js=self.js,
                 policy=policy,
             )
             for context in declaration.consumed_by(self.definition.name)
         ]
-
-    async def _relay_loop(self, stop: asyncio.Event) -> None:
-        relay = outbox.OutboxRelay(
-            self.engine,
-            self.js,
-            database_url=self.settings.database_url,
-            batch=self.settings.relay_batch,
-            poll_interval_s=self.settings.relay_poll_interval_s,
-        )
-        await relay.run(stop)
-
-    async def _pruner_loop(self, stop: asyncio.Event) -> None:
-        s = self.settings
-        await run_pruner(
-            self.engine,
-            stop,
-            interval_s=s.prune_interval_s,
-            outbox_retention_s=s.outbox_retention_s,
-            inbox_retention_s=s.inbox_retention_s,
-        )
 
     def _spawn(self, loop: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         async def guarded() -> None:

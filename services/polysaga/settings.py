@@ -16,6 +16,7 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     db_pool_size: int = 10
+    mongo_url: str = "mongodb://127.0.0.1:27017/polysaga"
     nats_url: str = "nats://127.0.0.1:4222"
     nats_user: str | None = None
     nats_password: str | None = None

@@ -13,6 +13,7 @@ from harness import effect_count, record_effect
 from polysaga.events.declaration import ORDERS
 from polysaga.events.envelope import Envelope, new_event, to_headers
 from polysaga.messaging.consumer import ConsumerPolicy, EventConsumer
+from polysaga.persistence.inbox import transactional_runner
 
 
 class Poison(Exception):
@@ -62,7 +63,7 @@ def consumer(engine: AsyncEngine, js: JetStreamContext, handler: object) -> Even
         service="inventory",
         context=ORDERS,
         handlers={"OrderPlaced": handler},  # type: ignore[dict-item]
-        engine=engine,
+        runner=transactional_runner(engine),
         js=js,
         policy=ConsumerPolicy(
             max_deliveries=3, backoff_s=0.05, backoff_max_s=0.2, fetch_batch=8, fetch_timeout_s=0.2

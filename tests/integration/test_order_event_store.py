@@ -14,10 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from order import application
 from order.adapters import MIGRATIONS, ConcurrencyConflictError, OrderStore
 from order.domain import OrderStatus
-from polysaga.events.declaration import PAYMENTS
 from polysaga.events.envelope import Envelope, new_event
-from polysaga.messaging.consumer import ConsumerPolicy, EventConsumer
 from polysaga.persistence.database import migrate
+from polysaga.persistence.inbox import transactional_runner
 
 
 @pytest.fixture
@@ -60,14 +59,7 @@ async def test_conflict_on_the_order_stream_is_retried_on_fresh_state(
     """A payment and a deadline cancel race for one order. The cancel commits first; the
     payment's append then conflicts, the consumer retries the whole transaction, and on the
     reloaded (cancelled) order the payment reaction appends nothing."""
-    consumer = EventConsumer(
-        service="order",
-        context=PAYMENTS,
-        handlers={},
-        engine=order_engine,
-        js=None,  # type: ignore[arg-type]  # _handle touches only the database
-        policy=ConsumerPolicy(),
-    )
+    run_once = transactional_runner(order_engine)
     order_id = await place(order_engine)
     payment = new_event(
         "PaymentProcessed", order_id, {"order_id": order_id, "user_id": "u1", "amount": "5.00"}
@@ -94,7 +86,7 @@ async def test_conflict_on_the_order_stream_is_retried_on_fresh_state(
             )
         cancelled.set()
 
-    handled, _ = await asyncio.gather(consumer._handle(payment, pay), cancel())
+    handled, _ = await asyncio.gather(run_once("order", payment, pay), cancel())
 
     assert handled is True
     assert attempts == 2  # first try conflicted, second saw the cancelled order

@@ -14,6 +14,7 @@ from polysaga.events.declaration import ORDERS
 from polysaga.events.envelope import Envelope, new_event
 from polysaga.messaging.consumer import ConsumerPolicy, EventConsumer
 from polysaga.persistence import outbox
+from polysaga.persistence.inbox import transactional_runner
 
 
 def placed(order_id: str | None = None) -> Envelope:
@@ -26,7 +27,7 @@ def consumer(engine: AsyncEngine, js: JetStreamContext, **policy: float) -> Even
         service="inventory",
         context=ORDERS,
         handlers={"OrderPlaced": record_effect, "OrderCancelled": record_effect},
-        engine=engine,
+        runner=transactional_runner(engine),
         js=js,
         policy=ConsumerPolicy(**policy),  # type: ignore[arg-type]
     )

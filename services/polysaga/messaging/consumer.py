@@ -18,7 +18,7 @@ from typing import Any
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from polysaga import metrics
 from polysaga.events import declaration
@@ -30,14 +30,15 @@ from polysaga.events.envelope import (
     known_event_name,
 )
 from polysaga.events.upcasting import UnsupportedVersionError, upcast
-from polysaga.persistence import inbox, outbox
-from polysaga.persistence.database import is_retryable
+from polysaga.persistence import outbox
 
 log = logging.getLogger(__name__)
 
-EventHandler = Callable[[Envelope, AsyncConnection], Awaitable[None]]
-
-_IN_TRANSACTION_RETRIES = 5
+# A handler gets the event and the store handle its runner gives it: a connection inside an
+# open transaction (PostgreSQL) or the database (MongoDB).
+EventHandler = Callable[[Envelope, Any], Awaitable[None]]
+# Runs a handler at most once per (consumer, event id); False when it had already run.
+HandlerRunner = Callable[[str, Envelope, EventHandler], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,14 @@ class EventConsumer:
         service: str,
         context: declaration.Context,
         handlers: Mapping[str, EventHandler],
-        engine: AsyncEngine,
+        runner: HandlerRunner,
         js: JetStreamContext,
         policy: ConsumerPolicy,
     ) -> None:
         self.service = service
         self.context = context
         self._handlers = handlers
-        self._engine = engine
+        self._runner = runner
         self._js = js
         self._policy = policy
 
@@ -140,7 +141,7 @@ class EventConsumer:
             await self._dead_letter(msg, "unsupported_version", "no handler", deliveries)
             return
         try:
-            handled = await self._handle(event, handler)
+            handled = await self._runner(self.service, event, handler)
         except Exception as exc:
             if deliveries >= self._policy.max_deliveries:
                 log.exception("%s gave up on %s %s", self.service, event.name, event.event_id)
@@ -160,21 +161,6 @@ class EventConsumer:
         await msg.ack()
         outcome = "handled" if handled else "duplicate"
         metrics.EVENTS_CONSUMED.labels(event_type=event.name, outcome=outcome).inc()
-
-    async def _handle(self, event: Envelope, handler: EventHandler) -> bool:
-        """Run handler and inbox record in one transaction; False if already handled."""
-        for attempt in range(1, _IN_TRANSACTION_RETRIES + 1):
-            try:
-                async with self._engine.begin() as conn:
-                    if not await inbox.record_once(conn, self.service, event.event_id, event.name):
-                        return False
-                    await handler(event, conn)
-                return True
-            except Exception as exc:
-                if attempt == _IN_TRANSACTION_RETRIES or not is_retryable(exc):
-                    raise
-                await asyncio.sleep(0.005 * attempt)
-        raise AssertionError("unreachable")
 
     async def _dead_letter(self, msg: Msg, reason: str, detail: str, deliveries: int) -> None:
         headers = dict(msg.headers or {})

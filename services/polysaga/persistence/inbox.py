@@ -3,10 +3,17 @@ effect, so a redelivered event finds its id already there and changes nothing.""
 
 from __future__ import annotations
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from polysaga.persistence.database import Migration
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from polysaga.events.envelope import Envelope
+from polysaga.persistence.database import Migration, is_retryable
+
+_IN_TRANSACTION_RETRIES = 5
 
 MIGRATIONS = (
     Migration(
@@ -36,3 +43,28 @@ async def record_once(conn: AsyncConnection, consumer: str, event_id: str, event
         _RECORD, {"consumer": consumer, "event_id": event_id, "event_type": event_type}
     )
     return result.rowcount == 1
+
+
+def transactional_runner(
+    engine: AsyncEngine,
+) -> Callable[[str, Envelope, Callable[[Envelope, Any], Awaitable[None]]], Awaitable[bool]]:
+    """Runs a handler and its inbox record in one transaction; a transaction that lost a
+    race (optimistic concurrency, deadlock) is run again from the start on fresh state."""
+
+    async def run(
+        consumer: str, event: Envelope, handler: Callable[[Envelope, Any], Awaitable[None]]
+    ) -> bool:
+        for attempt in range(1, _IN_TRANSACTION_RETRIES + 1):
+            try:
+                async with engine.begin() as conn:
+                    if not await record_once(conn, consumer, event.event_id, event.name):
+                        return False
+                    await handler(event, conn)
+                return True
+            except Exception as exc:
+                if attempt == _IN_TRANSACTION_RETRIES or not is_retryable(exc):
+                    raise
+                await asyncio.sleep(0.005 * attempt)
+        raise AssertionError("unreachable")
+
+    return run

@@ -1,0 +1,9 @@
+"""MongoDB building blocks for Mongo-backed services (tested against FerretDB v1 and valid
+on MongoDB): client, document-embedded outbox and relay, inbox, pruning.
+
+Features relied on (all in FerretDB v1 and MongoDB ≥ 4.4): single-document atomic updates
+($set, $unset, $inc, $setOnInsert, $push), upserts with filters (a losing upsert raises
+DuplicateKeyError), find with sort/skip/limit, unique and secondary indexes, delete_many.
+Not used: multi-document transactions, change streams, $pull with conditions,
+renameCollection with dropTarget, TTL indexes.
+"""

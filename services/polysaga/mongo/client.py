@@ -1,0 +1,22 @@
+"""The async MongoDB client (pymongo's own AsyncMongoClient, not Motor)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.uri_parser import parse_uri
+
+MongoDatabase = AsyncDatabase[dict[str, Any]]
+
+
+def connect(url: str) -> tuple[AsyncMongoClient[dict[str, Any]], MongoDatabase]:
+    """A client and the database named in the URL's path (``mongodb://host:port/name``)."""
+    name = parse_uri(url).get("database")
+    if not name:
+        raise ValueError(f"the MongoDB URL must name a database: {url!r}")
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        url, serverSelectionTimeoutMS=5000, tz_aware=True
+    )
+    return client, client[name]
