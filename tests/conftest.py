@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +16,16 @@ import asyncpg
 import pytest
 
 from polysaga.cli.servers import (
+    FerretDBServer,
     NatsServer,
     PostgresServer,
+    SmtpServer,
+    find_binary,
     postgres_user,
+    prepare_ferretdb,
     prepare_nats,
     prepare_postgres,
+    prepare_smtp,
     wait_for_port,
     wait_nats_ready,
 )
@@ -83,3 +89,56 @@ async def database_url(postgres_server: PostgresServer) -> str:
     finally:
         await conn.close()
     return postgres_server.url(name)
+
+
+@pytest.fixture(scope="session")
+def ferretdb_server(postgres_server: PostgresServer) -> Iterator[FerretDBServer]:
+    """A real MongoDB-wire server: FerretDB v1, keeping its data in the test PostgreSQL."""
+    admin = f"postgresql://postgres@127.0.0.1:{postgres_server.port}/postgres"
+    for _ in range(100):  # PostgreSQL may still be starting up
+        created = subprocess.run(
+            [find_binary("psql"), admin, "-qc", "CREATE DATABASE ferretdb"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if created.returncode == 0:
+            break
+        time.sleep(0.1)
+    else:
+        raise RuntimeError(f"could not create FerretDB's database: {created.stderr}")
+    root = _scratch_dir("polysaga-ferretdb-")
+    server = prepare_ferretdb(
+        root, f"postgresql://postgres@127.0.0.1:{postgres_server.port}/ferretdb"
+    )
+    log = open(root / "ferretdb.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(server.argv(), stdout=log, stderr=log)
+    try:
+        wait_for_port(server.port, 30, "FerretDB")
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def mongo_url(ferretdb_server: FerretDBServer) -> str:
+    """A fresh database name per test (created on first write)."""
+    return ferretdb_server.url(f"test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) that stores what it receives in a Maildir."""
+    root = _scratch_dir("polysaga-smtp-")
+    server = prepare_smtp(root)
+    proc = subprocess.Popen(server.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(server.port, 15, "SMTP")
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(root, ignore_errors=True)

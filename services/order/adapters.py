@@ -51,6 +51,16 @@ MIGRATIONS = (
             " version integer NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
         ),
     ),
+    Migration(
+        "order",
+        2,
+        (
+            # The catalog version each price was learned at: an event older than the stored
+            # one changes nothing. 0 = never heard from the catalog (set by hand only).
+            "ALTER TABLE product_prices ADD COLUMN version integer NOT NULL DEFAULT 0"
+            " CHECK (version >= 0)",
+        ),
+    ),
 )
 
 
@@ -241,6 +251,8 @@ class OrderStore:
         return {r.sku: Decimal(r.price) for r in rows}
 
     async def set_price(self, sku: str, price: Decimal) -> None:
+        """A manual override: the price changes, the catalog version it was learned at
+        does not, so the catalog's next change (a higher version) replaces it."""
         await self._conn.execute(
             text(
                 "INSERT INTO product_prices (sku, price) VALUES (:sku, :price)"
@@ -248,6 +260,20 @@ class OrderStore:
             ),
             {"sku": sku, "price": price},
         )
+
+    async def learn_price(self, sku: str, price: Decimal, version: int) -> bool:
+        """Take the catalog's price at ``version`` unless a newer one is already known;
+        True if it was taken."""
+        result = await self._conn.execute(
+            text(
+                "INSERT INTO product_prices (sku, price, version) VALUES (:sku, :price, :version)"
+                " ON CONFLICT (sku) DO UPDATE SET price = EXCLUDED.price,"
+                " version = EXCLUDED.version, updated_at = now()"
+                " WHERE product_prices.version < EXCLUDED.version"
+            ),
+            {"sku": sku, "price": price, "version": version},
+        )
+        return result.rowcount == 1
 
     # --- idempotency keys ---------------------------------------------------------------
 

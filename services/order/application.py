@@ -15,6 +15,7 @@ from order.adapters import OrderStore
 from order.domain import Order, OrderStatus
 from polysaga import metrics
 from polysaga.events.envelope import Envelope
+from polysaga.money import parse_money
 
 
 class IdempotencyKeyReusedError(Exception):
@@ -111,10 +112,25 @@ async def cancel_overdue(store: OrderStore, now: datetime, limit: int = 100) -> 
     return cancelled
 
 
+# --- the price replica -------------------------------------------------------------------
+
+
+async def on_product_priced(event: Envelope, store: OrderStore, now: datetime) -> None:
+    """ProductCreated and ProductPriceChanged both carry the price at a catalog version;
+    the newest version wins, whatever order the events arrive in."""
+    await store.learn_price(
+        event.data["sku"], parse_money(event.data["price"]), int(event.data["version"])
+    )
+    lag = (now - event.time).total_seconds()
+    metrics.CONSISTENCY_LAG.labels(read_model="order-prices").observe(max(lag, 0.0))
+
+
 SagaReaction = Callable[[Envelope, OrderStore, datetime], Awaitable[None]]
 
 EVENT_HANDLERS: dict[str, SagaReaction] = {
     "PaymentProcessed": on_payment_processed,
     "PaymentFailed": on_payment_failed,
     "StockReservationFailed": on_stock_reservation_failed,
+    "ProductCreated": on_product_priced,
+    "ProductPriceChanged": on_product_priced,
 }

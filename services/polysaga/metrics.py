@@ -34,6 +34,12 @@ SAGA_DURATION = Histogram(
     ["outcome"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+CONSISTENCY_LAG = Histogram(
+    "polysaga_consistency_lag_seconds",
+    "Time from an event's occurrence (ce-time) to its application in a read model or replica.",
+    ["read_model"],  # order-view | order-prices | notification-users
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 COMPENSATIONS = Counter(
     "polysaga_compensations_total",
     "Compensating actions taken.",

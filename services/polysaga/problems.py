@@ -18,8 +18,16 @@ PROBLEM_JSON = "application/problem+json"
 class Problem(HTTPException):
     """Raise from a route for a 4xx with a stable problem ``type`` slug."""
 
-    def __init__(self, status_code: int, title: str, detail: str = "", *, slug: str = "") -> None:
-        super().__init__(detail=detail or title, status_code=status_code)
+    def __init__(
+        self,
+        status_code: int,
+        title: str,
+        detail: str = "",
+        *,
+        slug: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail=detail or title, status_code=status_code, headers=headers)
         self.title = title
         self.slug = slug
 

@@ -41,6 +41,8 @@ class ServiceDefinition:
     migrations: Sequence[Migration] = ()  # PostgreSQL
     outbox_collections: Sequence[str] = ()  # MongoDB: collections with an embedded outbox
     mongo_setup: Callable[[MongoDatabase], Awaitable[None]] | None = None  # MongoDB indexes
+    # MongoDB: False when every handler is a version-guarded conditional write (projections).
+    mongo_inbox: bool = True
     event_handlers: Mapping[str, EventHandler] = field(default_factory=dict)
     route_handlers: Sequence[Any] = ()
     background_loops: Sequence[BackgroundLoop] = ()
@@ -51,7 +53,9 @@ def _make_store(definition: ServiceDefinition, settings: ServiceSettings) -> Sto
     if definition.store == "postgres":
         return PostgresStore(settings, definition.migrations)
     if definition.store == "mongo":
-        return MongoStore(settings, definition.outbox_collections, definition.mongo_setup)
+        return MongoStore(
+            settings, definition.outbox_collections, definition.mongo_setup, definition.mongo_inbox
+        )
     return NoStore()
 
 
@@ -76,6 +80,12 @@ class ServiceRuntime:
     def mongo(self) -> MongoDatabase:
         assert isinstance(self.store, MongoStore), f"{self.definition.name} has no MongoDB"
         return self.store.db
+
+    @property
+    def mongo_reader(self) -> MongoDatabase:
+        """For queries only: never write through it (see MongoStore)."""
+        assert isinstance(self.store, MongoStore), f"{self.definition.name} has no MongoDB"
+        return self.store.reader
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

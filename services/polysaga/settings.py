@@ -39,6 +39,16 @@ class ServiceSettings(BaseSettings):
     inbox_retention_s: float = Field(default=7 * 24 * 3600.0, gt=0)
     prune_interval_s: float = Field(default=60.0, gt=0)
 
+    # Services another one calls over HTTP (the gateway): {"order": "http://…", …}.
+    service_urls: dict[str, str] = Field(default_factory=dict)
+    dependency_timeout_s: float = Field(default=1.0, gt=0)
+    # Read-your-writes: how long a read model waits for a requested version.
+    view_wait_max_s: float = Field(default=2.0, gt=0)
+    # Outgoing mail (notification service).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    mail_from: str = "orders@polysaga.local"
+
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     # Order service only; harmless elsewhere.

@@ -88,11 +88,16 @@ class MongoStore:
         settings: ServiceSettings,
         outbox_collections: Sequence[str],
         setup: Callable[[MongoDatabase], Awaitable[None]] | None,
+        use_inbox: bool = True,
     ) -> None:
         self.settings = settings
         self.client, self.db = connect(settings.mongo_url)
+        # Reads go through their own connections, so a query never queues behind the
+        # consumers' writes (which FerretDB needs serialised on one connection).
+        self.reader_client, self.reader = connect(settings.mongo_url, pool_size=4)
         self._outbox_collections = outbox_collections
         self._setup = setup
+        self._use_inbox = use_inbox
         self._relay: EmbeddedOutboxRelay | None = None
 
     async def open(self) -> None:
@@ -109,7 +114,7 @@ class MongoStore:
             return False
 
     def runner(self) -> HandlerRunner:
-        return mongo_inbox.inbox_runner(self.db)
+        return mongo_inbox.inbox_runner(self.db, use_inbox=self._use_inbox)
 
     def wake_relay(self) -> None:
         if self._relay is not None:
@@ -142,6 +147,7 @@ class MongoStore:
 
     async def close(self) -> None:
         await self.client.close()
+        await self.reader_client.close()
 
 
 class NoStore:

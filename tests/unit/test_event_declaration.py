@@ -8,6 +8,7 @@ import pytest
 
 from polysaga.events import declaration
 from polysaga.events.declaration import (
+    CATALOG,
     EVENTS,
     INVENTORY,
     ORDERS,
@@ -19,7 +20,16 @@ from polysaga.events.declaration import (
     spec,
 )
 
-SERVICES = ("order", "inventory", "payment")
+SERVICES = ("order", "inventory", "payment", "user", "catalog", "order-view", "notification")
+PRODUCERS = tuple(c.producer for c in declaration.CONTEXTS)
+
+
+def handler_map(service: str) -> dict[str, object]:
+    """A service's EVENT_HANDLERS; its package is its name in snake case (order-view ->
+    order_view)."""
+    package = service.replace("-", "_")
+    handlers: dict[str, object] = importlib.import_module(f"{package}.application").EVENT_HANDLERS
+    return handlers
 
 
 def test_the_services_are_the_producers_and_consumers() -> None:
@@ -37,19 +47,17 @@ def test_every_consumer_is_a_service_with_a_handler_for_it(
 ) -> None:
     for consumer in event.consumers:
         assert consumer in SERVICES
-        handlers = importlib.import_module(f"{consumer}.application").EVENT_HANDLERS
-        assert event.name in handlers
+        assert event.name in handler_map(consumer)
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_each_service_handles_exactly_what_it_consumes(service: str) -> None:
     declared = {e.name for events in consumed_by(service).values() for e in events}
-    handlers = importlib.import_module(f"{service}.application").EVENT_HANDLERS
 
-    assert set(handlers) == declared
+    assert set(handler_map(service)) == declared
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", PRODUCERS)
 def test_a_producer_publishes_only_under_its_own_context(service: str) -> None:
     [context] = [c for c in declaration.CONTEXTS if c.producer == service]
     published = published_by(service)
@@ -73,11 +81,18 @@ def test_payment_consumption_is_grouped_by_stream() -> None:
     }
 
 
-def test_order_consumes_from_inventory_and_payments() -> None:
+def test_order_consumes_from_inventory_payments_and_the_catalog() -> None:
     grouped = consumed_by("order")
 
-    assert set(grouped) == {INVENTORY, PAYMENTS}
+    assert set(grouped) == {INVENTORY, PAYMENTS, CATALOG}
     assert [e.name for e in grouped[PAYMENTS]] == ["PaymentProcessed", "PaymentFailed"]
+    assert [e.name for e in grouped[CATALOG]] == ["ProductCreated", "ProductPriceChanged"]
+
+
+@pytest.mark.parametrize("service", ["user", "catalog"])
+def test_user_and_catalog_consume_nothing(service: str) -> None:
+    assert consumed_by(service) == {}
+    assert published_by(service)
 
 
 def test_an_unknown_service_consumes_nothing() -> None:
@@ -108,5 +123,5 @@ def test_catalogue_has_one_row_per_event() -> None:
         assert f"v{event.version}" in row
         assert f"`{event.subject}`" in row
         assert f"| {event.producer} |" in row
-    assert rows["OrderCancelled"].endswith("| inventory, payment |")
-    assert rows["OrderConfirmed"].endswith("| — |")
+    assert rows["OrderCancelled"].endswith("| inventory, notification, order-view, payment |")
+    assert rows["NotificationSent"].endswith("| — |")

@@ -19,6 +19,7 @@ from order.application import (
     cancel_overdue,
     on_payment_failed,
     on_payment_processed,
+    on_product_priced,
     on_stock_reservation_failed,
     place_order,
 )
@@ -197,6 +198,8 @@ def test_handler_map_covers_the_reactions() -> None:
         "PaymentProcessed": on_payment_processed,
         "PaymentFailed": on_payment_failed,
         "StockReservationFailed": on_stock_reservation_failed,
+        "ProductCreated": on_product_priced,
+        "ProductPriceChanged": on_product_priced,
     } == EVENT_HANDLERS
 
 

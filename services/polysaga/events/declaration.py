@@ -50,8 +50,14 @@ class EventSpec:
 ORDERS = Context("orders", "ORDERS", producer="order")
 INVENTORY = Context("inventory", "INVENTORY", producer="inventory")
 PAYMENTS = Context("payments", "PAYMENTS", producer="payment")
+USERS = Context("users", "USERS", producer="user")
+CATALOG = Context("catalog", "CATALOG", producer="catalog")
+NOTIFICATIONS = Context("notifications", "NOTIFICATIONS", producer="notification")
 
-CONTEXTS: tuple[Context, ...] = (ORDERS, INVENTORY, PAYMENTS)
+CONTEXTS: tuple[Context, ...] = (ORDERS, INVENTORY, PAYMENTS, USERS, CATALOG, NOTIFICATIONS)
+
+# The read side follows every step of the saga, compensations included.
+_VIEW = "order-view"
 
 
 def _event(name: str, version: int, context: Context, consumers: Iterable[str]) -> EventSpec:
@@ -59,15 +65,22 @@ def _event(name: str, version: int, context: Context, consumers: Iterable[str]) 
 
 
 EVENTS: tuple[EventSpec, ...] = (
-    _event("OrderPlaced", 1, ORDERS, {"inventory"}),
-    _event("OrderConfirmed", 1, ORDERS, set()),
-    _event("OrderCancelled", 1, ORDERS, {"inventory", "payment"}),
-    _event("StockReserved", 1, INVENTORY, {"payment"}),
-    _event("StockReservationFailed", 1, INVENTORY, {"order"}),
-    _event("StockReleased", 1, INVENTORY, set()),
-    _event("PaymentProcessed", 2, PAYMENTS, {"order"}),
-    _event("PaymentFailed", 1, PAYMENTS, {"order"}),
-    _event("PaymentRefunded", 1, PAYMENTS, set()),
+    _event("OrderPlaced", 1, ORDERS, {"inventory", _VIEW}),
+    _event("OrderConfirmed", 1, ORDERS, {_VIEW, "notification"}),
+    _event("OrderCancelled", 1, ORDERS, {"inventory", "payment", _VIEW, "notification"}),
+    _event("StockReserved", 1, INVENTORY, {"payment", _VIEW}),
+    _event("StockReservationFailed", 1, INVENTORY, {"order", _VIEW}),
+    _event("StockReleased", 1, INVENTORY, {_VIEW}),
+    _event("PaymentProcessed", 2, PAYMENTS, {"order", _VIEW}),
+    _event("PaymentFailed", 1, PAYMENTS, {"order", _VIEW}),
+    _event("PaymentRefunded", 1, PAYMENTS, {_VIEW}),
+    # notification keeps a local replica of e-mail addresses, as order keeps prices.
+    _event("UserRegistered", 1, USERS, {_VIEW, "notification"}),
+    _event("UserProfileUpdated", 1, USERS, {_VIEW, "notification"}),
+    _event("ProductCreated", 1, CATALOG, {"order", _VIEW}),
+    _event("ProductPriceChanged", 1, CATALOG, {"order", _VIEW}),
+    _event("ProductRenamed", 1, CATALOG, {_VIEW}),
+    _event("NotificationSent", 1, NOTIFICATIONS, set()),
 )
 
 _BY_NAME = {spec.name: spec for spec in EVENTS}

@@ -1,0 +1,1 @@
+"""The gateway: API composition over the other services' HTTP APIs; it owns no data."""

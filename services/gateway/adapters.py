@@ -1,0 +1,96 @@
+"""The gateway's one adapter: an HTTP client for the services it composes.
+
+One ``httpx.AsyncClient`` per process (a connection pool shared by every request), created
+on first use inside the running event loop and closed at shutdown. Every call is bounded
+twice: httpx's own connect/read/write/pool timeouts, and an overall deadline around the
+whole exchange, because a peer that trickles bytes never trips a per-read timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import msgspec
+
+log = logging.getLogger(__name__)
+
+
+class UpstreamUnavailableError(Exception):
+    """The service could not be asked: not configured, refused, reset, or too slow."""
+
+    def __init__(self, service: str, reason: str) -> None:
+        super().__init__(f"{service}: {reason}")
+        self.service = service
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class UpstreamReply:
+    status: int
+    content: bytes
+    content_type: str
+    retry_after: str | None
+
+    def json_object(self) -> dict[str, Any] | None:
+        """The body as a JSON object, or None when it is anything else."""
+        try:
+            body = msgspec.json.decode(self.content)
+        except msgspec.DecodeError:
+            return None
+        return body if isinstance(body, dict) else None
+
+
+class UpstreamClient:
+    def __init__(self, base_urls: Mapping[str, str], timeout_s: float) -> None:
+        self._base_urls = {name: url.rstrip("/") for name, url in base_urls.items()}
+        self.timeout_s = timeout_s
+        self._client: httpx.AsyncClient | None = None
+
+    async def get(
+        self,
+        service: str,
+        path: str,
+        params: Mapping[str, str | int] | None = None,
+        *,
+        timeout_s: float | None = None,
+    ) -> UpstreamReply:
+        """GET ``path`` (already percent-encoded) from ``service``; any status is a reply,
+        only a failure to get one raises UpstreamUnavailableError."""
+        base = self._base_urls.get(service)
+        if base is None:
+            raise UpstreamUnavailableError(service, "no URL configured")
+        deadline_s = timeout_s or self.timeout_s
+        try:
+            async with asyncio.timeout(deadline_s):
+                response = await self._http().get(
+                    f"{base}{path}", params=dict(params or {}), timeout=deadline_s
+                )
+        except TimeoutError as exc:
+            raise UpstreamUnavailableError(service, f"no answer within {deadline_s} s") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailableError(service, f"{type(exc).__name__}: {exc}") from exc
+        return UpstreamReply(
+            status=response.status_code,
+            content=response.content,
+            content_type=response.headers.get("content-type", "application/octet-stream"),
+            retry_after=response.headers.get("retry-after"),
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout_s),
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                follow_redirects=False,
+                headers={"accept": "application/json"},
+            )
+        return self._client

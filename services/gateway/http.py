@@ -1,0 +1,129 @@
+"""The gateway's HTTP API. Parameters are checked here, before any other service is asked.
+
+Forwarded read-model answers keep their status, body and Retry-After, except a 5xx other
+than 503, which becomes a 502 problem (the fault is upstream, not the gateway's); a read
+model that cannot be reached at all is a 503 problem with Retry-After."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Response, get
+from litestar.params import Parameter
+
+from gateway import application
+from gateway.adapters import UpstreamClient, UpstreamReply, UpstreamUnavailableError
+from polysaga.api_types import ID_PATTERN, UUID_PATTERN
+from polysaga.problems import Problem
+from polysaga.runtime import ServiceRuntime
+
+OrderId = Annotated[str, Parameter(pattern=UUID_PATTERN, description="An order id (UUID)")]
+UserId = Annotated[str, Parameter(pattern=ID_PATTERN, description="A user id")]
+
+
+class OrderDetailsOut(msgspec.Struct):
+    order: dict[str, Any]
+    user: dict[str, Any] | None
+    products: dict[str, dict[str, Any] | None]
+    missing: list[str]
+    complete: bool
+
+
+def _retry_after_s(upstream: UpstreamClient) -> int:
+    return max(1, math.ceil(upstream.timeout_s))
+
+
+def _unavailable(detail: str, retry_after_s: int) -> Problem:
+    return Problem(
+        503,
+        "Dependency unavailable",
+        detail,
+        slug="dependency-unavailable",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
+def _bad_gateway(detail: str) -> Problem:
+    return Problem(502, "Bad gateway", detail, slug="bad-gateway")
+
+
+def _passed_through(reply: UpstreamReply) -> Response[bytes]:
+    if reply.status >= 500 and reply.status != 503:
+        raise _bad_gateway(f"order-view answered {reply.status}")
+    headers = {"Retry-After": reply.retry_after} if reply.retry_after else {}
+    return Response(
+        content=reply.content,
+        status_code=reply.status,
+        media_type=reply.content_type,
+        headers=headers,
+    )
+
+
+@get(
+    "/orders/{order_id:str}/details",
+    summary="An order with its user and products; parts that cannot be fetched are listed"
+    " in `missing`",
+)
+async def order_details(order_id: OrderId, upstream: UpstreamClient) -> OrderDetailsOut:
+    try:
+        details = await application.order_details(upstream, order_id.lower())
+    except application.OrderNotFoundError as exc:
+        raise Problem(
+            404, "Order not found", f"no order {order_id}", slug="order-not-found"
+        ) from exc
+    except application.OrderUnavailableError as exc:
+        raise _unavailable(str(exc), _retry_after_s(upstream)) from exc
+    except application.BadUpstreamReplyError as exc:
+        raise _bad_gateway(str(exc)) from exc
+    return OrderDetailsOut(
+        details.order, details.user, details.products, details.missing, details.complete
+    )
+
+
+@get("/orders/{order_id:str}/summary", summary="The order's summary from the order-view read model")
+async def order_summary(
+    order_id: OrderId,
+    upstream: UpstreamClient,
+    runtime: ServiceRuntime,
+    min_version: Annotated[
+        int | None,
+        Parameter(ge=1, le=1_000_000, description="Wait until the view has this version"),
+    ] = None,
+) -> Response[bytes]:
+    params: dict[str, str | int] = {}
+    timeout_s = upstream.timeout_s
+    if min_version is not None:
+        params["min_version"] = min_version
+        timeout_s += runtime.settings.view_wait_max_s  # order-view may wait that long first
+    try:
+        reply = await application.read_model(
+            upstream, application.summary_path(order_id.lower()), params, timeout_s=timeout_s
+        )
+    except UpstreamUnavailableError as exc:
+        raise _unavailable(str(exc), _retry_after_s(upstream)) from exc
+    return _passed_through(reply)
+
+
+@get("/users/{user_id:str}/orders", summary="A user's orders from the order-view read model")
+async def user_orders(
+    user_id: UserId,
+    upstream: UpstreamClient,
+    limit: Annotated[int | None, Parameter(ge=1, le=100)] = None,
+    offset: Annotated[int | None, Parameter(ge=0, le=100_000)] = None,
+) -> Response[bytes]:
+    # The read model's own bounds; its own defaults apply to what is not given.
+    params = {
+        name: value for name, value in (("limit", limit), ("offset", offset)) if value is not None
+    }
+    try:
+        reply = await application.read_model(
+            upstream, application.user_orders_path(user_id), params, timeout_s=upstream.timeout_s
+        )
+    except UpstreamUnavailableError as exc:
+        raise _unavailable(str(exc), _retry_after_s(upstream)) from exc
+    return _passed_through(reply)
+
+
+ROUTES = [order_details, order_summary, user_orders]

@@ -1,0 +1,174 @@
+"""Notification's adapters: the PostgreSQL store (replica of addresses, record of what was
+sent) and the SMTP mailer.
+
+The record's primary key (order_id, outcome) is the lasting guard against a second e-mail
+for the same outcome; the inbox only guards one event id, and is pruned after a while."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from notification.domain import Outcome, Recipient
+from polysaga.persistence.database import Migration
+
+MIGRATIONS = (
+    Migration(
+        "notification",
+        1,
+        (
+            "CREATE TABLE recipients ("
+            " user_id text PRIMARY KEY,"
+            " name text NOT NULL,"
+            " email text NOT NULL,"
+            " version bigint NOT NULL,"
+            " updated_at timestamptz NOT NULL DEFAULT now())",
+            "CREATE TABLE notifications ("
+            " order_id uuid NOT NULL,"
+            " outcome text NOT NULL CHECK (outcome IN ('confirmed', 'cancelled')),"
+            " user_id text NOT NULL,"
+            " recipient text NOT NULL,"
+            " subject text NOT NULL,"
+            " message_id text NOT NULL UNIQUE,"
+            " event_id uuid NOT NULL,"
+            " sent_at timestamptz NOT NULL,"
+            " PRIMARY KEY (order_id, outcome))",
+        ),
+    ),
+)
+
+# Long enough for a slow relay, well inside the consumer's ack wait (kept alive anyway).
+SMTP_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Notification:
+    order_id: str
+    outcome: Outcome
+    user_id: str
+    recipient: str
+    subject: str
+    message_id: str
+    event_id: str
+    sent_at: datetime
+
+
+class NotificationStore:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def save_recipient(self, recipient: Recipient) -> bool:
+        """Upsert guarded by version: an older or repeated update changes nothing (False)."""
+        result = await self._conn.execute(
+            text(
+                "INSERT INTO recipients (user_id, name, email, version)"
+                " VALUES (:user_id, :name, :email, :version)"
+                " ON CONFLICT (user_id) DO UPDATE SET name = EXCLUDED.name,"
+                " email = EXCLUDED.email, version = EXCLUDED.version, updated_at = now()"
+                " WHERE recipients.version < EXCLUDED.version"
+            ),
+            {
+                "user_id": recipient.user_id,
+                "name": recipient.name,
+                "email": recipient.email,
+                "version": recipient.version,
+            },
+        )
+        return result.rowcount == 1
+
+    async def recipient(self, user_id: str) -> Recipient | None:
+        row = (
+            await self._conn.execute(
+                text("SELECT user_id, name, email, version FROM recipients WHERE user_id = :id"),
+                {"id": user_id},
+            )
+        ).first()
+        return None if row is None else Recipient(row.user_id, row.name, row.email, row.version)
+
+    async def lock_outcome(self, order_id: str, outcome: Outcome) -> None:
+        """Serialise everything done for one (order, outcome) until this transaction ends, so
+        two deliveries handled at once cannot both send."""
+        await self._conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"notification:{order_id}:{outcome.value}"},
+        )
+
+    async def notification(self, order_id: str, outcome: Outcome) -> Notification | None:
+        rows = await self._select("WHERE order_id = :id AND outcome = :outcome", order_id, outcome)
+        return rows[0] if rows else None
+
+    async def notifications_of(self, order_id: str) -> list[Notification]:
+        return await self._select("WHERE order_id = :id ORDER BY sent_at, outcome", order_id)
+
+    async def record(self, notification: Notification) -> None:
+        await self._conn.execute(
+            text(
+                "INSERT INTO notifications (order_id, outcome, user_id, recipient, subject,"
+                " message_id, event_id, sent_at) VALUES (:order_id, :outcome, :user_id,"
+                " :recipient, :subject, :message_id, :event_id, :sent_at)"
+            ),
+            {
+                "order_id": notification.order_id,
+                "outcome": notification.outcome.value,
+                "user_id": notification.user_id,
+                "recipient": notification.recipient,
+                "subject": notification.subject,
+                "message_id": notification.message_id,
+                "event_id": notification.event_id,
+                "sent_at": notification.sent_at,
+            },
+        )
+
+    async def _select(
+        self, where: str, order_id: str, outcome: Outcome | None = None
+    ) -> list[Notification]:
+        rows = await self._conn.execute(
+            text(
+                "SELECT order_id::text AS order_id, outcome, user_id, recipient, subject,"
+                f" message_id, event_id::text AS event_id, sent_at FROM notifications {where}"
+            ),
+            {"id": order_id} | ({"outcome": outcome.value} if outcome else {}),
+        )
+        return [
+            Notification(
+                r.order_id,
+                Outcome(r.outcome),
+                r.user_id,
+                r.recipient,
+                r.subject,
+                r.message_id,
+                r.event_id,
+                r.sent_at,
+            )
+            for r in rows
+        ]
+
+
+class SmtpMailer:
+    """Hands a message to an SMTP server; smtplib blocks, so it runs in a worker thread.
+
+    Returns once the server accepted the message for every recipient; raises otherwise
+    (smtplib.SMTPException, OSError), and the caller's transaction rolls back."""
+
+    def __init__(
+        self, host: str, port: int, sender: str, timeout_s: float = SMTP_TIMEOUT_S
+    ) -> None:
+        self.sender = sender
+        self._host = host
+        self._port = port
+        self._timeout_s = timeout_s
+
+    async def send(self, message: EmailMessage) -> None:
+        await asyncio.to_thread(self._send_blocking, message)
+
+    def _send_blocking(self, message: EmailMessage) -> None:
+        with smtplib.SMTP(self._host, self._port, timeout=self._timeout_s) as smtp:
+            refused = smtp.send_message(message)
+        if refused:  # some recipients refused: not delivered to them, so not "sent"
+            raise smtplib.SMTPRecipientsRefused(refused)

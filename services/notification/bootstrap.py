@@ -1,0 +1,32 @@
+"""Wires the notification service: its migrations, its reactions bound to the SMTP mailer,
+and its routes."""
+
+from __future__ import annotations
+
+from notification import application
+from notification.adapters import MIGRATIONS, NotificationStore, SmtpMailer
+from notification.http import ROUTES
+from polysaga.events.envelope import Envelope
+from polysaga.messaging.consumer import EventHandler, emitting
+from polysaga.runtime import ServiceDefinition
+from polysaga.settings import ServiceSettings
+
+
+def event_handlers(mailer: application.Mailer) -> dict[str, EventHandler]:
+    def bind(reaction: application.Reaction) -> EventHandler:
+        async def react(event: Envelope, store: NotificationStore) -> list[Envelope]:
+            return await reaction(event, store, mailer)
+
+        return emitting(react, NotificationStore)
+
+    return {name: bind(reaction) for name, reaction in application.EVENT_HANDLERS.items()}
+
+
+def build(settings: ServiceSettings) -> ServiceDefinition:
+    mailer = SmtpMailer(settings.smtp_host, settings.smtp_port, settings.mail_from)
+    return ServiceDefinition(
+        name="notification",
+        migrations=MIGRATIONS,
+        event_handlers=event_handlers(mailer),
+        route_handlers=ROUTES,
+    )

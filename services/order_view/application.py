@@ -1,0 +1,92 @@
+"""The order view's projection: how each consumed event changes the view. Every handler is
+idempotent and commutative (any order, any number of deliveries converges), so the same map
+serves the live consumers and a rebuild that replays the streams one after the other. The
+handler map at the bottom says who reacts to what."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from order_view.adapters import HistoryRecord, OrderFacts, ViewStore
+from order_view.domain import history_detail, item_count, status_write
+from polysaga.events.envelope import Envelope
+
+SERVICE = "order-view"
+
+
+def _history(event: Envelope) -> HistoryRecord:
+    return HistoryRecord(event.event_id, event.name, event.time, history_detail(event.data))
+
+
+async def on_order_event(event: Envelope, view: ViewStore) -> None:
+    """OrderPlaced, OrderConfirmed and OrderCancelled all carry the order as placed."""
+    data = event.data
+    facts = OrderFacts(
+        order_id=data["order_id"],
+        user_id=data["user_id"],
+        items=data["items"],
+        item_count=item_count(data["items"]),
+        total=data["total"],
+    )
+    reason = data.get("reason") if event.name == "OrderCancelled" else None
+    await view.apply_order_event(facts, _history(event), status_write(event.name), reason)
+    # Always, also when the event was already applied: a crash may have come in between.
+    await view.copy_user_into(facts.order_id, facts.user_id)
+    await view.copy_product_names_into(facts.order_id, [str(i["sku"]) for i in facts.items])
+
+
+async def on_saga_step(event: Envelope, view: ViewStore) -> None:
+    """Reservation, payment and their compensations: a step in the order's history."""
+    # The user is copied in by the order events, which always carry user_id; a step that
+    # arrives first only records user_id, and the order event's copy fills the profile.
+    order_id, user_id = event.data["order_id"], event.data.get("user_id")
+    await view.apply_saga_step(order_id, _history(event), user_id)
+
+
+async def on_user_profile(event: Envelope, view: ViewStore) -> None:
+    """UserRegistered (version 1) and UserProfileUpdated both carry the full profile."""
+    data = event.data
+    user_id, name, email, version = data["user_id"], data["name"], data["email"], data["version"]
+    await view.save_user(user_id, name, email, int(version))
+    await view.copy_user_everywhere(user_id, name, email, int(version))
+
+
+async def on_product_created(event: Envelope, view: ViewStore) -> None:
+    data = event.data
+    version = int(data["version"])
+    await view.save_product_name(data["sku"], data["name"], version)
+    await view.save_product_price(data["sku"], data["price"], version)
+    await view.copy_product_name_everywhere(data["sku"], data["name"], version)
+
+
+async def on_product_renamed(event: Envelope, view: ViewStore) -> None:
+    data = event.data
+    version = int(data["version"])
+    await view.save_product_name(data["sku"], data["name"], version)
+    await view.copy_product_name_everywhere(data["sku"], data["name"], version)
+
+
+async def on_product_price_changed(event: Envelope, view: ViewStore) -> None:
+    # Summaries show the price the order was placed at; the catalogue price is kept beside.
+    data = event.data
+    await view.save_product_price(data["sku"], data["price"], int(data["version"]))
+
+
+Projection = Callable[[Envelope, ViewStore], Awaitable[None]]
+
+EVENT_HANDLERS: dict[str, Projection] = {
+    "OrderPlaced": on_order_event,
+    "OrderConfirmed": on_order_event,
+    "OrderCancelled": on_order_event,
+    "StockReserved": on_saga_step,
+    "StockReservationFailed": on_saga_step,
+    "StockReleased": on_saga_step,
+    "PaymentProcessed": on_saga_step,
+    "PaymentFailed": on_saga_step,
+    "PaymentRefunded": on_saga_step,
+    "UserRegistered": on_user_profile,
+    "UserProfileUpdated": on_user_profile,
+    "ProductCreated": on_product_created,
+    "ProductRenamed": on_product_renamed,
+    "ProductPriceChanged": on_product_price_changed,
+}

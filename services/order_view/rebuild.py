@@ -1,0 +1,228 @@
+"""Rebuilds the view from event history into a fresh generation, then swaps it in.
+
+1. Note each consumed stream's last sequence (S0); allocate generation N (new collections).
+2. Replay every consumed stream from its start to S0 into N, stream after stream, with an
+   ephemeral ack-less pull consumer. The handlers are commutative, so it does not matter
+   that an order's StockReserved is applied before its OrderPlaced.
+3. Catch up from S0+1 to the current end (S1), so that little is left for after the swap.
+4. Swap: one guarded update of the pointer document (refused if a newer one is live).
+5. Wait out the writers' pointer cache (POINTER_TTL_S), then catch up again, from S1+1 to
+   the end as read after that (S2).
+
+Live events during a rebuild: the live consumers are not paused (that would need every
+replica's consumers to coordinate); they keep writing whichever generation the pointer names
+when they handle an event (a copy at most POINTER_TTL_S old). An event handled against the
+old generation was handled before the swap plus that delay, so it had been published before
+S2 was read, and step 5 applies it to N.
+Idempotent handlers make the overlap harmless. Between steps 4 and 5 (milliseconds: only
+what arrived during step 3), N may lack the newest events; a read-your-writes reader waits.
+The previous generation is kept, frozen, for comparison (``GET /admin/digest``) until the
+next rebuild; older ones are dropped. Lag is not measured for replayed events.
+
+Retention: a rebuild sees only what the streams still hold. The saga streams keep 30 days
+(``polysaga.messaging.connection.STREAM_MAX_AGE_S``): an order older than that is missing
+from a rebuilt view. USERS and CATALOG are kept whole (``ENTITY_STREAMS``), so names are
+never lost. The result names the streams whose history no longer starts at sequence 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from order_view.adapters import (
+    POINTER_TTL_S,
+    ActiveGeneration,
+    ViewStore,
+    allocate_generation,
+    drop_generation,
+    ensure_indexes,
+    generation,
+    read_pointer,
+    stored_generations,
+)
+from order_view.application import EVENT_HANDLERS, SERVICE
+from polysaga.events import declaration
+from polysaga.events.envelope import MalformedEventError, decode
+from polysaga.events.upcasting import UnsupportedVersionError, upcast
+from polysaga.mongo.client import MongoDatabase
+
+log = logging.getLogger(__name__)
+
+_BATCH = 256
+_FETCH_TIMEOUT_S = 1.0
+# An abandoned replay consumer (the process died) is removed by the server after this.
+_INACTIVE_THRESHOLD_S = 60.0
+
+Positions = dict[declaration.Context, int]
+
+
+class RebuildSupersededError(RuntimeError):
+    """A newer generation was swapped in while this one was being built."""
+
+
+@dataclass
+class Counts:
+    applied: int = 0
+    skipped: int = 0
+
+    def __iadd__(self, other: Counts) -> Counts:
+        self.applied += other.applied
+        self.skipped += other.skipped
+        return self
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    generation: int
+    events_applied: int
+    events_skipped: int
+    orders: int
+    truncated_streams: list[str] = field(default_factory=list)
+
+
+async def rebuild(
+    js: JetStreamContext, db: MongoDatabase, active: ActiveGeneration
+) -> RebuildResult:
+    """Build generation N from the streams and make it the live one (steps above)."""
+    async with active.rebuilding:
+        contexts = declaration.consumed_by(SERVICE)
+        firsts, s0 = await _stream_bounds(js, contexts)
+        truncated = sorted(c.stream for c, first in firsts.items() if first > 1)
+        number = await allocate_generation(db)
+        view = ViewStore(generation(db, number))
+        await ensure_indexes(view.gen)
+        log.info("rebuilding the order view into generation %d", number)
+
+        counts = await _replay(js, contexts, view, {c: 1 for c in contexts}, s0)
+        _, s1 = await _stream_bounds(js, contexts)
+        counts += await _replay(js, contexts, view, _after(s0), s1)
+
+        previous = await read_pointer(db)
+        if not await active.swap(db, number):
+            await drop_generation(db, number)
+            raise RebuildSupersededError(f"a generation newer than {number} is live")
+        # Writers (here or in another replica) may use a pointer copy up to POINTER_TTL_S old:
+        # wait that out, so every write made to the old generation precedes S2.
+        await asyncio.sleep(POINTER_TTL_S + 0.5)
+        _, s2 = await _stream_bounds(js, contexts)
+        counts += await _replay(js, contexts, view, _after(s1), s2)
+
+        for stale in await stored_generations(db):
+            if stale < number and stale != previous:
+                await drop_generation(db, stale)
+        orders = await view.count_orders()
+        log.info(
+            "generation %d is live: %d events applied, %d skipped, %d orders",
+            number,
+            counts.applied,
+            counts.skipped,
+            orders,
+        )
+        return RebuildResult(number, counts.applied, counts.skipped, orders, truncated)
+
+
+def _after(positions: Positions) -> Positions:
+    return {context: seq + 1 for context, seq in positions.items()}
+
+
+async def _stream_bounds(
+    js: JetStreamContext, contexts: dict[declaration.Context, tuple[declaration.EventSpec, ...]]
+) -> tuple[Positions, Positions]:
+    firsts: Positions = {}
+    lasts: Positions = {}
+    for context in contexts:
+        state = (await js.stream_info(context.stream)).state
+        firsts[context], lasts[context] = state.first_seq, state.last_seq
+    return firsts, lasts
+
+
+async def _replay(
+    js: JetStreamContext,
+    contexts: dict[declaration.Context, tuple[declaration.EventSpec, ...]],
+    view: ViewStore,
+    start: Positions,
+    end: Positions,
+) -> Counts:
+    counts = Counts()
+    for context, events in contexts.items():
+        counts += await _replay_stream(js, context, events, view, start[context], end[context])
+    return counts
+
+
+async def _replay_stream(
+    js: JetStreamContext,
+    context: declaration.Context,
+    events: tuple[declaration.EventSpec, ...],
+    view: ViewStore,
+    first_seq: int,
+    last_seq: int,
+) -> Counts:
+    """Apply the stream's consumed events with sequence in [first_seq, last_seq]."""
+    counts = Counts()
+    if last_seq < first_seq:
+        return counts
+    name = f"{SERVICE}-rebuild-{uuid.uuid4().hex[:12]}"
+    await js.add_consumer(
+        context.stream,
+        ConsumerConfig(
+            name=name,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=first_seq,
+            ack_policy=AckPolicy.NONE,
+            filter_subjects=sorted(e.subject for e in events),
+            inactive_threshold=_INACTIVE_THRESHOLD_S,
+            mem_storage=True,
+        ),
+    )
+    sub = await js.pull_subscribe_bind(consumer=name, stream=context.stream)
+    try:
+        done = False
+        while not done:
+            try:
+                msgs = await sub.fetch(_BATCH, timeout=_FETCH_TIMEOUT_S)
+            except (NatsTimeoutError, TimeoutError):
+                done = (await sub.consumer_info()).num_pending == 0
+                continue
+            for msg in msgs:
+                seq = msg.metadata.sequence.stream
+                if seq > last_seq:
+                    done = True
+                    break
+                counts += await _apply(msg, view)
+                # num_pending 0: every matching message the stream holds has been delivered.
+                if seq == last_seq or msg.metadata.num_pending == 0:
+                    done = True
+                    break
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+        with contextlib.suppress(Exception):
+            await js.delete_consumer(context.stream, name)
+    return counts
+
+
+async def _apply(msg: Msg, view: ViewStore) -> Counts:
+    """Apply one message; what the live consumer would dead-letter is skipped here."""
+    try:
+        event = upcast(decode(msg.headers, msg.data))
+    except (MalformedEventError, UnsupportedVersionError) as exc:
+        log.warning("rebuild skips %s #%s: %s", msg.subject, msg.metadata.sequence.stream, exc)
+        return Counts(skipped=1)
+    handler = EVENT_HANDLERS.get(event.name)
+    if handler is None:
+        return Counts(skipped=1)
+    try:
+        await handler(event, view)
+    except (KeyError, TypeError, ValueError) as exc:  # a payload the live side dead-letters
+        log.warning("rebuild skips %s %s: %r", event.name, event.event_id, exc)
+        return Counts(skipped=1)
+    return Counts(applied=1)

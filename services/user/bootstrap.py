@@ -1,0 +1,12 @@
+"""Wires the user service: its migrations and routes (it consumes no events)."""
+
+from __future__ import annotations
+
+from polysaga.runtime import ServiceDefinition
+from polysaga.settings import ServiceSettings
+from user.adapters import MIGRATIONS
+from user.http import ROUTES
+
+
+def build(settings: ServiceSettings) -> ServiceDefinition:
+    return ServiceDefinition(name="user", migrations=MIGRATIONS, route_handlers=ROUTES)

@@ -1,0 +1,82 @@
+"""Run one service's real app in-process against real servers, and read back what it
+published to JetStream (importable because pytest puts tests/ on the path)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import httpx
+import msgspec
+from litestar.testing import AsyncTestClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from polysaga.app import create_app
+from polysaga.runtime import ServiceDefinition
+from polysaga.settings import ServiceSettings
+
+Build = Callable[[ServiceSettings], ServiceDefinition]
+
+
+@asynccontextmanager
+async def service_client(build: Build, settings: ServiceSettings) -> AsyncIterator[AsyncTestClient]:
+    """The app with its lifespan (store, NATS, relay) running; requests go one at a time."""
+    async with AsyncTestClient(app=create_app(build(settings), settings)) as client:
+        yield client
+
+
+@asynccontextmanager
+async def concurrent_client(
+    build: Build, settings: ServiceSettings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app running in the test's own event loop, so requests sent together really
+    interleave (AsyncTestClient runs the app behind a portal, one request at a time)."""
+    app = create_app(build(settings), settings)
+    transport = httpx.ASGITransport(app=cast(Any, app))
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(transport=transport, base_url="http://app") as client,
+    ):
+        yield client
+
+
+async def published(
+    js: JetStreamContext,
+    stream: str,
+    subjects: str,
+    count: int,
+    *,
+    timeout_s: float = 15.0,
+    settle_s: float = 0.6,
+) -> list[Msg]:
+    """The stream's messages in stream order, once it holds ``count`` and nothing more
+    arrives within ``settle_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while (await js.stream_info(stream)).state.messages < count:
+        assert loop.time() < deadline, f"{stream} did not reach {count} messages in time"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(settle_s)
+    assert (await js.stream_info(stream)).state.messages == count, f"{stream} has extra messages"
+    if count == 0:
+        return []
+    sub = await js.pull_subscribe(subjects, stream=stream)
+    msgs: list[Msg] = []
+    try:
+        while len(msgs) < count:
+            msgs.extend(await sub.fetch(count - len(msgs), timeout=5))
+    finally:
+        await sub.unsubscribe()
+    return msgs
+
+
+def body(msg: Msg) -> dict[str, Any]:
+    data: dict[str, Any] = msgspec.json.decode(msg.data)
+    return data
+
+
+def event_name(msg: Msg) -> str:
+    return (msg.headers or {})["ce-type"].removeprefix("io.polysaga.").rsplit(".v", 1)[0]

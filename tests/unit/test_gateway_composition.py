@@ -1,0 +1,155 @@
+"""The gateway's composition, without servers: the document made from partial results, and
+how the order's and the parts' answers map to 404, 503, 502 or a gap in ``missing``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any, cast
+
+import msgspec
+import pytest
+
+from gateway import application
+from gateway.adapters import UpstreamClient, UpstreamReply, UpstreamUnavailableError
+from gateway.domain import compose_details, skus_of
+
+ORDER_ID = "6f1c2a52-6a3b-4d7e-9a43-0d5f7c1e2b3a"
+ORDER = {
+    "order_id": ORDER_ID,
+    "user_id": "user-1",
+    "status": "CONFIRMED",
+    "items": [
+        {"sku": "SKU-1", "quantity": 1, "unit_price": "1.00"},
+        {"sku": "SKU-2", "quantity": 2, "unit_price": "2.00"},
+        {"sku": "SKU-1", "quantity": 3, "unit_price": "1.00"},
+    ],
+}
+USER = {"user_id": "user-1", "name": "Alice", "email": "alice@example.org"}
+SKU1 = {"sku": "SKU-1", "name": "One"}
+SKU2 = {"sku": "SKU-2", "name": "Two"}
+
+
+def test_a_complete_document() -> None:
+    details = compose_details(ORDER, USER, {"SKU-1": SKU1, "SKU-2": SKU2})
+    assert details.order == ORDER and details.user == USER
+    assert details.products == {"SKU-1": SKU1, "SKU-2": SKU2}
+    assert details.missing == [] and details.complete
+
+
+def test_missing_parts_are_null_and_named() -> None:
+    details = compose_details(ORDER, None, {"SKU-1": SKU1, "SKU-2": None})
+    assert details.user is None
+    assert details.products == {"SKU-1": SKU1, "SKU-2": None}
+    assert details.missing == ["user", "product:SKU-2"]
+    assert not details.complete
+
+
+def test_a_product_never_fetched_counts_as_missing() -> None:
+    details = compose_details(ORDER, USER, {"SKU-1": SKU1})
+    assert details.missing == ["product:SKU-2"]
+
+
+def test_each_sku_once_in_line_order_and_odd_items_ignored() -> None:
+    assert skus_of(ORDER) == ["SKU-1", "SKU-2"]
+    assert skus_of({"items": [{"sku": ""}, {"quantity": 1}, "x", {"sku": 3}]}) == []
+    assert skus_of({}) == []
+
+
+class ScriptedUpstream:
+    """Answers per (service, path): a reply, an exception, or a delay then a reply."""
+
+    timeout_s = 1.0
+
+    def __init__(self, script: Mapping[tuple[str, str], Any], delay_s: float = 0.0) -> None:
+        self.script = script
+        self.delay_s = delay_s
+        self.asked: list[tuple[str, str]] = []
+
+    async def get(
+        self,
+        service: str,
+        path: str,
+        params: Mapping[str, str | int] | None = None,
+        *,
+        timeout_s: float | None = None,
+    ) -> UpstreamReply:
+        self.asked.append((service, path))
+        if service != "order":
+            await asyncio.sleep(self.delay_s)
+        answer = self.script.get((service, path), UpstreamUnavailableError(service, "refused"))
+        if isinstance(answer, Exception):
+            raise answer
+        if isinstance(answer, int):
+            return UpstreamReply(answer, b'{"title": "x"}', "application/problem+json", None)
+        return UpstreamReply(200, msgspec.json.encode(answer), "application/json", None)
+
+
+def upstream(script: Mapping[tuple[str, str], Any], delay_s: float = 0.0) -> UpstreamClient:
+    return cast(UpstreamClient, ScriptedUpstream(script, delay_s))
+
+
+FULL = {
+    ("order", f"/orders/{ORDER_ID}"): ORDER,
+    ("user", "/users/user-1"): USER,
+    ("catalog", "/products/SKU-1"): SKU1,
+    ("catalog", "/products/SKU-2"): SKU2,
+}
+
+
+async def test_details_from_every_part() -> None:
+    details = await application.order_details(upstream(FULL), ORDER_ID)
+    assert details.complete and details.products["SKU-2"] == SKU2
+
+
+async def test_parts_are_fetched_concurrently() -> None:
+    started = time.monotonic()
+    await application.order_details(upstream(FULL, delay_s=0.2), ORDER_ID)
+    assert time.monotonic() - started < 0.35  # three parts of 0.2 s each, at once
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [500, 503, 404, UpstreamUnavailableError("user", "timed out")],
+    ids=["500", "503", "404", "unreachable"],
+)
+async def test_a_failing_user_is_a_gap_not_an_error(failure: Any) -> None:
+    details = await application.order_details(
+        upstream(FULL | {("user", "/users/user-1"): failure}), ORDER_ID
+    )
+    assert details.user is None and details.missing == ["user"]
+
+
+async def test_the_user_id_and_sku_are_escaped_into_one_path_segment() -> None:
+    order = ORDER | {"user_id": "a/b", "items": [{"sku": "x?y", "quantity": 1}]}
+    scripted = ScriptedUpstream({("order", f"/orders/{ORDER_ID}"): order})
+    await application.order_details(cast(UpstreamClient, scripted), ORDER_ID)
+    assert ("user", "/users/a%2Fb") in scripted.asked
+    assert ("catalog", "/products/x%3Fy") in scripted.asked
+
+
+async def test_an_unknown_order_is_not_found() -> None:
+    with pytest.raises(application.OrderNotFoundError):
+        await application.order_details(upstream({("order", f"/orders/{ORDER_ID}"): 404}), ORDER_ID)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [500, 503, UpstreamUnavailableError("order", "refused")],
+    ids=["500", "503", "unreachable"],
+)
+async def test_an_order_service_that_cannot_answer_is_unavailable(failure: Any) -> None:
+    with pytest.raises(application.OrderUnavailableError):
+        await application.order_details(
+            upstream({("order", f"/orders/{ORDER_ID}"): failure}), ORDER_ID
+        )
+
+
+async def test_an_order_answer_that_is_no_order_is_a_bad_upstream_reply() -> None:
+    with pytest.raises(application.BadUpstreamReplyError):
+        await application.order_details(
+            upstream({("order", f"/orders/{ORDER_ID}"): ["not", "an", "object"]}), ORDER_ID
+        )
+    with pytest.raises(application.BadUpstreamReplyError):
+        await application.order_details(upstream({("order", f"/orders/{ORDER_ID}"): 400}), ORDER_ID)

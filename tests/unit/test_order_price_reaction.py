@@ -1,0 +1,66 @@
+"""The order service's price replica reaction without servers: it hands the catalog's
+price and version to the store's guarded upsert and measures the replica's lag."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+from typing import cast
+
+from prometheus_client import REGISTRY
+
+from order.adapters import OrderStore
+from order.application import on_product_priced
+from polysaga.events.envelope import new_event
+
+
+class FakePriceStore:
+    """The real guard: a price is taken only at a newer catalog version."""
+
+    def __init__(self) -> None:
+        self.prices: dict[str, tuple[Decimal, int]] = {}
+
+    async def learn_price(self, sku: str, price: Decimal, version: int) -> bool:
+        known = self.prices.get(sku)
+        if known is not None and known[1] >= version:
+            return False
+        self.prices[sku] = (price, version)
+        return True
+
+
+def lag(bucket: str) -> float:
+    labels = {"read_model": "order-prices", "le": bucket}
+    return REGISTRY.get_sample_value("polysaga_consistency_lag_seconds_bucket", labels) or 0.0
+
+
+async def test_prices_are_learned_newest_version_first_and_lag_is_observed() -> None:
+    fake = FakePriceStore()
+    store = cast(OrderStore, fake)
+    created = new_event(
+        "ProductCreated", "mug", {"sku": "mug", "name": "Mug", "price": "10.00", "version": 1}
+    )
+    newer = new_event(
+        "ProductPriceChanged",
+        "mug",
+        {"sku": "mug", "price": "12.5", "previous_price": "10.00", "version": 2},
+    )
+    within_5s, within_1s = lag("5.0"), lag("1.0")
+
+    await on_product_priced(newer, store, newer.time + timedelta(seconds=2))
+    await on_product_priced(created, store, created.time + timedelta(seconds=2))
+
+    assert fake.prices == {"mug": (Decimal("12.50"), 2)}
+    assert (lag("5.0"), lag("1.0")) == (within_5s + 2, within_1s)
+
+
+async def test_an_event_from_the_future_counts_as_no_lag() -> None:
+    created = new_event(
+        "ProductCreated", "pen", {"sku": "pen", "name": "Pen", "price": "1.00", "version": 1}
+    )
+    early = replace(created, time=created.time + timedelta(seconds=3))
+    zero = lag("0.005")
+
+    await on_product_priced(early, cast(OrderStore, FakePriceStore()), created.time)
+
+    assert lag("0.005") == zero + 1

@@ -1,0 +1,125 @@
+"""The order view's pure rules: status precedence is order-independent, history is ordered
+and free of duplicates whatever the arrival order, stored documents become complete views,
+and the digest depends on content only."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from order_view.domain import (
+    OrderStatus,
+    SummaryDigest,
+    field_key,
+    history_detail,
+    item_count,
+    merge_status,
+    sorted_history,
+    status_write,
+    summary_from_document,
+)
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        (["OrderPlaced"], OrderStatus.PENDING),
+        (["OrderPlaced", "OrderConfirmed"], OrderStatus.CONFIRMED),
+        (["OrderPlaced", "OrderCancelled"], OrderStatus.CANCELLED),
+        (
+            ["StockReserved", "OrderPlaced", "PaymentFailed", "OrderCancelled"],
+            OrderStatus.CANCELLED,
+        ),
+    ],
+)
+def test_a_terminal_event_wins_in_every_order_and_with_duplicates(
+    events: list[str], expected: OrderStatus
+) -> None:
+    for permutation in itertools.permutations(events + events[:1]):
+        status = None
+        for name in permutation:
+            status = merge_status(status, status_write(name))
+        assert status is expected, permutation
+
+
+def test_only_terminal_events_override() -> None:
+    assert status_write("OrderConfirmed").overrides
+    assert status_write("OrderCancelled").overrides
+    for name in ("OrderPlaced", "StockReserved", "PaymentProcessed", "StockReleased"):
+        write = status_write(name)
+        assert write.status is OrderStatus.PENDING and not write.overrides
+
+
+def test_field_keys_are_safe_in_a_path_and_never_collide() -> None:
+    skus = ["a.b", "a%2Eb", "$x", "a-b_c", "a..b", "%"]
+    keys = [field_key(s) for s in skus]
+    assert len(set(keys)) == len(skus)
+    assert all("." not in k and not k.startswith("$") for k in keys)
+    assert field_key("SKU-1") == "SKU-1"
+
+
+def test_history_is_sorted_by_time_then_saga_order_whatever_the_map_order() -> None:
+    entries = {
+        "e-release": {"step": "StockReleased", "at": T0 + timedelta(seconds=3), "detail": None},
+        "e-cancel": {"step": "OrderCancelled", "at": T0 + timedelta(seconds=2), "detail": "x"},
+        "e-failed": {"step": "PaymentFailed", "at": T0 + timedelta(seconds=2), "detail": "y"},
+        "e-placed": {"step": "OrderPlaced", "at": T0, "detail": None},
+    }
+    expected = ["OrderPlaced", "PaymentFailed", "OrderCancelled", "StockReleased"]
+    for permutation in itertools.permutations(entries.items()):
+        assert [h.step for h in sorted_history(dict(permutation))] == expected
+
+
+def test_history_detail_says_why_or_how_much() -> None:
+    assert history_detail({"order_id": "o", "reason": "insufficient_funds"}) == (
+        "insufficient_funds"
+    )
+    assert history_detail({"order_id": "o", "amount": "12.50"}) == "amount 12.50"
+    assert history_detail({"order_id": "o", "items": []}) is None
+
+
+def test_item_count_sums_quantities() -> None:
+    assert item_count([{"sku": "a", "quantity": 2}, {"sku": "b", "quantity": 3}]) == 5
+    assert item_count([]) == 0
+
+
+def test_a_document_becomes_a_view_with_names_and_defaults() -> None:
+    doc = {
+        "_id": "o1",
+        "user_id": "u1",
+        "items": [
+            {"sku": "a.b", "quantity": 2, "unit_price": "1.00"},
+            {"sku": "c", "quantity": 1, "unit_price": "3.00"},
+        ],
+        "item_count": 3,
+        "total": "5.00",
+        "order_version": 1,
+        "created_at": T0,
+        "updated_at": T0,
+        "product_names": {field_key("a.b"): "Teapot"},
+        "history": {"e1": {"step": "OrderPlaced", "at": T0, "detail": None}},
+    }
+    view = summary_from_document(doc)
+    assert view.status is OrderStatus.PENDING  # never stored as null: a default
+    assert view.user is None and view.cancel_reason is None
+    assert [(i.sku, i.name) for i in view.items] == [("a.b", "Teapot"), ("c", None)]
+    assert [h.step for h in view.history] == ["OrderPlaced"]
+
+
+def test_the_digest_depends_on_content_only() -> None:
+    base = {
+        "_id": "o1",
+        "user_id": "u1",
+        "order_version": 1,
+        "history": {"e1": {"step": "OrderPlaced", "at": T0, "detail": None}},
+    }
+    a, b, c = SummaryDigest(), SummaryDigest(), SummaryDigest()
+    a.add(summary_from_document(base))
+    b.add(summary_from_document({**base, "applied_at": T0 + timedelta(days=1)}))
+    c.add(summary_from_document({**base, "status": "CANCELLED"}))
+    assert a.hexdigest() == b.hexdigest() != c.hexdigest()
+    assert a.count == 1
