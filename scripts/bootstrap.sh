@@ -62,8 +62,8 @@ ensure_nats() {
   fi
 }
 
-# FerretDB v1 (MongoDB wire protocol, SQLite backend), built from its Go module. Its module
-# zip lacks the generated build/version/version.txt, so it is built in a writable copy of
+# FerretDB v1 (MongoDB wire protocol; data kept in PostgreSQL), built from its Go module.
+# Its module zip lacks the generated build/version/version.txt, so it is built in a writable copy of
 # the downloaded module directory with that file written; the binary is cached by version.
 ensure_ferretdb() {
   local dest="$cache/ferretdb-$ferretdb_version/ferretdb"

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-ORDER_DEADLINE_S = 4.0
+ORDER_DEADLINE_S = 8.0
 
 
 class Stack:

@@ -134,5 +134,8 @@ def test_demo_attached_to_the_stack_exits_zero_with_compensations(stack: Stack) 
         "money_conserved",
         "no_double_charge",
         "cancelled_orders_compensated",
+        "read_model_converged",
+        "composition_matches_read_model",
+        "rebuild_reproduces_read_model",
     }
     assert all(report["invariants"].values())

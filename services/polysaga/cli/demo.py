@@ -15,6 +15,7 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from polysaga.cli.invariants import Baseline, CheckReport, check, dead_lettered
+from polysaga.cli.read_side import check_read_side, lag_quantiles
 from polysaga.money import format_money
 
 
@@ -34,6 +35,7 @@ class DemoResult:
     dead_lettered: int
     placed: int
     elapsed_s: float
+    consistency_lag_ms: dict[str, float | None]
 
     def as_json(self) -> dict[str, Any]:
         r = self.report
@@ -46,6 +48,7 @@ class DemoResult:
             "dead_lettered": self.dead_lettered,
             "invariants": r.invariants,
             "sagas_per_s": round(r.orders / self.elapsed_s, 1) if self.elapsed_s else None,
+            "consistency_lag_ms": self.consistency_lag_ms,
             "violations": r.violations[:20],
         }
 
@@ -56,39 +59,60 @@ async def run_demo(
     rng = random.Random(plan.seed)
     services: dict[str, str] = state["services"]
     run = uuid.uuid4().hex[:8]  # demo runs on one stack never share SKUs or users
-    skus = {f"demo-{run}-sku-{i}": Decimal(rng.randint(100, 5000)) / 100 for i in range(plan.skus)}
-    rich_users = [f"demo-{run}-rich-{i}" for i in range(max(2, plan.orders // 20))]
-    poor_users = [f"demo-{run}-poor-{i}" for i in range(max(1, plan.orders // 50))]
-    orders: list[dict[str, Any]] = []
-    for _ in range(plan.orders):
-        poor = rng.random() < plan.payment_failure_rate
-        user = rng.choice(poor_users if poor else rich_users)
-        lines = rng.sample(sorted(skus), k=rng.randint(1, min(3, len(skus))))
-        orders.append(
-            {"user_id": user, "items": [{"sku": s, "quantity": rng.randint(1, 3)} for s in lines]}
-        )
-    demand = {
-        sku: sum(i["quantity"] for o in orders for i in o["items"] if i["sku"] == sku)
-        for sku in skus
+    prices = {
+        f"demo-{run}-sku-{i}": Decimal(rng.randint(100, 5000)) / 100 for i in range(plan.skus)
     }
-    baseline = Baseline(
-        stock={
-            sku: (demand[sku] * 6 // 10 if plan.scarce_stock else demand[sku] + 10) for sku in skus
-        },
-        balances={
-            **{u: Decimal("1000000.00") for u in rich_users},
-            **{u: Decimal("1.00") for u in poor_users},
-        },
-    )
+    rich_names = [f"rich-{i}" for i in range(max(2, plan.orders // 20))]
+    poor_names = [f"poor-{i}" for i in range(max(1, plan.orders // 50))]
     limits = httpx.Limits(max_connections=plan.concurrency * 2)
     async with httpx.AsyncClient(timeout=10, limits=limits) as client:
-        await _seed(client, services, skus, baseline)
+        users = await _register_users(client, services["user"], run, rich_names + poor_names)
+        rich = [users[n] for n in rich_names]
+        poor = [users[n] for n in poor_names]
+        orders: list[dict[str, Any]] = []
+        for _ in range(plan.orders):
+            user = rng.choice(poor if rng.random() < plan.payment_failure_rate else rich)
+            lines = rng.sample(sorted(prices), k=rng.randint(1, min(3, len(prices))))
+            items = [{"sku": s, "quantity": rng.randint(1, 3)} for s in lines]
+            orders.append({"user_id": user, "items": items})
+        demand = {
+            sku: sum(i["quantity"] for o in orders for i in o["items"] if i["sku"] == sku)
+            for sku in prices
+        }
+        baseline = Baseline(
+            stock={
+                sku: (demand[sku] * 6 // 10 if plan.scarce_stock else demand[sku] + 10)
+                for sku in prices
+            },
+            balances={
+                **{u: Decimal("1000000.00") for u in rich},
+                **{u: Decimal("1.00") for u in poor},
+            },
+        )
+        await _seed(client, services, prices, baseline)
         started = time.monotonic()
         order_ids = await _place_all(client, services["order"], orders, plan.concurrency)
         await _wait_settled(client, services["order"], order_ids, settle_timeout_s)
         elapsed = time.monotonic() - started
         report = await check(client, services, order_ids, baseline)
-    return DemoResult(report, await dead_lettered(state["nats"]), len(order_ids), elapsed)
+        read_side = await check_read_side(client, services, report.order_documents)
+        report.merge(read_side.invariants, read_side.violations)
+        lag = await lag_quantiles(client, services["order-view"])
+    return DemoResult(report, await dead_lettered(state["nats"]), len(order_ids), elapsed, lag)
+
+
+async def _register_users(
+    client: httpx.AsyncClient, user_url: str, run: str, names: list[str]
+) -> dict[str, str]:
+    """Users come from the user service, which owns them; returns name -> user_id."""
+
+    async def register(name: str) -> tuple[str, str]:
+        body = {"name": f"Demo {name.title()}", "email": f"{name}@demo-{run}.example.com"}
+        response = await client.post(f"{user_url}/users", json=body)
+        response.raise_for_status()
+        return name, str(response.json()["user_id"])
+
+    return dict(await asyncio.gather(*(register(n) for n in names)))
 
 
 async def _seed(
@@ -97,9 +121,14 @@ async def _seed(
     prices: dict[str, Decimal],
     baseline: Baseline,
 ) -> None:
+    """Products through the catalog (the order service learns their prices from its events),
+    stock at inventory, accounts at payment; then wait until order knows every price."""
     requests = [
         *(
-            client.put(f"{services['order']}/prices/{s}", json={"price": format_money(p)})
+            client.post(
+                f"{services['catalog']}/products",
+                json={"sku": s, "name": f"Product {s[-5:]}", "price": format_money(p)},
+            )
             for s, p in prices.items()
         ),
         *(
@@ -113,6 +142,19 @@ async def _seed(
     ]
     for response in await asyncio.gather(*requests):
         response.raise_for_status()
+    deadline = time.monotonic() + 30
+    unknown = set(prices)
+    while unknown:
+        for sku in list(unknown):
+            response = await client.get(f"{services['order']}/prices/{sku}")
+            if response.status_code == 200 and response.json()["price"] == format_money(
+                prices[sku]
+            ):
+                unknown.discard(sku)
+        if unknown:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"order service never learned the prices of {sorted(unknown)}")
+            await asyncio.sleep(0.1)
 
 
 async def _place_all(

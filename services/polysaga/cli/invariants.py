@@ -49,10 +49,15 @@ class CheckReport:
     compensations: int
     invariants: dict[str, bool]
     violations: list[str]
+    order_documents: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return all(self.invariants.values())
+
+    def merge(self, invariants: dict[str, bool], violations: list[str]) -> None:
+        self.invariants.update(invariants)
+        self.violations += violations
 
 
 async def list_order_ids(client: httpx.AsyncClient, order_url: str) -> list[str]:
@@ -193,6 +198,7 @@ def evaluate(
         compensations=compensations,
         invariants=found.invariants,
         violations=found.violations,
+        order_documents=[f.order for f in facts],
     )
 
 

@@ -47,6 +47,9 @@ def up(
         str | None,
         typer.Option(help="Use this NATS server (JetStream on) instead of starting one."),
     ] = None,
+    mongo_url: Annotated[
+        str | None, typer.Option(help="Use this MongoDB instead of starting FerretDB.")
+    ] = None,
     nats_sync_always: Annotated[
         bool, typer.Option(help="Run NATS with sync_interval: always (fsync before every ack).")
     ] = False,
@@ -58,6 +61,7 @@ def up(
         state_file,
         postgres_url=postgres_url,
         nats_url=nats_url,
+        mongo_url=mongo_url,
         nats_sync_always=nats_sync_always,
     )
     try:
@@ -140,7 +144,7 @@ def demo(
     plan = DemoPlan(orders, concurrency, payment_failure_rate, scarce_stock, seed)
     try:
         result = asyncio.run(_with_stack(attach, lambda state: run_demo(state, plan)))
-    except (ServerError, OSError, httpx.HTTPError) as exc:
+    except (ServerError, OSError, httpx.HTTPError, TimeoutError) as exc:
         raise _fail(str(exc)) from exc
     body = result.as_json()
     _print_report(body, as_json)
@@ -155,12 +159,15 @@ def check(
 ) -> None:
     """Check the invariants of a running stack over all its orders."""
     from polysaga.cli import invariants
+    from polysaga.cli.read_side import check_read_side
     from polysaga.cli.stack import load_state
 
     async def run() -> dict[str, object]:
         state = load_state(attach)
         async with httpx.AsyncClient(timeout=10) as client:
             report = await invariants.check(client, state["services"])
+            read_side = await check_read_side(client, state["services"], report.order_documents)
+            report.merge(read_side.invariants, read_side.violations)
         return {
             "orders": report.orders,
             "confirmed": report.confirmed,
@@ -180,6 +187,37 @@ def check(
     invariants_ok = body["invariants"]
     assert isinstance(invariants_ok, dict)
     if not all(invariants_ok.values()):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def rebuild(
+    read_model: Annotated[str, typer.Argument(help="The read model to rebuild: order-view.")],
+    attach: Annotated[
+        Path, typer.Option(help="The running stack's state file.")
+    ] = DEFAULT_STATE_FILE,
+) -> None:
+    """Rebuild a read model from event history into fresh collections and swap it in; report
+    whether the rebuilt view equals the one it replaced."""
+    from polysaga.cli.read_side import rebuild_and_compare
+    from polysaga.cli.stack import load_state
+
+    if read_model != "order-view":
+        raise _fail(f"unknown read model {read_model!r}; the one read model is order-view")
+
+    async def run() -> tuple[bool, str]:
+        state = load_state(attach)
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await rebuild_and_compare(client, state["services"]["order-view"])
+
+    try:
+        same, detail = asyncio.run(run())
+    except (ServerError, OSError, httpx.HTTPError) as exc:
+        raise _fail(str(exc)) from exc
+    Console().print(
+        ("[green]rebuilt:[/] " if same else "[red]rebuilt, but different:[/] ") + detail
+    )
+    if not same:
         raise typer.Exit(code=1)
 
 

@@ -18,22 +18,44 @@ import asyncpg
 import httpx
 
 from polysaga.cli.servers import (
+    FerretDBServer,
     PostgresServer,
     ServerError,
+    SmtpServer,
     free_port,
     postgres_user,
+    prepare_ferretdb,
     prepare_nats,
     prepare_postgres,
+    prepare_smtp,
+    wait_for_port,
     wait_nats_ready,
 )
 from polysaga.cli.supervisor import ProcessSpec, SupervisedProcess
 
-APP_SERVICES = ("order", "inventory", "payment")
+# Every service, the store it owns, in start order (the gateway calls the others).
+SERVICE_STORES: dict[str, str | None] = {
+    "order": "postgres",
+    "inventory": "postgres",
+    "payment": "postgres",
+    "user": "postgres",
+    "notification": "postgres",
+    "catalog": "mongo",
+    "order-view": "mongo",
+    "gateway": None,
+}
+APP_SERVICES = tuple(SERVICE_STORES)
+GATEWAY_DEPENDENCIES = ("order", "user", "catalog", "order-view")
 DEFAULT_STATE_FILE = Path(".polysaga/stack.json")
+FERRETDB_DATABASE = "polysaga_ferretdb"  # where FerretDB keeps the Mongo-backed services' data
 
 
 def database_name(service: str) -> str:
-    return f"polysaga_{service}"
+    return f"polysaga_{service.replace('-', '_')}"
+
+
+def module_name(service: str) -> str:
+    return service.replace("-", "_")
 
 
 class LocalStack:
@@ -45,6 +67,7 @@ class LocalStack:
         services: tuple[str, ...] = APP_SERVICES,
         postgres_url: str | None = None,
         nats_url: str | None = None,
+        mongo_url: str | None = None,
         fsync: bool = True,
         nats_sync_always: bool = False,
     ) -> None:
@@ -53,6 +76,9 @@ class LocalStack:
         self.services = services
         self._external_postgres = postgres_url
         self._external_nats = nats_url
+        self._external_mongo = mongo_url
+        self._ferretdb: FerretDBServer | None = None
+        self._smtp: SmtpServer | None = None
         self._fsync = fsync
         self._nats_sync_always = nats_sync_always
         self._procs: dict[str, SupervisedProcess] = {}
@@ -70,6 +96,8 @@ class LocalStack:
             await self._start_nats()
             await self._start_postgres()
             await self._create_databases()
+            await self._start_ferretdb()
+            await self._start_smtp()
             for service in self.services:
                 await self._start_service(service)
             await self._wait_services_ready(ready_timeout_s)
@@ -79,7 +107,7 @@ class LocalStack:
         self._write_state()
 
     async def stop(self) -> None:
-        for name in [*reversed(self.services), "postgres", "nats"]:
+        for name in [*reversed(self.services), "smtp", "ferretdb", "postgres", "nats"]:
             proc = self._procs.get(name)
             if proc is not None:
                 await proc.stop()
@@ -125,33 +153,69 @@ class LocalStack:
         dsn = _with_database(self._admin_dsn(), database_name(service))
         return dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
 
+    async def _start_ferretdb(self) -> None:
+        if self._external_mongo or not self._mongo_services():
+            return
+        await _create_database(self._admin_dsn(), FERRETDB_DATABASE)
+        server = prepare_ferretdb(
+            self.data_dir, _with_database(self._admin_dsn(), FERRETDB_DATABASE)
+        )
+        self._ferretdb = server
+        await self._supervise(
+            ProcessSpec("ferretdb", server.argv(), log_file=self._log("ferretdb"))
+        )
+        await asyncio.to_thread(wait_for_port, server.port, 30, "FerretDB")
+
+    async def _start_smtp(self) -> None:
+        if "notification" not in self.services:
+            return
+        server = prepare_smtp(self.data_dir)
+        self._smtp = server
+        await self._supervise(ProcessSpec("smtp", server.argv(), log_file=self._log("smtp")))
+        await asyncio.to_thread(wait_for_port, server.port, 15, "SMTP")
+
+    def _mongo_services(self) -> list[str]:
+        return [s for s in self.services if SERVICE_STORES.get(s) == "mongo"]
+
+    def _postgres_services(self) -> list[str]:
+        return [s for s in self.services if SERVICE_STORES.get(s) == "postgres"]
+
+    def mongo_url(self, service: str) -> str:
+        if self._external_mongo:
+            parts = urlsplit(self._external_mongo)
+            return urlunsplit(parts._replace(path=f"/{database_name(service)}"))
+        assert self._ferretdb is not None
+        return self._ferretdb.url(database_name(service))
+
     async def _create_databases(self) -> None:
-        conn = await asyncpg.connect(self._admin_dsn())
-        try:
-            for service in self.services:
-                name = database_name(service)
-                exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-                if not exists:
-                    await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
+        for service in self._postgres_services():
+            await _create_database(self._admin_dsn(), database_name(service))
 
     # --- services -----------------------------------------------------------------------
 
     async def _start_service(self, service: str) -> None:
-        port = self._service_ports.setdefault(service, free_port())
+        for name in self.services:  # every port is known before anyone needs another's URL
+            self._service_ports.setdefault(name, free_port())
         env = {
             "POLYSAGA_SERVICE_NAME": service,
             "POLYSAGA_HTTP_HOST": "127.0.0.1",
-            "POLYSAGA_HTTP_PORT": str(port),
-            "POLYSAGA_DATABASE_URL": self.database_url(service),
+            "POLYSAGA_HTTP_PORT": str(self._service_ports[service]),
             "POLYSAGA_NATS_URL": self._nats_url,
         }
-        await self._supervise(
-            ProcessSpec(
-                service, [sys.executable, "-m", service], env=env, log_file=self._log(service)
+        store = SERVICE_STORES.get(service)
+        if store == "postgres":
+            env["POLYSAGA_DATABASE_URL"] = self.database_url(service)
+        elif store == "mongo":
+            env["POLYSAGA_MONGO_URL"] = self.mongo_url(service)
+        if service == "gateway":
+            env["POLYSAGA_SERVICE_URLS"] = json.dumps(
+                {d: self.service_url(d) for d in GATEWAY_DEPENDENCIES if d in self.services}
             )
-        )
+        if service == "notification" and self._smtp is not None:
+            env["POLYSAGA_SMTP_HOST"] = "127.0.0.1"
+            env["POLYSAGA_SMTP_PORT"] = str(self._smtp.port)
+        argv = [sys.executable, "-m", module_name(service)]
+        await self._supervise(ProcessSpec(service, argv, env=env, log_file=self._log(service)))
 
     def service_url(self, service: str) -> str:
         return f"http://127.0.0.1:{self._service_ports[service]}"
@@ -188,7 +252,7 @@ class LocalStack:
 
     def state(self) -> dict[str, Any]:
         postgres: dict[str, Any] = {
-            "databases": {s: self.database_url(s) for s in self.services}
+            "databases": {s: self.database_url(s) for s in self._postgres_services()}
             if (self._postgres or self._external_postgres)
             else {},
         }
@@ -209,6 +273,17 @@ class LocalStack:
             "restarts": {name: proc.restarts for name, proc in self._procs.items()},
             "nats": self._nats_url,
             "postgres": postgres,
+            "mongo": {s: self.mongo_url(s) for s in self._mongo_services()}
+            if (self._ferretdb or self._external_mongo)
+            else {},
+            "ferretdb": f"mongodb://127.0.0.1:{self._ferretdb.port}" if self._ferretdb else None,
+            "smtp": {
+                "host": "127.0.0.1",
+                "port": self._smtp.port,
+                "maildir": str(self._smtp.maildir),
+            }
+            if self._smtp
+            else None,
         }
 
     def _write_state(self) -> None:
@@ -229,6 +304,15 @@ def load_state(path: Path) -> dict[str, Any]:
     if "services" not in data or "nats" not in data:
         raise ServerError(f"{path} is not a polysaga state file")
     return data
+
+
+async def _create_database(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
 
 
 def _with_database(dsn: str, database: str | None) -> str:

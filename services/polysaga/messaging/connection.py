@@ -22,8 +22,12 @@ from polysaga.events import declaration
 log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW_S = 120.0
-# Streams keep history so read models can be rebuilt; bounded by age, not forever.
-STREAM_MAX_AGE_S = 7 * 24 * 3600.0
+# Streams keep history so read models can be rebuilt. Saga streams are bounded by age (a
+# rebuild reproduces the orders of that window; the order service's event store is the
+# permanent record); entity streams (users, products) are kept whole, since the latest event
+# of an entity may be years old and is its current state.
+STREAM_MAX_AGE_S = 30 * 24 * 3600.0
+ENTITY_STREAMS = frozenset({"USERS", "CATALOG"})
 
 
 async def connect(
@@ -49,7 +53,7 @@ def stream_configs() -> list[StreamConfig]:
             storage=StorageType.FILE,
             retention=RetentionPolicy.LIMITS,
             duplicate_window=DUPLICATE_WINDOW_S,
-            max_age=STREAM_MAX_AGE_S,
+            max_age=0 if context.stream in ENTITY_STREAMS else STREAM_MAX_AGE_S,
         )
         for context in declaration.CONTEXTS
     ]
