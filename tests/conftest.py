@@ -4,6 +4,7 @@ start fails the test loudly; nothing is skipped."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tempfile
@@ -38,6 +39,23 @@ def _scratch_dir(prefix: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _running(
+    argv: list[str], root: Path, port: int, what: str, user: str | None = None
+) -> Iterator[None]:
+    """A server process logging into root, waited for on its port, stopped and cleaned up
+    afterwards (the log stays in root until then, for a failing test to show)."""
+    with open(root / "server.log", "wb") as log:
+        proc = subprocess.Popen(argv, user=user, stdout=log, stderr=log)
+        try:
+            wait_for_port(port, 30, what)
+            yield
+        finally:
+            proc.terminate()
+            proc.wait(20)
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
 def nats_server() -> Iterator[NatsServer]:
     """A fresh nats-server per test, so streams and consumers never leak between tests."""
@@ -57,16 +75,8 @@ def nats_server() -> Iterator[NatsServer]:
 def postgres_server() -> Iterator[PostgresServer]:
     root = _scratch_dir("polysaga-pg-")
     server = prepare_postgres(root, fsync=False)
-    log = open(root / "postgres.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(server.argv(), user=postgres_user(), stdout=log, stderr=log)
-    try:
-        wait_for_port(server.port, 30, "PostgreSQL")
+    with _running(server.argv(), root, server.port, "PostgreSQL", user=postgres_user()):
         yield server
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -111,16 +121,8 @@ def ferretdb_server(postgres_server: PostgresServer) -> Iterator[FerretDBServer]
     server = prepare_ferretdb(
         root, f"postgresql://postgres@127.0.0.1:{postgres_server.port}/ferretdb"
     )
-    log = open(root / "ferretdb.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(server.argv(), stdout=log, stderr=log)
-    try:
-        wait_for_port(server.port, 30, "FerretDB")
+    with _running(server.argv(), root, server.port, "FerretDB"):
         yield server
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
