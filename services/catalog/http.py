@@ -8,6 +8,8 @@ from typing import Annotated
 
 import msgspec
 from litestar import get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from catalog.adapters import ProductStore
 from catalog.application import add_product, change_product
@@ -56,7 +58,9 @@ def _unknown(sku: str) -> Problem:
 
 
 @post("/products", summary="Add a product to the catalog")
-async def create_product(data: ProductIn, runtime: ServiceRuntime) -> ProductOut:
+async def create_product(
+    data: JSONBody[ProductIn], runtime: NamedDependency[ServiceRuntime]
+) -> ProductOut:
     try:
         product = await add_product(
             ProductStore(runtime.mongo),
@@ -74,7 +78,7 @@ async def create_product(data: ProductIn, runtime: ServiceRuntime) -> ProductOut
 
 
 @get("/products/{sku:str}", summary="A product")
-async def get_product(sku: str, runtime: ServiceRuntime) -> ProductOut:
+async def get_product(sku: FromPath[str], runtime: NamedDependency[ServiceRuntime]) -> ProductOut:
     stored = await ProductStore(runtime.mongo).get(_sku(sku))
     if stored is None:
         raise _unknown(sku)
@@ -82,7 +86,9 @@ async def get_product(sku: str, runtime: ServiceRuntime) -> ProductOut:
 
 
 @patch("/products/{sku:str}", summary="Rename a product and/or change its price")
-async def patch_product(sku: str, data: ProductChangeIn, runtime: ServiceRuntime) -> ProductOut:
+async def patch_product(
+    sku: FromPath[str], data: JSONBody[ProductChangeIn], runtime: NamedDependency[ServiceRuntime]
+) -> ProductOut:
     sku = _sku(sku)
     name = data.name or None
     price = parse_money(data.price) if data.price else None

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Response, get
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from gateway import application
@@ -66,7 +67,9 @@ def _passed_through(reply: UpstreamReply) -> Response[bytes]:
     summary="An order with its user and products; parts that cannot be fetched are listed"
     " in `missing`",
 )
-async def order_details(order_id: OrderId, upstream: UpstreamClient) -> OrderDetailsOut:
+async def order_details(
+    order_id: OrderId, upstream: NamedDependency[UpstreamClient]
+) -> OrderDetailsOut:
     try:
         details = await application.order_details(upstream, order_id.lower())
     except application.OrderNotFoundError as exc:
@@ -85,8 +88,8 @@ async def order_details(order_id: OrderId, upstream: UpstreamClient) -> OrderDet
 @get("/orders/{order_id:str}/summary", summary="The order's summary from the order-view read model")
 async def order_summary(
     order_id: OrderId,
-    upstream: UpstreamClient,
-    runtime: ServiceRuntime,
+    upstream: NamedDependency[UpstreamClient],
+    runtime: NamedDependency[ServiceRuntime],
     min_version: Annotated[
         int | None,
         Parameter(ge=1, le=1_000_000, description="Wait until the view has this version"),
@@ -109,7 +112,7 @@ async def order_summary(
 @get("/users/{user_id:str}/orders", summary="A user's orders from the order-view read model")
 async def user_orders(
     user_id: UserId,
-    upstream: UpstreamClient,
+    upstream: NamedDependency[UpstreamClient],
     limit: Annotated[int | None, Parameter(ge=1, le=100)] = None,
     offset: Annotated[int | None, Parameter(ge=0, le=100_000)] = None,
 ) -> Response[bytes]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from uuid import UUID
 
 import msgspec
 from litestar import get, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from inventory.adapters import InventoryStore
 from polysaga.api_types import Sku, StockLevel, StrictStruct
@@ -38,14 +40,16 @@ def _sku(sku: str) -> str:
 
 
 @put("/stock/{sku:str}", summary="Set how many units of a SKU are available")
-async def set_stock(sku: str, data: StockIn, runtime: ServiceRuntime) -> StockOut:
+async def set_stock(
+    sku: FromPath[str], data: JSONBody[StockIn], runtime: NamedDependency[ServiceRuntime]
+) -> StockOut:
     async with runtime.transaction() as conn:
         level = await InventoryStore(conn).set_available(_sku(sku), data.available)
     return StockOut(level.sku, level.available, level.reserved)
 
 
 @get("/stock/{sku:str}", summary="Stock of a SKU")
-async def get_stock(sku: str, runtime: ServiceRuntime) -> StockOut:
+async def get_stock(sku: FromPath[str], runtime: NamedDependency[ServiceRuntime]) -> StockOut:
     async with runtime.engine.connect() as conn:
         level = await InventoryStore(conn).level(_sku(sku))
     if level is None:
@@ -54,7 +58,9 @@ async def get_stock(sku: str, runtime: ServiceRuntime) -> StockOut:
 
 
 @get("/reservations/{order_id:uuid}", summary="What inventory holds for an order")
-async def get_reservation(order_id: Any, runtime: ServiceRuntime) -> ReservationOut:
+async def get_reservation(
+    order_id: FromPath[UUID], runtime: NamedDependency[ServiceRuntime]
+) -> ReservationOut:
     async with runtime.engine.connect() as conn:
         reservation = await InventoryStore(conn).reservation(str(order_id))
     if reservation is None:

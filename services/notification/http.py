@@ -7,6 +7,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import get
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from notification.adapters import NotificationStore
@@ -25,7 +26,8 @@ class NotificationOut(msgspec.Struct):
 
 @get("/notifications", summary="The e-mails sent about an order (at most one per outcome)")
 async def list_notifications(
-    runtime: ServiceRuntime, order_id: Annotated[str, Parameter(pattern=UUID_PATTERN)]
+    runtime: NamedDependency[ServiceRuntime],
+    order_id: Annotated[str, Parameter(pattern=UUID_PATTERN)],
 ) -> list[NotificationOut]:
     async with runtime.engine.connect() as conn:
         sent = await NotificationStore(conn).notifications_of(order_id.lower())

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from uuid import UUID
 
 import msgspec
 from litestar import get, post, put
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from order.adapters import OrderStore
@@ -98,10 +100,10 @@ def _order_out(order: Order) -> OrderOut:
 
 @post("/orders", status_code=HTTP_202_ACCEPTED, summary="Place an order (starts a saga)")
 async def place(
-    data: PlaceOrderIn,
-    runtime: ServiceRuntime,
+    data: JSONBody[PlaceOrderIn],
+    runtime: NamedDependency[ServiceRuntime],
     idempotency_key: Annotated[
-        str | None, Parameter(header="Idempotency-Key", min_length=1, max_length=200)
+        str | None, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=200)
     ] = None,
 ) -> PlacedOut:
     command = PlaceOrder(
@@ -133,7 +135,9 @@ async def place(
 
 @get("/orders/{order_id:uuid}", summary="An order's state, now or as of a past time")
 async def get_order(
-    order_id: Any, runtime: ServiceRuntime, as_of: datetime | None = None
+    order_id: FromPath[UUID],
+    runtime: NamedDependency[ServiceRuntime],
+    as_of: FromQuery[datetime | None] = None,
 ) -> OrderOut:
     if as_of is not None and as_of.tzinfo is None:
         raise Problem(400, "Bad as_of", "as_of must be an RFC 3339 time with an offset")
@@ -149,7 +153,9 @@ async def get_order(
 
 
 @get("/orders/{order_id:uuid}/events", summary="An order's event stream")
-async def get_order_events(order_id: Any, runtime: ServiceRuntime) -> list[dict[str, Any]]:
+async def get_order_events(
+    order_id: FromPath[UUID], runtime: NamedDependency[ServiceRuntime]
+) -> list[dict[str, Any]]:
     async with runtime.engine.connect() as conn:
         events = await _store(runtime, conn).events(str(order_id))
     if not events:
@@ -159,7 +165,7 @@ async def get_order_events(order_id: Any, runtime: ServiceRuntime) -> list[dict[
 
 @get("/orders", summary="Orders by id, paged")
 async def list_orders(
-    runtime: ServiceRuntime,
+    runtime: NamedDependency[ServiceRuntime],
     status: Annotated[str | None, Parameter(pattern="^(PENDING|CONFIRMED|CANCELLED)$")] = None,
     after: Annotated[str | None, Parameter(pattern=UUID_PATTERN)] = None,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
@@ -171,14 +177,16 @@ async def list_orders(
 
 
 @get("/stats", summary="How many orders are in each status")
-async def order_stats(runtime: ServiceRuntime) -> dict[str, int]:
+async def order_stats(runtime: NamedDependency[ServiceRuntime]) -> dict[str, int]:
     async with runtime.engine.connect() as conn:
         counts = await _store(runtime, conn).count_by_status()
     return {status: counts.get(status, 0) for status in ("PENDING", "CONFIRMED", "CANCELLED")}
 
 
 @put("/prices/{sku:str}", summary="Set a product's price in the local replica")
-async def set_price(sku: str, data: PriceIn, runtime: ServiceRuntime) -> PriceOut:
+async def set_price(
+    sku: FromPath[str], data: JSONBody[PriceIn], runtime: NamedDependency[ServiceRuntime]
+) -> PriceOut:
     _check_sku(sku)
     price = parse_money(data.price)
     async with runtime.transaction() as conn:
@@ -187,7 +195,7 @@ async def set_price(sku: str, data: PriceIn, runtime: ServiceRuntime) -> PriceOu
 
 
 @get("/prices/{sku:str}", summary="A product's price in the local replica")
-async def get_price(sku: str, runtime: ServiceRuntime) -> PriceOut:
+async def get_price(sku: FromPath[str], runtime: NamedDependency[ServiceRuntime]) -> PriceOut:
     _check_sku(sku)
     async with runtime.engine.connect() as conn:
         prices = await _store(runtime, conn).prices([sku])

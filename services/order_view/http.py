@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
+from uuid import UUID
 
 import msgspec
 from litestar import get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, Parameter, QueryParameter
 
 from order_view.adapters import ActiveGeneration, ViewStore, generation, stored_generations
 from order_view.domain import OrderSummary, SummaryDigest, summary_from_document
@@ -38,9 +40,9 @@ class DigestOut:
 
 @get("/orders/{order_id:uuid}/summary", summary="An order's denormalised summary")
 async def get_summary(
-    order_id: Any,
-    runtime: ServiceRuntime,
-    generations: ActiveGeneration,
+    order_id: FromPath[UUID],
+    runtime: NamedDependency[ServiceRuntime],
+    generations: NamedDependency[ActiveGeneration],
     min_version: Annotated[
         int | None,
         Parameter(ge=1, le=1_000_000, description="Wait until the view has this order version"),
@@ -71,9 +73,9 @@ async def get_summary(
 
 @get("/users/{user_id:str}/orders", summary="A user's order summaries, newest first")
 async def get_user_orders(
-    user_id: str,
-    runtime: ServiceRuntime,
-    generations: ActiveGeneration,
+    user_id: FromPath[str],
+    runtime: NamedDependency[ServiceRuntime],
+    generations: NamedDependency[ActiveGeneration],
     limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
     offset: Annotated[int, Parameter(ge=0, le=100_000)] = 0,
 ) -> UserOrdersPage:
@@ -90,7 +92,9 @@ async def get_user_orders(
 
 
 @post("/admin/rebuild", status_code=200, summary="Rebuild the view from event history")
-async def rebuild_view(runtime: ServiceRuntime, generations: ActiveGeneration) -> RebuildResult:
+async def rebuild_view(
+    runtime: NamedDependency[ServiceRuntime], generations: NamedDependency[ActiveGeneration]
+) -> RebuildResult:
     if generations.rebuilding.locked():
         raise Problem(409, "Rebuild in progress", "a rebuild is already running here")
     try:
@@ -101,9 +105,9 @@ async def rebuild_view(runtime: ServiceRuntime, generations: ActiveGeneration) -
 
 @get("/admin/digest", summary="A digest of a generation's summaries (default: the live one)")
 async def view_digest(
-    runtime: ServiceRuntime,
-    generations: ActiveGeneration,
-    generation_number: Annotated[int | None, Parameter(query="generation", ge=1)] = None,
+    runtime: NamedDependency[ServiceRuntime],
+    generations: NamedDependency[ActiveGeneration],
+    generation_number: Annotated[int | None, QueryParameter(name="generation", ge=1)] = None,
 ) -> DigestOut:
     db = runtime.mongo_reader
     number = generation_number or (await generations.for_reading(db)).gen.number

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import get, put
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, Parameter
 
 from payment.adapters import PaymentStore
 from polysaga.api_types import UUID_PATTERN, Identifier, StrictStruct
@@ -43,7 +44,9 @@ def _user(user_id: str) -> str:
 
 
 @put("/accounts/{user_id:str}", summary="Open an account or set its balance")
-async def set_account(user_id: str, data: BalanceIn, runtime: ServiceRuntime) -> AccountOut:
+async def set_account(
+    user_id: FromPath[str], data: JSONBody[BalanceIn], runtime: NamedDependency[ServiceRuntime]
+) -> AccountOut:
     user_id = _user(user_id)
     async with runtime.transaction() as conn:
         balance = await PaymentStore(conn).set_balance(user_id, parse_money(data.balance))
@@ -51,7 +54,9 @@ async def set_account(user_id: str, data: BalanceIn, runtime: ServiceRuntime) ->
 
 
 @get("/accounts/{user_id:str}", summary="An account's balance")
-async def get_account(user_id: str, runtime: ServiceRuntime) -> AccountOut:
+async def get_account(
+    user_id: FromPath[str], runtime: NamedDependency[ServiceRuntime]
+) -> AccountOut:
     user_id = _user(user_id)
     async with runtime.engine.connect() as conn:
         balance = await PaymentStore(conn).balance(user_id)
@@ -62,7 +67,7 @@ async def get_account(user_id: str, runtime: ServiceRuntime) -> AccountOut:
 
 @get("/payments", summary="Payments of an order (at most one charge per order)")
 async def list_payments(
-    runtime: ServiceRuntime,
+    runtime: NamedDependency[ServiceRuntime],
     order_id: Annotated[str, Parameter(pattern=UUID_PATTERN)],
 ) -> list[PaymentOut]:
     async with runtime.engine.connect() as conn:

@@ -4,7 +4,7 @@ StrictStruct with msgspec in strict mode, and refuses a body that is not JSON.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin
 
 import msgspec
 from litestar import Request
@@ -18,6 +18,10 @@ _JSON_TYPES = ("application/json",)
 def _body_type(request: Request[Any, Any, Any]) -> type[StrictStruct] | None:
     field = request.route_handler.parsed_fn_signature.parameters.get("data")
     annotation = getattr(field, "annotation", None)
+    # ``data: JSONBody[X]`` is ``Annotated[X, BodyKwarg(...)]``; Litestar usually unwraps it
+    # already, but look inside in case the marker is still there.
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
     if isinstance(annotation, type) and issubclass(annotation, StrictStruct):
         return annotation
     return None

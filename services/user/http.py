@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
+from uuid import UUID
 
 import msgspec
 from litestar import get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from polysaga.api_types import StrictStruct
 from polysaga.problems import Problem
@@ -67,7 +70,9 @@ def _email_taken(exc: EmailTakenError) -> Problem:
 
 
 @post("/users", summary="Register a user")
-async def register(data: RegisterIn, runtime: ServiceRuntime) -> RegisteredOut:
+async def register(
+    data: JSONBody[RegisterIn], runtime: NamedDependency[ServiceRuntime]
+) -> RegisteredOut:
     try:
         async with runtime.transaction() as conn:
             user = await register_user(UserStore(conn), data.name, data.email, datetime.now(UTC))
@@ -77,7 +82,7 @@ async def register(data: RegisterIn, runtime: ServiceRuntime) -> RegisteredOut:
 
 
 @get("/users/{user_id:uuid}", summary="A user's profile")
-async def get_user(user_id: Any, runtime: ServiceRuntime) -> UserOut:
+async def get_user(user_id: FromPath[UUID], runtime: NamedDependency[ServiceRuntime]) -> UserOut:
     async with runtime.engine.connect() as conn:
         user = await UserStore(conn).get(str(user_id))
     if user is None:
@@ -86,7 +91,11 @@ async def get_user(user_id: Any, runtime: ServiceRuntime) -> UserOut:
 
 
 @patch("/users/{user_id:uuid}", summary="Change a user's name and/or e-mail")
-async def change_profile(user_id: Any, data: ProfileChangeIn, runtime: ServiceRuntime) -> UserOut:
+async def change_profile(
+    user_id: FromPath[UUID],
+    data: JSONBody[ProfileChangeIn],
+    runtime: NamedDependency[ServiceRuntime],
+) -> UserOut:
     name = data.name or None
     email = data.email or None
     if name is None and email is None:

@@ -101,6 +101,7 @@ async def test_the_gateway_composes_and_degrades_promptly_when_a_dependency_hang
 ) -> None:
     made = await confirmed_order(stack, http, unique)
     details_url = f"{stack.url('gateway')}/orders/{made['order']['order_id']}/details"
+
     async def composed() -> dict[str, Any] | None:
         body = (await http.get(details_url)).json()
         return body if body["complete"] else None  # a busy dependency may time out once

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import uvicorn
 from litestar import Litestar, Response, get
+from litestar.params import FromPath, FromQuery
 from litestar.testing import AsyncTestClient
 
 from gateway.bootstrap import build
@@ -69,18 +70,18 @@ def problem(status: int, title: str, headers: Mapping[str, str] | None = None) -
 
 
 @get("/orders/{order_id:str}", sync_to_thread=False)
-def peer_order(order_id: str) -> Response[Any]:
+def peer_order(order_id: FromPath[str]) -> Response[Any]:
     order = ORDERS.get(order_id)
     return Response(order) if order else problem(404, "Order not found")
 
 
 @get("/users/{user_id:str}", sync_to_thread=False)
-def peer_user(user_id: str) -> Response[Any]:
+def peer_user(user_id: FromPath[str]) -> Response[Any]:
     return Response(USER) if user_id == USER["user_id"] else problem(404, "User not found")
 
 
 @get("/products/{sku:str}", sync_to_thread=False)
-def peer_product(sku: str) -> Response[Any]:
+def peer_product(sku: FromPath[str]) -> Response[Any]:
     if sku == "SKU-BROKEN":
         return problem(500, "Internal Server Error")
     product = PRODUCTS.get(sku)
@@ -88,7 +89,9 @@ def peer_product(sku: str) -> Response[Any]:
 
 
 @get("/orders/{order_id:str}/summary", sync_to_thread=False)
-def peer_summary(order_id: str, min_version: int | None = None) -> Response[Any]:
+def peer_summary(
+    order_id: FromPath[str], min_version: FromQuery[int | None] = None
+) -> Response[Any]:
     if order_id not in ORDERS:
         return problem(404, "Order not found")
     if min_version is not None and min_version > 3:
@@ -97,12 +100,14 @@ def peer_summary(order_id: str, min_version: int | None = None) -> Response[Any]
 
 
 @get("/users/{user_id:str}/orders", sync_to_thread=False)
-def peer_user_orders(user_id: str, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+def peer_user_orders(
+    user_id: FromPath[str], limit: FromQuery[int] = 50, offset: FromQuery[int] = 0
+) -> dict[str, Any]:
     return {"user_id": user_id, "orders": [ORDER_ID], "limit": limit, "offset": offset}
 
 
 @get("/{path:path}")
-async def peer_too_slow(path: str) -> dict[str, str]:
+async def peer_too_slow(path: FromPath[str]) -> dict[str, str]:
     await asyncio.sleep(TIMEOUT_S * 6)
     return {"late": path}
 
