@@ -148,23 +148,51 @@ async def check_read_side(
     return report
 
 
-async def rebuild_and_compare(client: httpx.AsyncClient, view_url: str) -> tuple[bool, str]:
+async def _digest(
+    client: httpx.AsyncClient, view_url: str, generation: int | None = None
+) -> dict[str, Any]:
+    params = {"generation": generation} if generation is not None else None
+    response = await client.get(f"{view_url}/admin/digest", params=params)
+    return response.raise_for_status().json()  # type: ignore[no-any-return]
+
+
+async def _quiet_digest(
+    client: httpx.AsyncClient, view_url: str, timeout_s: float = 60
+) -> dict[str, Any]:
+    """The live view's digest once it has stopped changing (two reads a second apart)."""
+    deadline = time.monotonic() + timeout_s
+    previous = await _digest(client, view_url)
+    while True:
+        await asyncio.sleep(1.0)
+        current = await _digest(client, view_url)
+        if current == previous or time.monotonic() > deadline:
+            return current
+        previous = current
+
+
+async def rebuild_and_compare(
+    client: httpx.AsyncClient, view_url: str, attempts: int = 3
+) -> tuple[bool, str]:
     """Rebuild the view from event history and compare the new generation's digest with the
-    live one it replaced. Call on a quiet stack: live events would make them differ."""
-    before = (await client.get(f"{view_url}/admin/digest")).raise_for_status().json()
-    rebuilt = (
-        (await client.post(f"{view_url}/admin/rebuild", timeout=600)).raise_for_status().json()
-    )
-    after = (
-        (await client.get(f"{view_url}/admin/digest", params={"generation": rebuilt["generation"]}))
-        .raise_for_status()
-        .json()
-    )
-    if before["digest"] != after["digest"]:
-        return False, (
-            f"rebuilt view differs: {before['count']} live vs {after['count']} rebuilt documents"
+    live one it replaced. Events that reach the view while it is rebuilt make the two differ
+    for a good reason; the old generation's digest tells that case apart (it changed too),
+    and the comparison is tried again."""
+    for _ in range(attempts):
+        before = await _quiet_digest(client, view_url)
+        rebuilt = (
+            (await client.post(f"{view_url}/admin/rebuild", timeout=600)).raise_for_status().json()
         )
-    return True, f"generation {rebuilt['generation']}: {after['count']} documents, same digest"
+        after = await _digest(client, view_url, rebuilt["generation"])
+        if before["digest"] == after["digest"]:
+            return True, (
+                f"generation {rebuilt['generation']}: {after['count']} documents, same digest"
+            )
+        replaced = await _digest(client, view_url, before["generation"])
+        if replaced["digest"] == before["digest"]:  # nothing arrived meanwhile: it differs
+            return False, (
+                f"rebuilt view differs: {before['count']} live vs {after['count']} rebuilt"
+            )
+    return False, f"the view kept changing during {attempts} rebuilds; compare on a quiet stack"
 
 
 async def lag_quantiles(client: httpx.AsyncClient, view_url: str) -> dict[str, float | None]:
