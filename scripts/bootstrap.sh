@@ -85,10 +85,24 @@ ensure_ferretdb() {
   ln -sfn "$dest" "$venv/bin/ferretdb"
 }
 
+# Prometheus (and promtool, in the same package) from Debian's packages when missing; both are
+# linked into .venv/bin so `polysaga up --with-prometheus` and the rule tests find them.
+ensure_prometheus() {
+  if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then
+    log "installing Prometheus from Debian's packages"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  fi
+  for tool in prometheus promtool; do
+    ln -sfn "/usr/bin/$tool" "$venv/bin/$tool"
+  done
+}
+
 ensure_python
 mkdir -p "$cache"
 ensure_venv
 ensure_postgres
 ensure_nats
 ensure_ferretdb
+ensure_prometheus
 log "ready: source .venv/bin/activate"

@@ -235,6 +235,21 @@ class OrderStore:
             OrderListing(r.order_id, r.user_id, r.status, r.version, r.updated_at) for r in rows
         ]
 
+    async def pending_counts(self, now: datetime) -> tuple[int, int]:
+        """(sagas in flight, of which past their deadline): orders still PENDING. The partial
+        index on PENDING orders keeps this cheap however many orders have ended."""
+        row = (
+            await self._conn.execute(
+                text(
+                    "SELECT count(*) AS in_flight,"
+                    " count(*) FILTER (WHERE deadline_at < :now) AS stuck"
+                    " FROM order_status WHERE status = 'PENDING'"
+                ),
+                {"now": now},
+            )
+        ).one()
+        return int(row.in_flight), int(row.stuck)
+
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._conn.execute(
             text("SELECT status, count(*) AS n FROM order_status GROUP BY status")

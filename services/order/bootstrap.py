@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from order import application
 from order.adapters import MIGRATIONS, OrderStore
 from order.http import ROUTES
+from polysaga import metrics
 from polysaga.events.envelope import Envelope
 from polysaga.messaging.consumer import EventHandler
 from polysaga.persistence.database import is_retryable
@@ -45,6 +46,25 @@ async def deadline_sweeper(runtime: ServiceRuntime, stop: asyncio.Event) -> None
             await asyncio.wait_for(stop.wait(), runtime.settings.deadline_sweep_interval_s)
 
 
+SAGA_GAUGE_INTERVAL_S = 2.0
+
+
+async def saga_gauges(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
+    """Exports sagas in flight and stuck (PENDING past the deadline) from the status table,
+    so the gauges are right in whichever order process scrapes them, after restarts too."""
+    while not stop.is_set():
+        try:
+            async with runtime.transaction() as conn:
+                in_flight, stuck = await OrderStore(conn).pending_counts(datetime.now(UTC))
+            metrics.SAGAS_IN_FLIGHT.set(in_flight)
+            metrics.SAGAS_STUCK.set(stuck)
+        except Exception as exc:
+            if not is_retryable(exc):
+                log.exception("saga gauge refresh failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SAGA_GAUGE_INTERVAL_S)
+
+
 def build(settings: ServiceSettings) -> ServiceDefinition:
     return ServiceDefinition(
         name="order",
@@ -54,5 +74,5 @@ def build(settings: ServiceSettings) -> ServiceDefinition:
             for name, reaction in application.EVENT_HANDLERS.items()
         },
         route_handlers=ROUTES,
-        background_loops=[deadline_sweeper],
+        background_loops=[deadline_sweeper, saga_gauges],
     )

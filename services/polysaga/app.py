@@ -3,6 +3,7 @@ readiness probes, Prometheus metrics, OpenAPI, problem details, a request body l
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,11 +11,16 @@ from typing import Any
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from polysaga import __version__
+from polysaga import metrics as m
 from polysaga.problems import EXCEPTION_HANDLERS
 from polysaga.runtime import ServiceDefinition, ServiceRuntime
 from polysaga.settings import ServiceSettings
@@ -43,6 +49,46 @@ def metrics() -> Response[bytes]:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+UNMEASURED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+
+
+class HttpMetricsMiddleware(ASGIMiddleware):
+    """HTTP RED metrics: requests by method, route template and status, and their duration.
+    The route is the template (``/orders/{order_id:uuid}``), never the raw path, so the label
+    set stays bounded; requests that match no route never reach a route's middleware."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        route = scope.get("path_template") or "unmatched"
+        if route in UNMEASURED_PATHS:
+            await next_app(scope, receive, send)
+            return
+        method = scope.get("method", "GET")
+        status = 500
+        started = time.perf_counter()
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await next_app(scope, receive, recording_send)
+        except HTTPException as exc:  # turned into a response by the exception handlers
+            status = exc.status_code
+            raise
+        except Exception:
+            status = 500
+            raise
+        finally:
+            m.HTTP_REQUESTS.labels(method=method, route=route, status_code=str(status)).inc()
+            m.HTTP_REQUEST_DURATION.labels(method=method, route=route).observe(
+                time.perf_counter() - started
+            )
+
+
 def create_app(definition: ServiceDefinition, settings: ServiceSettings | None = None) -> Litestar:
     settings = settings or ServiceSettings(service_name=definition.name)
     runtime = ServiceRuntime(definition, settings)
@@ -60,6 +106,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
         route_handlers=[healthz, readyz, metrics, *definition.route_handlers],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         lifespan=[lifespan],
+        middleware=[HttpMetricsMiddleware()],
         before_request=enforce_strict_body,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_body_bytes,

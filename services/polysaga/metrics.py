@@ -45,3 +45,35 @@ COMPENSATIONS = Counter(
     "Compensating actions taken.",
     ["action"],  # release | refund
 )
+SAGAS_IN_FLIGHT = Gauge(
+    "polysaga_sagas_in_flight", "Sagas started and not yet ended (orders still PENDING)."
+)
+SAGAS_STUCK = Gauge(
+    "polysaga_sagas_stuck", "Sagas still PENDING past their deadline (the sweeper is behind)."
+)
+CONSUMER_PENDING = Gauge(
+    "polysaga_consumer_pending_messages",
+    "Messages in the stream this service's durable consumer has not yet been delivered.",
+    ["stream"],  # one per JetStream stream (a fixed set)
+)
+CONSUMER_ACK_PENDING = Gauge(
+    "polysaga_consumer_ack_pending_messages",
+    "Messages delivered to this service's consumer and not yet acknowledged.",
+    ["stream"],
+)
+CONSUMER_REDELIVERED = Gauge(
+    "polysaga_consumer_redelivered_messages",
+    "Messages currently being redelivered to this service's consumer.",
+    ["stream"],
+)
+HTTP_REQUESTS = Counter(
+    "polysaga_http_requests_total",
+    "HTTP requests served, by method, route template and status code.",
+    ["method", "route", "status_code"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "polysaga_http_request_duration_seconds",
+    "Time to serve an HTTP request, by method and route template.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

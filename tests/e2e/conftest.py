@@ -58,6 +58,7 @@ def stack() -> Iterator[Stack]:
             "polysaga.cli",
             "up",
             "--no-view",
+            "--with-prometheus",
             "--data-dir",
             str(root / "data"),
             "--state-file",

@@ -54,6 +54,13 @@ def up(
         bool, typer.Option(help="Run NATS with sync_interval: always (fsync before every ack).")
     ] = False,
     view: Annotated[bool, typer.Option(help="Show the live terminal view.")] = True,
+    with_prometheus: Annotated[
+        bool,
+        typer.Option(
+            "--with-prometheus",
+            help="Also run Prometheus, scraping every service every second, with the alert rules.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole system on this machine until Ctrl-C."""
     stack = LocalStack(
@@ -63,6 +70,7 @@ def up(
         nats_url=nats_url,
         mongo_url=mongo_url,
         nats_sync_always=nats_sync_always,
+        with_prometheus=with_prometheus,
     )
     try:
         asyncio.run(_run_until_signal(stack, view=view and sys.stdout.isatty()))
@@ -76,7 +84,10 @@ async def _run_until_signal(stack: LocalStack, *, view: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stack.start()
-    print(json.dumps({"ready": True, "state_file": str(stack.state_file)}), flush=True)
+    ready: dict[str, object] = {"ready": True, "state_file": str(stack.state_file)}
+    if prometheus := stack.state()["prometheus"]:
+        ready["prometheus"] = prometheus
+    print(json.dumps(ready), flush=True)
     try:
         if view:
             from polysaga.cli.live_view import run_live_view

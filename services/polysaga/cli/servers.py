@@ -20,6 +20,8 @@ from pathlib import Path
 
 import httpx
 
+import polysaga
+
 
 class ServerError(RuntimeError):
     """A server could not be found, initialised or started."""
@@ -261,3 +263,78 @@ def prepare_smtp(data_root: Path) -> SmtpServer:
     data_root.mkdir(parents=True, exist_ok=True)
     mailbox.Maildir(maildir, create=True)  # makes cur/, new/ and tmp/
     return SmtpServer(free_port(), maildir)
+
+
+# --- Prometheus (Debian's package; scrapes every service's /metrics) ----------------------
+
+
+def observability_dir() -> Path:
+    """The repository's observability/ directory (the package is installed editable)."""
+    path = Path(polysaga.__file__).resolve().parents[2] / "observability"
+    if not (path / "prometheus" / "polysaga-rules.yml").is_file():
+        raise ServerError(
+            f"{path / 'prometheus' / 'polysaga-rules.yml'} not found; --with-prometheus needs"
+            " the repository checkout (an editable install of polysaga)"
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class PrometheusServer:
+    port: int
+    data_dir: Path
+    config_file: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def argv(self) -> list[str]:
+        return [
+            find_binary("prometheus"),
+            f"--config.file={self.config_file}",
+            f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--storage.tsdb.retention.time=1d",
+            "--log.level=warn",
+        ]
+
+
+def prepare_prometheus(data_root: Path, targets: dict[str, str]) -> PrometheusServer:
+    """A configuration that scrapes each service (job = service name, target = host:port)
+    every second and loads the repository's alert rules."""
+    data_dir = data_root / "prometheus"
+    (data_dir / "tsdb").mkdir(parents=True, exist_ok=True)
+    rules = observability_dir() / "prometheus" / "polysaga-rules.yml"
+    lines = [
+        "global:",
+        "  scrape_interval: 1s",
+        "  scrape_timeout: 1s",
+        "  evaluation_interval: 1s",
+        "rule_files:",
+        f'  - "{rules}"',
+        "scrape_configs:",
+    ]
+    for service, url in targets.items():
+        host_port = url.split("://", 1)[-1].rstrip("/")
+        lines += [
+            f'  - job_name: "{service}"',
+            "    metrics_path: /metrics",
+            "    static_configs:",
+            f'      - targets: ["{host_port}"]',
+        ]
+    config = data_dir / "prometheus.yml"
+    config.write_text("\n".join(lines) + "\n")
+    return PrometheusServer(free_port(), data_dir, config)
+
+
+def wait_prometheus_ready(server: PrometheusServer, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{server.url}/-/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise ServerError(f"Prometheus on port {server.port} not ready within {timeout_s:.0f} s")

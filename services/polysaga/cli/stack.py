@@ -20,6 +20,7 @@ import httpx
 from polysaga.cli.servers import (
     FerretDBServer,
     PostgresServer,
+    PrometheusServer,
     ServerError,
     SmtpServer,
     free_port,
@@ -27,9 +28,11 @@ from polysaga.cli.servers import (
     prepare_ferretdb,
     prepare_nats,
     prepare_postgres,
+    prepare_prometheus,
     prepare_smtp,
     wait_for_port,
     wait_nats_ready,
+    wait_prometheus_ready,
 )
 from polysaga.cli.supervisor import ProcessSpec, SupervisedProcess
 
@@ -70,6 +73,7 @@ class LocalStack:
         mongo_url: str | None = None,
         fsync: bool = True,
         nats_sync_always: bool = False,
+        with_prometheus: bool = False,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.state_file = state_file
@@ -81,6 +85,8 @@ class LocalStack:
         self._smtp: SmtpServer | None = None
         self._fsync = fsync
         self._nats_sync_always = nats_sync_always
+        self._with_prometheus = with_prometheus
+        self._prometheus: PrometheusServer | None = None
         self._procs: dict[str, SupervisedProcess] = {}
         self._service_ports: dict[str, int] = {}
         self._nats_url = nats_url or ""
@@ -101,13 +107,15 @@ class LocalStack:
             for service in self.services:
                 await self._start_service(service)
             await self._wait_services_ready(ready_timeout_s)
+            await self._start_prometheus()
         except BaseException:
             await self.stop()
             raise
         self._write_state()
 
     async def stop(self) -> None:
-        for name in [*reversed(self.services), "smtp", "ferretdb", "postgres", "nats"]:
+        servers = ["smtp", "ferretdb", "postgres", "nats"]
+        for name in ["prometheus", *reversed(self.services), *servers]:
             proc = self._procs.get(name)
             if proc is not None:
                 await proc.stop()
@@ -173,6 +181,16 @@ class LocalStack:
         self._smtp = server
         await self._supervise(ProcessSpec("smtp", server.argv(), log_file=self._log("smtp")))
         await asyncio.to_thread(wait_for_port, server.port, 15, "SMTP")
+
+    async def _start_prometheus(self) -> None:
+        if not self._with_prometheus:
+            return
+        server = prepare_prometheus(self.data_dir, {s: self.service_url(s) for s in self.services})
+        self._prometheus = server
+        await self._supervise(
+            ProcessSpec("prometheus", server.argv(), log_file=self._log("prometheus"))
+        )
+        await asyncio.to_thread(wait_prometheus_ready, server)
 
     def _mongo_services(self) -> list[str]:
         return [s for s in self.services if SERVICE_STORES.get(s) == "mongo"]
@@ -277,6 +295,7 @@ class LocalStack:
             if (self._ferretdb or self._external_mongo)
             else {},
             "ferretdb": f"mongodb://127.0.0.1:{self._ferretdb.port}" if self._ferretdb else None,
+            "prometheus": self._prometheus.url if self._prometheus else None,
             "smtp": {
                 "host": "127.0.0.1",
                 "port": self._smtp.port,

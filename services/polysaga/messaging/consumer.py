@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,7 @@ class ConsumerPolicy:
     ack_wait_s: float = 30.0
     fetch_batch: int = 64
     fetch_timeout_s: float = 1.0
+    lag_refresh_s: float = 5.0  # how often consumer_info refreshes the lag gauges
 
     def backoff(self, deliveries: int) -> float:
         return float(min(self.backoff_max_s, self.backoff_s * 2 ** max(0, deliveries - 1)))
@@ -76,8 +78,12 @@ class EventConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         sub = await self._js.pull_subscribe_bind(durable=self.service, stream=self.context.stream)
+        next_lag_refresh = 0.0
         try:
             while not stop.is_set():
+                if time.monotonic() >= next_lag_refresh:
+                    next_lag_refresh = time.monotonic() + self._policy.lag_refresh_s
+                    await self.refresh_lag()
                 try:
                     msgs = await sub.fetch(
                         self._policy.fetch_batch, timeout=self._policy.fetch_timeout_s
@@ -96,6 +102,18 @@ class EventConsumer:
                 await sub.unsubscribe()
             except Exception:  # the connection may already be draining
                 log.debug("unsubscribe failed", exc_info=True)
+
+    async def refresh_lag(self) -> None:
+        """Export this consumer's lag from the server's view of it (one cheap request)."""
+        stream = self.context.stream
+        try:
+            info = await self._js.consumer_info(stream, self.service, timeout=2)
+        except Exception:
+            log.debug("consumer_info for %s failed", stream, exc_info=True)
+            return
+        metrics.CONSUMER_PENDING.labels(stream=stream).set(info.num_pending or 0)
+        metrics.CONSUMER_ACK_PENDING.labels(stream=stream).set(info.num_ack_pending or 0)
+        metrics.CONSUMER_REDELIVERED.labels(stream=stream).set(info.num_redelivered or 0)
 
     async def process_batch(self, msgs: Sequence[Msg]) -> None:
         by_aggregate: dict[str, list[Msg]] = {}
