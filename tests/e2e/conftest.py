@@ -38,6 +38,16 @@ class Stack:
     def pid(self, name: str) -> int:
         return int(self.state["processes"][name])
 
+    def cli(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run a ``polysaga`` command attached to this stack, as a user would."""
+        return subprocess.run(
+            [sys.executable, "-m", "polysaga.cli", *args, "--attach", str(self.state_file)],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:

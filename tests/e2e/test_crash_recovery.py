@@ -7,8 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import httpx
@@ -77,21 +75,7 @@ async def test_service_killed_mid_saga_is_restarted_and_every_saga_ends(
 
 
 def test_check_command_reports_every_invariant_holding(stack: Stack) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "polysaga.cli",
-            "check",
-            "--attach",
-            str(stack.state_file),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = stack.cli("check", "--json", timeout_s=120)
     report = json.loads(result.stdout)
     assert result.returncode == 0, report
     assert report["unfinished"] == 0 and report["orders"] > 0
@@ -99,29 +83,18 @@ def test_check_command_reports_every_invariant_holding(stack: Stack) -> None:
 
 
 def test_demo_attached_to_the_stack_exits_zero_with_compensations(stack: Stack) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "polysaga.cli",
-            "demo",
-            "--orders",
-            "80",
-            "--concurrency",
-            "16",
-            "--payment-failure-rate",
-            "0.2",
-            "--scarce-stock",
-            "--seed",
-            "7",
-            "--json",
-            "--attach",
-            str(stack.state_file),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result = stack.cli(
+        "demo",
+        "--orders",
+        "80",
+        "--concurrency",
+        "16",
+        "--payment-failure-rate",
+        "0.2",
+        "--scarce-stock",
+        "--seed",
+        "7",
+        "--json",
     )
     report = json.loads(result.stdout)
     assert result.returncode == 0, report

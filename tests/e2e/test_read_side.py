@@ -8,8 +8,6 @@ import asyncio
 import mailbox
 import os
 import signal
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -152,20 +150,6 @@ async def test_one_email_per_order_outcome(
 
 
 def test_rebuilding_the_view_reproduces_it(stack: Stack) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "polysaga.cli",
-            "rebuild",
-            "order-view",
-            "--attach",
-            str(stack.state_file),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = stack.cli("rebuild", "order-view")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "same digest" in result.stdout
