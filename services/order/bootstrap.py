@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -15,8 +14,8 @@ from order.http import ROUTES
 from polysaga import metrics
 from polysaga.events.envelope import Envelope
 from polysaga.messaging.consumer import EventHandler
-from polysaga.persistence.database import is_retryable
 from polysaga.runtime import ServiceDefinition, ServiceRuntime
+from polysaga.schedule import run_periodically
 from polysaga.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -31,19 +30,18 @@ def _consume(reaction: application.SagaReaction, snapshot_every: int) -> EventHa
 
 async def deadline_sweeper(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
     """Cancels orders still pending after their deadline."""
-    while not stop.is_set():
-        try:
-            async with runtime.transaction() as conn:
-                store = OrderStore(conn, runtime.settings.snapshot_every)
-                cancelled = await application.cancel_overdue(store, datetime.now(UTC))
-            if cancelled:
-                log.info("cancelled %d overdue orders", cancelled)
-                continue
-        except Exception as exc:
-            if not is_retryable(exc):
-                log.exception("deadline sweep failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), runtime.settings.deadline_sweep_interval_s)
+
+    async def sweep() -> bool:
+        async with runtime.transaction() as conn:
+            store = OrderStore(conn, runtime.settings.snapshot_every)
+            cancelled = await application.cancel_overdue(store, datetime.now(UTC))
+        if cancelled:
+            log.info("cancelled %d overdue orders", cancelled)
+        return cancelled > 0  # a full batch may leave more behind: sweep again at once
+
+    await run_periodically(
+        stop, runtime.settings.deadline_sweep_interval_s, sweep, name="deadline sweep"
+    )
 
 
 SAGA_GAUGE_INTERVAL_S = 2.0
@@ -52,17 +50,14 @@ SAGA_GAUGE_INTERVAL_S = 2.0
 async def saga_gauges(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
     """Exports sagas in flight and stuck (PENDING past the deadline) from the status table,
     so the gauges are right in whichever order process scrapes them, after restarts too."""
-    while not stop.is_set():
-        try:
-            async with runtime.transaction() as conn:
-                in_flight, stuck = await OrderStore(conn).pending_counts(datetime.now(UTC))
-            metrics.SAGAS_IN_FLIGHT.set(in_flight)
-            metrics.SAGAS_STUCK.set(stuck)
-        except Exception as exc:
-            if not is_retryable(exc):
-                log.exception("saga gauge refresh failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), SAGA_GAUGE_INTERVAL_S)
+
+    async def refresh() -> None:
+        async with runtime.transaction() as conn:
+            in_flight, stuck = await OrderStore(conn).pending_counts(datetime.now(UTC))
+        metrics.SAGAS_IN_FLIGHT.set(in_flight)
+        metrics.SAGAS_STUCK.set(stuck)
+
+    await run_periodically(stop, SAGA_GAUGE_INTERVAL_S, refresh, name="saga gauge refresh")
 
 
 def build(settings: ServiceSettings) -> ServiceDefinition:

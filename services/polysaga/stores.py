@@ -5,7 +5,6 @@ effects). Each store knows its readiness check, its handler runner and its loops
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
@@ -21,6 +20,7 @@ from polysaga.mongo.outbox import EmbeddedOutboxRelay
 from polysaga.persistence import inbox, outbox
 from polysaga.persistence.database import Migration, create_engine, migrate
 from polysaga.persistence.pruning import run_pruner
+from polysaga.schedule import run_periodically
 from polysaga.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -131,16 +131,11 @@ class MongoStore:
             )
             loops.append(self._relay.run)
 
+        async def prune_inbox() -> None:
+            await mongo_inbox.prune(self.db[mongo_inbox.INBOX_COLLECTION], s.inbox_retention_s)
+
         async def prune(stop: asyncio.Event) -> None:
-            while not stop.is_set():
-                try:
-                    await mongo_inbox.prune(
-                        self.db[mongo_inbox.INBOX_COLLECTION], s.inbox_retention_s
-                    )
-                except Exception:
-                    log.exception("inbox pruning failed; will try again")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), s.prune_interval_s)
+            await run_periodically(stop, s.prune_interval_s, prune_inbox, name="inbox pruning")
 
         loops.append(prune)
         return loops

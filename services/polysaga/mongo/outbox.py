@@ -22,6 +22,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from polysaga import metrics
 from polysaga.events.envelope import Envelope, encode_body, to_headers
+from polysaga.schedule import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,8 @@ class EmbeddedOutboxRelay:
         self._js = js
         self._poll_interval_s = poll_interval_s
         self._wake = asyncio.Event()
+        # The backlog gauge is an aggregation: once a second, not on every round.
+        self._backlog_export = Throttle(1.0)
 
     def wake(self) -> None:
         self._wake.set()
@@ -119,7 +122,8 @@ class EmbeddedOutboxRelay:
             try:
                 for collection in self._collections:
                     await publish_pending(collection, self._js)
-                metrics.OUTBOX_BACKLOG.set(sum([await backlog(c) for c in self._collections]))
+                if self._backlog_export.due():
+                    metrics.OUTBOX_BACKLOG.set(sum([await backlog(c) for c in self._collections]))
             except Exception:
                 log.exception("embedded outbox relay round failed; retrying")
             with contextlib.suppress(TimeoutError):

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from polysaga import metrics
 from polysaga.events.envelope import Envelope, encode_body, to_headers
 from polysaga.persistence.database import Migration, asyncpg_dsn
+from polysaga.schedule import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,8 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._publish_timeout_s = publish_timeout_s
         self._wake = asyncio.Event()
+        # The backlog gauge is a count query: once a second, not on every busy round.
+        self._backlog_export = Throttle(1.0)
 
     async def publish_pending(self) -> int:
         """One round: claim, publish, mark. Returns the number of rows published."""
@@ -184,7 +187,8 @@ class OutboxRelay:
                 self._wake.clear()
                 try:
                     published = await self.publish_pending()
-                    await self._export_backlog()
+                    if self._backlog_export.due():
+                        await self._export_backlog()
                 except Exception:
                     log.exception("outbox relay round failed; retrying")
                     published = 0

@@ -5,12 +5,13 @@ touched."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from polysaga.schedule import run_periodically
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,11 @@ async def run_pruner(
     outbox_retention_s: float,
     inbox_retention_s: float,
 ) -> None:
-    while not stop.is_set():
-        try:
-            pruned = await prune(
-                engine, outbox_retention_s=outbox_retention_s, inbox_retention_s=inbox_retention_s
-            )
-            if pruned.outbox or pruned.inbox:
-                log.info("pruned %d outbox and %d inbox rows", pruned.outbox, pruned.inbox)
-        except Exception:
-            log.exception("pruning failed; will try again")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+    async def job() -> None:
+        pruned = await prune(
+            engine, outbox_retention_s=outbox_retention_s, inbox_retention_s=inbox_retention_s
+        )
+        if pruned.outbox or pruned.inbox:
+            log.info("pruned %d outbox and %d inbox rows", pruned.outbox, pruned.inbox)
+
+    await run_periodically(stop, interval_s, job, name="pruning")
