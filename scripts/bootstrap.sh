@@ -105,4 +105,11 @@ ensure_postgres
 ensure_nats
 ensure_ferretdb
 ensure_prometheus
+# Further tools (one file per tool, e.g. Jaeger, Helm, kube-apiserver) live in bootstrap.d; each
+# part uses the variables and helpers above and installs into "$cache", linking into .venv/bin.
+for part in "$repo"/scripts/bootstrap.d/*.sh; do
+  [ -e "$part" ] || continue
+  # shellcheck source=/dev/null
+  source "$part"
+done
 log "ready: source .venv/bin/activate"
