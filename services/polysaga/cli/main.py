@@ -202,6 +202,52 @@ def check(
 
 
 @app.command()
+def chaos(
+    duration: Annotated[
+        float, typer.Option("--duration", min=1, max=3600, help="Seconds of load and faults.")
+    ] = 120,
+    seed: Annotated[int, typer.Option(help="Seed of the fault schedule and the order mix.")] = 1,
+    rate: Annotated[
+        float, typer.Option(min=0.5, max=200, help="Orders started per second (open loop).")
+    ] = 4.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Run the stack with two instances of each consuming service under load, inject faults
+    on a seeded schedule, then check every invariant. Exit 0 only if all hold and every
+    kind of fault was injected."""
+    import tempfile
+
+    from polysaga.cli.chaos import ChaosPlan, run_chaos
+    from polysaga.cli.chaos_view import LiveProgress, PlainProgress
+    from polysaga.cli.faults import ScheduleError, minimum_duration_s
+
+    if duration < minimum_duration_s():
+        raise _fail(
+            f"--duration {duration:g} is too short to inject every kind of fault;"
+            f" the minimum is {minimum_duration_s():g}"
+        )
+    plan = ChaosPlan(duration_s=duration, seed=seed, rate_per_s=rate)
+    data_dir = Path(tempfile.mkdtemp(prefix="polysaga-chaos-"))
+    data_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
+    try:
+        if as_json or not sys.stdout.isatty():
+            result = asyncio.run(run_chaos(plan, data_dir, PlainProgress()))
+        else:
+            with LiveProgress() as live:
+                result = asyncio.run(run_chaos(plan, data_dir, live))
+    except (ServerError, ScheduleError, OSError, httpx.HTTPError, TimeoutError) as exc:
+        raise _fail(f"{exc} (logs in {data_dir / 'logs'})") from exc
+    body = result.as_json()
+    _print_report(body, as_json)
+    if result.missing_kinds:
+        err.print(f"[red]not injected:[/] {', '.join(result.missing_kinds)}")
+    if not result.ok:
+        err.print(f"logs kept in {data_dir / 'logs'}")
+        raise typer.Exit(code=1)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@app.command()
 def rebuild(
     read_model: Annotated[str, typer.Argument(help="The read model to rebuild: order-view.")],
     attach: Annotated[

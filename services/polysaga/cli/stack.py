@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,11 @@ def module_name(service: str) -> str:
     return service.replace("-", "_")
 
 
+def instance_names(service: str, replicas: int) -> list[str]:
+    """Process names of a service's instances: the first is the service's own name."""
+    return [service, *(f"{service}#{i}" for i in range(2, replicas + 1))]
+
+
 class LocalStack:
     def __init__(
         self,
@@ -74,10 +80,15 @@ class LocalStack:
         fsync: bool = True,
         nats_sync_always: bool = False,
         with_prometheus: bool = False,
+        replicas: Mapping[str, int] | None = None,
+        service_env: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.state_file = state_file
         self.services = services
+        # Instances of each service (default one); every instance is a supervised process.
+        self.instances = {s: instance_names(s, (replicas or {}).get(s, 1)) for s in services}
+        self._service_env = dict(service_env or {})
         self._external_postgres = postgres_url
         self._external_nats = nats_url
         self._external_mongo = mongo_url
@@ -105,7 +116,8 @@ class LocalStack:
             await self._start_ferretdb()
             await self._start_smtp()
             for service in self.services:
-                await self._start_service(service)
+                for instance in self.instances[service]:
+                    await self._start_service(service, instance)
             await self._wait_services_ready(ready_timeout_s)
             await self._start_prometheus()
         except BaseException:
@@ -115,7 +127,8 @@ class LocalStack:
 
     async def stop(self) -> None:
         servers = ["smtp", "ferretdb", "postgres", "nats"]
-        for name in ["prometheus", *reversed(self.services), *servers]:
+        processes = [i for s in reversed(self.services) for i in reversed(self.instances[s])]
+        for name in ["prometheus", *processes, *servers]:
             proc = self._procs.get(name)
             if proc is not None:
                 await proc.stop()
@@ -211,13 +224,15 @@ class LocalStack:
 
     # --- services -----------------------------------------------------------------------
 
-    async def _start_service(self, service: str) -> None:
-        for name in self.services:  # every port is known before anyone needs another's URL
-            self._service_ports.setdefault(name, free_port())
+    async def _start_service(self, service: str, instance: str) -> None:
+        for names in self.instances.values():  # every port is known before anyone needs it
+            for name in names:
+                self._service_ports.setdefault(name, free_port())
         env = {
+            **self._service_env,
             "POLYSAGA_SERVICE_NAME": service,
             "POLYSAGA_HTTP_HOST": "127.0.0.1",
-            "POLYSAGA_HTTP_PORT": str(self._service_ports[service]),
+            "POLYSAGA_HTTP_PORT": str(self._service_ports[instance]),
             "POLYSAGA_NATS_URL": self._nats_url,
         }
         store = SERVICE_STORES.get(service)
@@ -233,14 +248,15 @@ class LocalStack:
             env["POLYSAGA_SMTP_HOST"] = "127.0.0.1"
             env["POLYSAGA_SMTP_PORT"] = str(self._smtp.port)
         argv = [sys.executable, "-m", module_name(service)]
-        await self._supervise(ProcessSpec(service, argv, env=env, log_file=self._log(service)))
+        await self._supervise(ProcessSpec(instance, argv, env=env, log_file=self._log(instance)))
 
-    def service_url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self._service_ports[service]}"
+    def service_url(self, instance: str) -> str:
+        """The URL of a service (its first instance) or of one named instance."""
+        return f"http://127.0.0.1:{self._service_ports[instance]}"
 
     async def _wait_services_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        pending = set(self.services)
+        pending = {i for names in self.instances.values() for i in names}
         async with httpx.AsyncClient(timeout=2) as client:
             while pending:
                 for service in list(pending):
@@ -287,6 +303,11 @@ class LocalStack:
             "started_at": self._started_at,
             "data_dir": str(self.data_dir),
             "services": {s: self.service_url(s) for s in self.services if s in self._service_ports},
+            "instances": {
+                s: [self.service_url(i) for i in names]
+                for s, names in self.instances.items()
+                if s in self._service_ports
+            },
             "processes": {name: proc.pid for name, proc in self._procs.items()},
             "restarts": {name: proc.restarts for name, proc in self._procs.items()},
             "nats": self._nats_url,
