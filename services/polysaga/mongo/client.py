@@ -6,6 +6,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure
 from pymongo.uri_parser import parse_uri
 
 MongoDatabase = AsyncDatabase[dict[str, Any]]
@@ -24,3 +25,9 @@ def connect(
         options["maxPoolSize"] = pool_size
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, **options)
     return client, client[name]
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The server could not be reached or stopped answering (AutoReconnect, timeouts, no
+    server selectable): the same work succeeds once it is back."""
+    return isinstance(exc, ConnectionFailure)
