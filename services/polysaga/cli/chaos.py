@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -120,8 +121,12 @@ async def run_chaos(plan: ChaosPlan, data_dir: Path, progress: Progress) -> Chao
     stack = LocalStack(
         data_dir, data_dir / "stack.json", replicas=replicas(), service_env=plan.service_env()
     )
-    await stack.start()
+    # SIGTERM, like Ctrl-C, cancels the run, so the stack is stopped, not orphaned.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     try:
+        await stack.start()
         return await _run(stack, plan, progress)
     finally:
         await stack.stop()
