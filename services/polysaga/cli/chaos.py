@@ -168,6 +168,7 @@ async def _run(stack: LocalStack, plan: ChaosPlan, progress: Progress) -> ChaosR
             await load_run
             progress.phase("load stopped; waiting for the last placements")
             await load.finish()
+            ticker.cancel()  # from here on the figures are what is still on its way
             progress.phase("waiting for quiescence")
             quiet_s = await _wait_quiescent(client, stack, plan.settle_timeout_s, progress)
         finally:
