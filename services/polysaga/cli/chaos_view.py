@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from rich.console import Group
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
@@ -45,8 +45,8 @@ class PlainProgress:
 class LiveProgress:
     """A rich live view, redrawn on every event and every second."""
 
-    def __init__(self) -> None:
-        self._live = Live(refresh_per_second=4, transient=False)
+    def __init__(self, console: Console | None = None) -> None:
+        self._live = Live(console=console, refresh_per_second=4, transient=False)
         self._stack: LocalStack | None = None
         self._schedule: list[faults.Fault] = []
         self._done: Counter[str] = Counter()
