@@ -18,10 +18,11 @@ import httpx
 
 from polysaga.cli import faults, invariants
 from polysaga.cli.delivery import evaluate_delivery
-from polysaga.cli.delivery_facts import gather_delivery_facts, mail_resends, quiescence_backlog
+from polysaga.cli.delivery_facts import gather_delivery_facts, mail_resends
 from polysaga.cli.demo import DemoPlan, prepare_workload
 from polysaga.cli.fault_injection import FaultInjector
 from polysaga.cli.load import OpenLoopLoad
+from polysaga.cli.quiescence import wait_quiescent
 from polysaga.cli.read_side import check_read_side
 from polysaga.cli.stack import APP_SERVICES, LocalStack
 from polysaga.events import declaration
@@ -172,7 +173,9 @@ async def _run(stack: LocalStack, plan: ChaosPlan, progress: Progress) -> ChaosR
             await load.finish()
             ticker.cancel()  # from here on the figures are what is still on its way
             progress.phase("waiting for quiescence")
-            quiet_s = await _wait_quiescent(client, stack, plan.settle_timeout_s, progress)
+            quiet_s = await wait_quiescent(
+                client, stack.state(), plan.settle_timeout_s, progress.tick
+            )
         finally:
             ticker.cancel()
             load_run.cancel()
@@ -222,24 +225,3 @@ async def _tick(progress: Progress, load: OpenLoopLoad, started: float) -> None:
             }
         )
         await asyncio.sleep(1)
-
-
-async def _wait_quiescent(
-    client: httpx.AsyncClient, stack: LocalStack, timeout_s: float, progress: Progress
-) -> float:
-    """Until no saga is pending, no outbox holds an entry and no consumer has anything
-    pending or unacknowledged, twice in a row; returns how long that took."""
-    started = time.monotonic()
-    quiet_rounds = 0
-    while quiet_rounds < 2 and time.monotonic() - started < timeout_s:
-        await asyncio.sleep(1)
-        try:
-            stats = (await client.get(f"{stack.service_url('order')}/stats")).json()
-            backlog = await quiescence_backlog(stack.state())
-        except Exception:  # a server still recovering is not quiet yet
-            quiet_rounds = 0
-            continue
-        pending = {"pending sagas": int(stats.get("PENDING", 0)), **backlog}
-        progress.tick(pending)
-        quiet_rounds = quiet_rounds + 1 if not any(pending.values()) else 0
-    return time.monotonic() - started

@@ -28,10 +28,10 @@ from polysaga.mongo.client import connect as mongo_connect
 from polysaga.mongo.outbox import PENDING_FIELD
 
 _VIEW = "order-view"
-_UNPUBLISHED = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+UNPUBLISHED = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
 
 
-def _libpq(url: str) -> str:
+def libpq(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
@@ -80,7 +80,7 @@ def _dead_letters(messages: Sequence[Msg]) -> set[tuple[str, str]]:
     return found
 
 
-async def _consumer_states(js: JetStreamContext) -> dict[str, ConsumerState]:
+async def consumer_states(js: JetStreamContext) -> dict[str, ConsumerState]:
     states = {}
     for service in sorted(declaration.services()):
         for context in declaration.consumed_by(service):
@@ -98,13 +98,13 @@ async def _postgres_side(
     pending: dict[str, int] = {}
     published: dict[str, set[str]] = {}
     for service, url in databases.items():
-        conn = await asyncpg.connect(_libpq(url))
+        conn = await asyncpg.connect(libpq(url))
         try:
             rows = await conn.fetch(
                 "SELECT event_id::text AS id FROM inbox WHERE consumer = $1", service
             )
             handled[service] = {r["id"] for r in rows}
-            pending[service] = await conn.fetchval(_UNPUBLISHED)
+            pending[service] = await conn.fetchval(UNPUBLISHED)
             rows = await conn.fetch(
                 "SELECT event_id::text AS id FROM outbox WHERE published_at IS NOT NULL"
             )
@@ -114,7 +114,7 @@ async def _postgres_side(
     return handled, pending, published
 
 
-async def _mongo_outbox_pending(url: str) -> int:
+async def mongo_outbox_pending(url: str) -> int:
     client, db = mongo_connect(url)
     try:
         total = 0
@@ -179,13 +179,13 @@ async def gather_delivery_facts(state: dict[str, Any]) -> DeliveryFacts:
             js, declaration.DEAD_LETTER_STREAM, f"{declaration.DEAD_LETTER_PREFIX}.>"
         )
         dead = _dead_letters(dead_letters)
-        consumers = await _consumer_states(js)
+        consumers = await consumer_states(js)
     finally:
         await nc.close()
     handled, pending, published = await _postgres_side(state["postgres"]["databases"])
     mongo: dict[str, str] = state.get("mongo") or {}
     for service, url in mongo.items():
-        pending[service] = await _mongo_outbox_pending(url)
+        pending[service] = await mongo_outbox_pending(url)
     if _VIEW in mongo:
         handled[_VIEW] = await view_applied(mongo[_VIEW], events)
     return DeliveryFacts(events, handled, dead, pending, published, consumers)
@@ -197,26 +197,3 @@ def mail_resends(maildir: str) -> int:
     box = mailbox.Maildir(maildir, create=False)
     ids = Counter(str(message["Message-ID"]) for message in box)
     return sum(n - 1 for n in ids.values() if n > 1)
-
-
-async def quiescence_backlog(state: dict[str, Any]) -> dict[str, int]:
-    """What is still on its way: unpublished outbox entries and messages the durable
-    consumers have not yet acknowledged."""
-    nc = await nats.connect(state["nats"], max_reconnect_attempts=2)
-    try:
-        consumers = await _consumer_states(nc.jetstream())
-    finally:
-        await nc.close()
-    pending: dict[str, int] = {}
-    for service, url in state["postgres"]["databases"].items():
-        conn = await asyncpg.connect(_libpq(url))
-        try:
-            pending[service] = await conn.fetchval(_UNPUBLISHED)
-        finally:
-            await conn.close()
-    for url in (state.get("mongo") or {}).values():
-        pending[url] = await _mongo_outbox_pending(url)
-    return {
-        "outbox entries": sum(pending.values()),
-        "consumer pending": sum(c.pending + c.ack_pending for c in consumers.values()),
-    }

@@ -15,6 +15,7 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from polysaga.cli.invariants import Baseline, CheckReport, check, dead_lettered
+from polysaga.cli.quiescence import wait_quiescent
 from polysaga.cli.read_side import check_read_side, lag_quantiles
 from polysaga.money import format_money
 
@@ -112,6 +113,8 @@ async def run_demo(
         order_ids = await _place_all(client, services["order"], workload.orders, plan.concurrency)
         await wait_settled(client, services["order"], order_ids, settle_timeout_s)
         elapsed = time.monotonic() - started
+        # Compensations and the read side follow a saga's end: check once they have landed.
+        await wait_quiescent(client, state, settle_timeout_s)
         report = await check(client, services, order_ids, baseline)
         read_side = await check_read_side(client, services, report.order_documents)
         report.merge(read_side.invariants, read_side.violations)
