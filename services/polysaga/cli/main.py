@@ -107,6 +107,41 @@ def catalogue() -> None:
     print(catalogue_markdown())
 
 
+@app.command()
+def dashboards(
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Write nothing; exit 1 if a committed file is not in step."),
+    ] = False,
+    into: Annotated[
+        list[Path] | None,
+        typer.Option(help="Directory to write into (repeatable); default: the two committed ones."),
+    ] = None,
+) -> None:
+    """Write the Grafana dashboards (JSON) generated from polysaga.dashboards."""
+    from polysaga import dashboards as generated
+
+    directories = into or list(generated.OUTPUT_DIRECTORIES)
+    missing = [d for d in directories if not d.is_dir()]
+    if missing:
+        raise _fail(
+            f"no directory {', '.join(map(str, missing))}; run from the repository root or "
+            "pass --into"
+        )
+    if check:
+        problems = [p for d in directories for p in generated.differences(d)]
+        for problem in problems:
+            err.print(f"[red]out of step:[/] {problem}")
+        if problems:
+            err.print("regenerate with: polysaga dashboards")
+            raise typer.Exit(code=1)
+        print(f"{len(generated.DASHBOARDS)} dashboards in step in {len(directories)} directories")
+        return
+    for directory in directories:
+        for path in generated.write(directory):
+            print(path)
+
+
 def _print_report(result: dict[str, object], as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=2))
