@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import sys
@@ -183,17 +184,38 @@ def demo(
     attach: Annotated[
         Path | None, typer.Option(help="Use the stack this state file describes.")
     ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="FILE.png",
+            help="Also draw throughput, saga latency and order-view lag over time (PNG).",
+        ),
+    ] = None,
 ) -> None:
     """Place N orders, wait for every saga to end, check the invariants. Exit 0 only if all hold."""
     from polysaga.cli.demo import DemoPlan, run_demo
 
+    if plot is not None:
+        _check_writable_file(plot)
     plan = DemoPlan(orders, concurrency, payment_failure_rate, scarce_stock, seed)
     try:
-        result = asyncio.run(_with_stack(attach, lambda state: run_demo(state, plan)))
+        result = asyncio.run(
+            _with_stack(attach, lambda state: run_demo(state, plan, sample=plot is not None))
+        )
     except (ServerError, OSError, httpx.HTTPError, TimeoutError) as exc:
         raise _fail(str(exc)) from exc
     body = result.as_json()
     _print_report(body, as_json)
+    if plot is not None:
+        from polysaga.cli.plot import plot_run
+
+        title = f"polysaga demo: {result.placed} orders, concurrency {concurrency}"
+        try:
+            plot_run(result.samples, plot, title)
+        except (OSError, ValueError) as exc:
+            raise _fail(f"cannot write the plot {plot}: {exc}") from exc
+        err.print(f"plot written to {plot}")
     if not result.report.ok:
         raise typer.Exit(code=1)
 
@@ -265,6 +287,17 @@ def rebuild(
     )
     if not same:
         raise typer.Exit(code=1)
+
+
+def _check_writable_file(path: Path) -> None:
+    """Refuse an output path that cannot be written, before any work is done for it."""
+    if path.is_dir():
+        raise _fail(f"{path} is a directory; give a file name such as {path / 'run.png'}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise _fail(f"cannot write {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise _fail(f"cannot write {path}: directory {parent} is not writable")
 
 
 async def _with_stack(attach: Path | None, work):  # type: ignore[no-untyped-def]
