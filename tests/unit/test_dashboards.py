@@ -76,3 +76,25 @@ def test_provisioning_points_grafana_at_prometheus_and_the_committed_dashboards(
     assert provider["type"] == "file"
     provided = {p.name for p in Path(provider["options"]["path"]).glob("*.json")}
     assert provided == set(DASHBOARDS)
+
+
+def test_the_dashboards_command_writes_checks_and_refuses_a_missing_directory(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from polysaga.cli.main import app
+
+    runner = CliRunner()
+    into = ["--into", str(tmp_path)]
+    assert runner.invoke(app, ["dashboards", "--check", *into]).exit_code == 1
+    written = runner.invoke(app, ["dashboards", *into])
+    assert written.exit_code == 0 and sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        DASHBOARDS
+    )
+    assert runner.invoke(app, ["dashboards", "--check", *into]).exit_code == 0
+    (tmp_path / "saga-overview.json").write_text("{}")
+    stale = runner.invoke(app, ["dashboards", "--check", *into])
+    assert stale.exit_code == 1 and "saga-overview.json" in stale.output
+    missing = runner.invoke(app, ["dashboards", "--into", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "no directory" in missing.output
