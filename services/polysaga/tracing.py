@@ -40,6 +40,7 @@ from polysaga.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from litestar.plugins.opentelemetry import OpenTelemetryPlugin
+    from opentelemetry.instrumentation.pymongo import CommandTracer
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from polysaga.events.envelope import Envelope
@@ -53,6 +54,7 @@ UNTRACED_PATHS = ["^/metrics$", "^/healthz$", "^/readyz$", "^/schema"]
 
 _provider: TracerProvider | None = None
 _tracer: Tracer | None = None
+_mongo_listener: CommandTracer | None = None
 
 
 def enabled() -> bool:
@@ -114,7 +116,7 @@ def configure(
 ) -> TracerProvider | None:
     """Set tracing up for this process; None (and nothing done) when no endpoint is set.
     ``exporter`` replaces the OTLP exporter (tests use an in-memory one)."""
-    global _provider, _tracer
+    global _provider, _tracer, _mongo_listener
     if exporter is None:
         if not settings.otlp_endpoint:
             return None
@@ -132,30 +134,34 @@ def configure(
     _provider, _tracer = provider, provider.get_tracer("polysaga", __version__)
     # Imported here: a process without tracing never loads the instrumentations.
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-    from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+    from opentelemetry.instrumentation.pymongo import CommandTracer
+    from pymongo import monitoring
 
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
-    # A global command listener: MongoDB clients created from now on report to it.
-    PymongoInstrumentor().instrument(tracer_provider=provider)
+    # The pymongo instrumentation's command listener, registered globally: MongoDB clients
+    # created from now on report to it. Registered here rather than through its instrumentor,
+    # which keeps the first tracer provider for the life of the process.
+    _mongo_listener = CommandTracer(provider.get_tracer("opentelemetry.instrumentation.pymongo"))
+    monitoring.register(_mongo_listener)
     log.info("tracing to %s", settings.otlp_endpoint or type(exporter).__name__)
     return provider
 
 
 def shutdown() -> None:
     """Flush what is buffered and undo the set-up (app shutdown; tests)."""
-    global _provider, _tracer
+    global _provider, _tracer, _mongo_listener
     if _provider is None:
         return
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-    from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
-    for instrumentor in (HTTPXClientInstrumentor(), PymongoInstrumentor()):
-        instrumentor.uninstrument()
+    HTTPXClientInstrumentor().uninstrument()
+    if _mongo_listener is not None:
+        _mongo_listener.is_enabled = False  # pymongo cannot unregister a global listener
     if SQLAlchemyInstrumentor().is_instrumented_by_opentelemetry:
         SQLAlchemyInstrumentor().uninstrument()
     _provider.shutdown()  # the batch processor exports what it still holds
-    _provider, _tracer = None, None
+    _provider, _tracer, _mongo_listener = None, None, None
 
 
 def instrument_engine(engine: AsyncEngine) -> None:
@@ -164,7 +170,11 @@ def instrument_engine(engine: AsyncEngine) -> None:
         return
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=_provider)
+    # The instrumentation declares "sqlalchemy < 2.1" only because its range predates 2.1; the
+    # engine events it uses are unchanged, and the trace propagation tests check its spans.
+    SQLAlchemyInstrumentor().instrument(
+        engine=engine.sync_engine, tracer_provider=_provider, skip_dep_check=True
+    )
 
 
 def litestar_plugin() -> OpenTelemetryPlugin | None:
