@@ -28,7 +28,6 @@ EXPECTED = {
     ("order-view", "process inventory.events.StockReleased"),
     ("payment", "process orders.events.OrderCancelled"),
     ("notification", "process orders.events.OrderCancelled"),
-    ("notification", "publish notifications.events.NotificationSent"),
 }
 
 
