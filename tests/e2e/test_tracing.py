@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from typing import Any
 
@@ -132,3 +133,40 @@ async def test_a_failed_payment_saga_is_one_trace_across_every_service(
         "mongodb" in (tags(s).get("db.system"), tags(s).get("db.system.name"))
         for s in spans.values()
     )
+
+
+async def test_the_gateways_calls_continue_the_callers_trace(
+    stack: Stack, http: httpx.AsyncClient, unique: str
+) -> None:
+    """HTTP server and httpx client spans: a caller's traceparent reaches the gateway, whose
+    calls to the services it composes are children of its request."""
+    jaeger = stack.state["jaeger"]
+    c = StackClient(http, stack.state["services"])
+    sku, user = f"{unique}-compose", f"{unique}-zoe"
+    await c.seed(prices={sku: "2.00"}, stock={sku: 3}, balances={user: "10.00"})
+    order_id = await c.place(user, {sku: 1})
+    trace_id = secrets.token_hex(16)
+    response = await http.get(
+        f"{stack.url('gateway')}/orders/{order_id}/details",
+        headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+    )
+    assert response.status_code == 200, response.text
+
+    wanted = {("gateway", "server"), ("gateway", "client"), ("order", "server")}
+    deadline = time.monotonic() + 60
+    while True:
+        found = await http.get(f"{jaeger['api']}/traces/{trace_id}")
+        traces = found.json()["data"] or [] if found.status_code == 200 else []
+        spans = [(t, s) for t in traces for s in t["spans"]]
+        if wanted <= {(service(t, s), tags(s)["span.kind"]) for t, s in spans}:
+            break
+        assert time.monotonic() < deadline, f"trace {trace_id} incomplete in Jaeger"
+        await asyncio.sleep(1)
+    by_id = {s["spanID"]: (t, s) for t, s in spans}
+    (order_request,) = [
+        s for t, s in spans if service(t, s) == "order" and tags(s)["span.kind"] == "server"
+    ]
+    parent_trace, client_call = by_id[parent_id(order_request) or ""]
+    assert service(parent_trace, client_call) == "gateway"
+    assert tags(client_call)["span.kind"] == "client"
+    assert order_request["operationName"] == "GET /orders/{order_id:uuid}"
