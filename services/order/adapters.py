@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from order.domain import Order, OrderEvent
+from polysaga import tracing
 from polysaga.events.envelope import Envelope, new_event
 from polysaga.events.upcasting import upcast
 from polysaga.persistence import outbox
@@ -61,6 +62,15 @@ MIGRATIONS = (
             " CHECK (version >= 0)",
         ),
     ),
+    Migration(
+        "order",
+        3,
+        (
+            # The W3C trace headers of the request that placed the order (NULL when it was
+            # not traced): the deadline sweeper's cancellation continues that trace.
+            "ALTER TABLE order_status ADD COLUMN trace_context jsonb",
+        ),
+    ),
 )
 
 
@@ -73,6 +83,12 @@ class StoredKey:
     request_hash: str
     order_id: str
     version: int
+
+
+@dataclass(frozen=True)
+class OverdueOrder:
+    order_id: str
+    trace_context: dict[str, str]  # of the request that placed it; empty when untraced
 
 
 @dataclass(frozen=True)
@@ -188,14 +204,17 @@ class OrderStore:
         return new_state
 
     async def _write_status(self, order: Order) -> None:
+        trace_context = tracing.current_headers() if order.version == 1 else {}
         await self._conn.execute(
             text(
                 "INSERT INTO order_status (order_id, user_id, status, version, placed_at,"
-                " deadline_at, updated_at) VALUES (:id, :user, :status, :v, :placed, :deadline,"
-                " :updated) ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status,"
+                " deadline_at, updated_at, trace_context) VALUES (:id, :user, :status, :v,"
+                " :placed, :deadline, :updated, CAST(:trace AS jsonb))"
+                " ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status,"
                 " version = EXCLUDED.version, updated_at = EXCLUDED.updated_at"
             ),
             {
+                "trace": msgspec.json.encode(trace_context).decode() if trace_context else None,
                 "id": order.order_id,
                 "user": order.user_id,
                 "status": order.status.value,
@@ -208,16 +227,22 @@ class OrderStore:
 
     # --- queries over the status table ---------------------------------------------------
 
-    async def overdue(self, now: datetime, limit: int) -> list[str]:
+    async def overdue(self, now: datetime, limit: int) -> list[OverdueOrder]:
         rows = await self._conn.execute(
             text(
-                "SELECT order_id::text AS order_id FROM order_status WHERE status = 'PENDING'"
+                "SELECT order_id::text AS order_id, trace_context::text AS trace_context"
+                " FROM order_status WHERE status = 'PENDING'"
                 " AND deadline_at < :now ORDER BY deadline_at LIMIT :limit"
                 " FOR UPDATE SKIP LOCKED"
             ),
             {"now": now, "limit": limit},
         )
-        return [r.order_id for r in rows]
+        return [
+            OverdueOrder(
+                r.order_id, msgspec.json.decode(r.trace_context) if r.trace_context else {}
+            )
+            for r in rows
+        ]
 
     async def list_orders(
         self, status: str | None, after: str | None, limit: int

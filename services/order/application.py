@@ -13,7 +13,7 @@ import msgspec
 
 from order.adapters import OrderStore
 from order.domain import Order, OrderStatus
-from polysaga import metrics
+from polysaga import metrics, tracing
 from polysaga.events.envelope import Envelope
 from polysaga.money import parse_money
 
@@ -52,11 +52,17 @@ async def place_order(
             if earlier.request_hash != command.fingerprint():
                 raise IdempotencyKeyReusedError(command.idempotency_key)
             return Placed(earlier.order_id, earlier.version)
-    prices = await store.prices([sku for sku, _ in command.items])
-    event = Order.place(
-        order_id, command.user_id, command.items, prices, now, now + timedelta(seconds=deadline_s)
-    )
-    order = await store.append(None, event)
+    with tracing.order_baggage(order_id):  # the saga's trace carries the order id from here
+        prices = await store.prices([sku for sku, _ in command.items])
+        event = Order.place(
+            order_id,
+            command.user_id,
+            command.items,
+            prices,
+            now,
+            now + timedelta(seconds=deadline_s),
+        )
+        order = await store.append(None, event)
     metrics.SAGAS_STARTED.inc()
     return Placed(order.order_id, order.version)
 
@@ -106,9 +112,15 @@ async def on_stock_reservation_failed(event: Envelope, store: OrderStore, now: d
 async def cancel_overdue(store: OrderStore, now: datetime, limit: int = 100) -> int:
     """Cancel orders still pending after their deadline; returns how many."""
     cancelled = 0
-    for order_id in await store.overdue(now, limit):
-        if await cancel_if_pending(store, order_id, "deadline_exceeded", now):
-            cancelled += 1
+    for overdue in await store.overdue(now, limit):
+        # No message or request starts this cancellation, so its span continues the trace of
+        # the request that placed the order (a child of it, context stored with the order,
+        # rather than a new trace linked to it): the deadline path stays in the saga's trace.
+        with tracing.continued(
+            overdue.trace_context, "order deadline_exceeded", order_id=overdue.order_id
+        ):
+            if await cancel_if_pending(store, overdue.order_id, "deadline_exceeded", now):
+                cancelled += 1
     return cancelled
 
 

@@ -1,5 +1,5 @@
 """The Litestar app factory every service uses: lifespan that owns the runtime, health and
-readiness probes, Prometheus metrics, OpenAPI, problem details, a request body limit."""
+readiness probes, Prometheus metrics, tracing, OpenAPI, problem details, a request body limit."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from polysaga import __version__
+from polysaga import __version__, tracing
 from polysaga import metrics as m
 from polysaga.problems import EXCEPTION_HANDLERS
 from polysaga.runtime import ServiceDefinition, ServiceRuntime
@@ -65,6 +65,7 @@ class HttpMetricsMiddleware(ASGIMiddleware):
             await next_app(scope, receive, send)
             return
         method = scope.get("method", "GET")
+        tracing.name_http_span(str(method), str(route))
         status = 500
         started = time.perf_counter()
 
@@ -91,6 +92,9 @@ class HttpMetricsMiddleware(ASGIMiddleware):
 
 def create_app(definition: ServiceDefinition, settings: ServiceSettings | None = None) -> Litestar:
     settings = settings or ServiceSettings(service_name=definition.name)
+    # Before the runtime: its database clients are instrumented as they are created.
+    tracing.configure(definition.name, settings)
+    otel_plugin = tracing.litestar_plugin()
     runtime = ServiceRuntime(definition, settings)
 
     @asynccontextmanager
@@ -101,12 +105,14 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
             yield
         finally:
             await runtime.stop()
+            tracing.shutdown()  # exports the spans still buffered
 
     return Litestar(
         route_handlers=[healthz, readyz, metrics, *definition.route_handlers],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         lifespan=[lifespan],
         middleware=[HttpMetricsMiddleware()],
+        plugins=[otel_plugin] if otel_plugin else [],
         before_request=enforce_strict_body,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_body_bytes,

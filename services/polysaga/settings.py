@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from polysaga import __version__
+
 
 class ServiceSettings(BaseSettings):
     """What a service process needs to run; each value has a safe local default."""
@@ -48,6 +50,14 @@ class ServiceSettings(BaseSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     mail_from: str = "orders@polysaga.local"
+
+    # Tracing (OpenTelemetry, OTLP over HTTP). No endpoint: tracing is off, nothing is set up
+    # and no span is made. The endpoint is the receiver's base URL (http://127.0.0.1:4318).
+    otlp_endpoint: str | None = None
+    # Parent-based: a trace that arrives sampled (or not) stays so; new traces use the ratio.
+    trace_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    deployment_environment: str = "local"
+    service_version: str = __version__
 
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
 

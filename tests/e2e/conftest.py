@@ -69,6 +69,7 @@ def stack() -> Iterator[Stack]:
             "up",
             "--no-view",
             "--with-prometheus",
+            "--with-jaeger",
             "--data-dir",
             str(root / "data"),
             "--state-file",

@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 from prometheus_client import REGISTRY
 
-from order.adapters import ConcurrencyConflictError, OrderStore, StoredKey
+from order.adapters import ConcurrencyConflictError, OrderStore, OverdueOrder, StoredKey
 from order.application import (
     EVENT_HANDLERS,
     IdempotencyKeyReusedError,
@@ -64,13 +64,14 @@ class FakeOrderStore:
         self.keys[key] = StoredKey(request_hash, order_id, 1)
         return None
 
-    async def overdue(self, now: datetime, limit: int) -> list[str]:
+    async def overdue(self, now: datetime, limit: int) -> list[OverdueOrder]:
         pending = [
             order
             for order in (Order.replay(events) for events in self.streams.values())
             if order is not None and order.status is OrderStatus.PENDING and order.deadline_at < now
         ]
-        return [o.order_id for o in sorted(pending, key=lambda o: o.deadline_at)][:limit]
+        by_deadline = sorted(pending, key=lambda o: o.deadline_at)
+        return [OverdueOrder(o.order_id, {}) for o in by_deadline][:limit]
 
 
 def as_store(fake: FakeOrderStore) -> OrderStore:

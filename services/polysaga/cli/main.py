@@ -62,6 +62,13 @@ def up(
             help="Also run Prometheus, scraping every service every second, with the alert rules.",
         ),
     ] = False,
+    with_jaeger: Annotated[
+        bool,
+        typer.Option(
+            "--with-jaeger",
+            help="Also run Jaeger (in memory) and send every service's traces to it.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole system on this machine until Ctrl-C."""
     stack = LocalStack(
@@ -72,6 +79,7 @@ def up(
         mongo_url=mongo_url,
         nats_sync_always=nats_sync_always,
         with_prometheus=with_prometheus,
+        with_jaeger=with_jaeger,
     )
     try:
         asyncio.run(_run_until_signal(stack, view=view and sys.stdout.isatty()))
@@ -88,6 +96,8 @@ async def _run_until_signal(stack: LocalStack, *, view: bool) -> None:
     ready: dict[str, object] = {"ready": True, "state_file": str(stack.state_file)}
     if prometheus := stack.state()["prometheus"]:
         ready["prometheus"] = prometheus
+    if jaeger := stack.state()["jaeger"]:
+        ready["jaeger"] = jaeger["ui"]
     print(json.dumps(ready), flush=True)
     try:
         if view:

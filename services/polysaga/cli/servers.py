@@ -338,3 +338,96 @@ def wait_prometheus_ready(server: PrometheusServer, timeout_s: float = 30) -> No
             pass
         time.sleep(0.1)
     raise ServerError(f"Prometheus on port {server.port} not ready within {timeout_s:.0f} s")
+
+
+# --- Jaeger v2 (built from its Go module; OTLP in, traces kept in memory, query API + UI) ---
+
+
+@dataclass(frozen=True)
+class JaegerServer:
+    otlp_http_port: int
+    otlp_grpc_port: int
+    query_http_port: int
+    query_grpc_port: int
+    config_file: Path
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.query_http_port}"
+
+    @property
+    def api_url(self) -> str:
+        """The base of Jaeger's HTTP query API (``/traces``, ``/services``, …)."""
+        return f"{self.ui_url}/api"
+
+    @property
+    def otlp_endpoint(self) -> str:
+        """OTLP over HTTP; exporters append ``/v1/traces``."""
+        return f"http://127.0.0.1:{self.otlp_http_port}"
+
+    def argv(self) -> list[str]:
+        return [find_binary("jaeger"), f"--config=file:{self.config_file}"]
+
+
+def prepare_jaeger(data_root: Path) -> JaegerServer:
+    """A configuration with every listener on a free loopback port (the built-in defaults
+    are fixed ports on all interfaces) and Jaeger's own metrics off."""
+    data_dir = data_root / "jaeger"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    otlp_http, otlp_grpc, query_http, query_grpc = (free_port() for _ in range(4))
+    config = data_dir / "jaeger.yaml"
+    config.write_text(
+        f"""\
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: warn
+extensions:
+  jaeger_storage:
+    backends:
+      memory_store:
+        memory:
+          max_traces: 100000
+  jaeger_query:
+    storage:
+      traces: memory_store
+    http:
+      endpoint: 127.0.0.1:{query_http}
+    grpc:
+      endpoint: 127.0.0.1:{query_grpc}
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp_http}
+      grpc:
+        endpoint: 127.0.0.1:{otlp_grpc}
+processors:
+  batch:
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memory_store
+"""
+    )
+    return JaegerServer(otlp_http, otlp_grpc, query_http, query_grpc, config)
+
+
+def wait_jaeger_ready(server: JaegerServer, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{server.api_url}/services", timeout=1).status_code == 200:
+                wait_for_port(server.otlp_http_port, max(deadline - time.monotonic(), 1), "Jaeger")
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise ServerError(f"Jaeger on port {server.query_http_port} not ready within {timeout_s:.0f} s")

@@ -20,6 +20,7 @@ import httpx
 
 from polysaga.cli.servers import (
     FerretDBServer,
+    JaegerServer,
     PostgresServer,
     PrometheusServer,
     ServerError,
@@ -27,11 +28,13 @@ from polysaga.cli.servers import (
     free_port,
     postgres_user,
     prepare_ferretdb,
+    prepare_jaeger,
     prepare_nats,
     prepare_postgres,
     prepare_prometheus,
     prepare_smtp,
     wait_for_port,
+    wait_jaeger_ready,
     wait_nats_ready,
     wait_prometheus_ready,
 )
@@ -82,6 +85,7 @@ class LocalStack:
         with_prometheus: bool = False,
         replicas: Mapping[str, int] | None = None,
         service_env: Mapping[str, str] | None = None,
+        with_jaeger: bool = False,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.state_file = state_file
@@ -98,6 +102,8 @@ class LocalStack:
         self._nats_sync_always = nats_sync_always
         self._with_prometheus = with_prometheus
         self._prometheus: PrometheusServer | None = None
+        self._with_jaeger = with_jaeger
+        self._jaeger: JaegerServer | None = None
         self._procs: dict[str, SupervisedProcess] = {}
         self._service_ports: dict[str, int] = {}
         self._nats_url = nats_url or ""
@@ -115,6 +121,7 @@ class LocalStack:
             await self._create_databases()
             await self._start_ferretdb()
             await self._start_smtp()
+            await self._start_jaeger()  # before the services, which export to it
             for service in self.services:
                 for instance in self.instances[service]:
                     await self._start_service(service, instance)
@@ -128,7 +135,8 @@ class LocalStack:
     async def stop(self) -> None:
         servers = ["smtp", "ferretdb", "postgres", "nats"]
         processes = [i for s in reversed(self.services) for i in reversed(self.instances[s])]
-        for name in ["prometheus", *processes, *servers]:
+        # Jaeger after the services, so the spans they flush at shutdown still arrive.
+        for name in ["prometheus", *processes, "jaeger", *servers]:
             proc = self._procs.get(name)
             if proc is not None:
                 await proc.stop()
@@ -205,6 +213,14 @@ class LocalStack:
         )
         await asyncio.to_thread(wait_prometheus_ready, server)
 
+    async def _start_jaeger(self) -> None:
+        if not self._with_jaeger:
+            return
+        server = prepare_jaeger(self.data_dir)
+        self._jaeger = server
+        await self._supervise(ProcessSpec("jaeger", server.argv(), log_file=self._log("jaeger")))
+        await asyncio.to_thread(wait_jaeger_ready, server)
+
     def _mongo_services(self) -> list[str]:
         return [s for s in self.services if SERVICE_STORES.get(s) == "mongo"]
 
@@ -240,6 +256,8 @@ class LocalStack:
             env["POLYSAGA_DATABASE_URL"] = self.database_url(service)
         elif store == "mongo":
             env["POLYSAGA_MONGO_URL"] = self.mongo_url(service)
+        if self._jaeger is not None:
+            env["POLYSAGA_OTLP_ENDPOINT"] = self._jaeger.otlp_endpoint
         if service == "gateway":
             env["POLYSAGA_SERVICE_URLS"] = json.dumps(
                 {d: self.service_url(d) for d in GATEWAY_DEPENDENCIES if d in self.services}
@@ -317,6 +335,13 @@ class LocalStack:
             else {},
             "ferretdb": f"mongodb://127.0.0.1:{self._ferretdb.port}" if self._ferretdb else None,
             "prometheus": self._prometheus.url if self._prometheus else None,
+            "jaeger": {
+                "ui": self._jaeger.ui_url,
+                "api": self._jaeger.api_url,
+                "otlp": self._jaeger.otlp_endpoint,
+            }
+            if self._jaeger
+            else None,
             "smtp": {
                 "host": "127.0.0.1",
                 "port": self._smtp.port,

@@ -24,7 +24,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from polysaga import metrics
+from polysaga import metrics, tracing
 from polysaga.events import declaration
 from polysaga.events.envelope import (
     NATS_MSG_ID,
@@ -167,7 +167,8 @@ class EventConsumer:
             await self._dead_letter(msg, "unsupported_version", "no handler", deliveries)
             return
         try:
-            handled = await self._run_through_outages(event, handler)
+            with tracing.processing(msg.subject, self.service, event):
+                handled = await self._run_through_outages(event, handler)
         except Exception as exc:
             if deliveries >= self._policy.max_deliveries:
                 log.exception("%s gave up on %s %s", self.service, event.name, event.event_id)

@@ -20,7 +20,7 @@ from typing import Any
 from nats.js import JetStreamContext
 from pymongo.asynchronous.collection import AsyncCollection
 
-from polysaga import metrics
+from polysaga import metrics, tracing
 from polysaga.events.envelope import Envelope, encode_body, to_headers
 from polysaga.schedule import Throttle
 
@@ -32,13 +32,15 @@ PENDING_FIELD = "outbox_pending"
 
 def staged(events: Sequence[Envelope], first_seq: int) -> dict[str, Any]:
     """The update operators that stage events inside a document; merge them into the same
-    update that changes the document's state."""
+    update that changes the document's state. The current trace context is stored in each
+    entry's headers, so the relay's publish span continues the writer's trace."""
+    trace_headers = tracing.current_headers()
     entries = {
         f"{OUTBOX_FIELD}.{e.event_id}": {
             "seq": first_seq + i,
             "event_type": e.name,
             "subject": e.subject,
-            "headers": to_headers(e),
+            "headers": {**to_headers(e), **trace_headers},
             "body": encode_body(e.data).decode(),
         }
         for i, e in enumerate(events)
@@ -68,7 +70,8 @@ async def publish_pending(
         pending = sorted((document.get(OUTBOX_FIELD) or {}).items(), key=lambda kv: kv[1]["seq"])
         for event_id, entry in pending:
             try:
-                await js.publish(entry["subject"], entry["body"].encode(), headers=entry["headers"])
+                with tracing.publishing(entry["subject"], entry["headers"]) as headers:
+                    await js.publish(entry["subject"], entry["body"].encode(), headers=headers)
             except Exception:
                 # Stop at the first failure so this document's later events keep their order.
                 log.warning("publish of %s failed; will retry", event_id, exc_info=True)

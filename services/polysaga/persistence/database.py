@@ -10,6 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from polysaga import tracing
+
 # Arbitrary constant: migrations of concurrent starters are serialised by this advisory lock.
 _MIGRATION_LOCK_KEY = 0x5A6A_0001
 
@@ -64,7 +66,11 @@ def is_unique_violation(exc: DBAPIError) -> bool:
 
 
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
+    tracing.instrument_engine(engine)
+    return engine
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -19,7 +19,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from polysaga import metrics
+from polysaga import metrics, tracing
 from polysaga.events.envelope import Envelope, encode_body, to_headers
 from polysaga.persistence.database import Migration, asyncpg_dsn
 from polysaga.schedule import Throttle
@@ -79,9 +79,11 @@ _BACKLOG = text(
 
 
 async def append(conn: AsyncConnection, events: Sequence[Envelope]) -> None:
-    """Write events into the outbox inside the caller's transaction."""
+    """Write events into the outbox inside the caller's transaction, with the current trace
+    context in their headers: the relay's publish span continues the writer's trace."""
     if not events:
         return
+    trace_headers = tracing.current_headers()
     await conn.execute(
         _INSERT,
         [
@@ -90,7 +92,7 @@ async def append(conn: AsyncConnection, events: Sequence[Envelope]) -> None:
                 "event_type": e.name,
                 "aggregate_id": e.aggregate_id,
                 "subject": e.subject,
-                "headers": msgspec.json.encode(to_headers(e)).decode(),
+                "headers": msgspec.json.encode({**to_headers(e), **trace_headers}).decode(),
                 "body": encode_body(e.data),
             }
             for e in events
@@ -123,7 +125,13 @@ async def claim(conn: AsyncConnection, limit: int) -> list[ClaimedRow]:
 
 async def publish(js: JetStreamContext, rows: Sequence[ClaimedRow], timeout_s: float) -> list[int]:
     """Publish without awaiting each ack before the next; returns the ids the server acked."""
-    futures = [await js.publish_async(r.subject, r.body, headers=dict(r.headers)) for r in rows]
+    publications = [tracing.start_publish(r.subject, r.headers) for r in rows]
+    futures = [
+        await js.publish_async(r.subject, r.body, headers=p.headers)
+        for r, p in zip(rows, publications, strict=True)
+    ]
+    for publication, future in zip(publications, futures, strict=True):
+        publication.end_when_acked(future)
     done, pending = await asyncio.wait(futures, timeout=timeout_s) if futures else (set(), set())
     for future in pending:
         future.cancel()
