@@ -212,6 +212,8 @@ def test_nats_is_one_jetstream_server_with_file_storage_by_default() -> None:
     conf = _nats_conf(docs)
     assert "store_dir: /data/jetstream" in conf
     assert "cluster {" not in conf and "sync_interval" not in conf
+    order = env_of(pod_spec(by_name(docs, "Deployment", "polysaga-order"))["containers"][0])
+    assert "POLYSAGA_STREAM_REPLICAS" not in order, "R1 on a single server"
 
 
 def test_nats_cluster_has_three_routed_servers_and_can_sync_always() -> None:
@@ -222,6 +224,9 @@ def test_nats_cluster_has_three_routed_servers_and_can_sync_always() -> None:
     for i in range(3):
         route = f"nats://polysaga-nats-{i}.polysaga-nats-headless.polysaga.svc:6222"
         assert route in conf
+    for service in declaration.services():
+        deployment = by_name(docs, "Deployment", f"polysaga-{service}")
+        assert env_of(pod_spec(deployment)["containers"][0])["POLYSAGA_STREAM_REPLICAS"] == "3"
     headless = by_name(docs, "Service", "polysaga-nats-headless")
     assert headless["spec"]["clusterIP"] == "None"
     assert headless["spec"]["publishNotReadyAddresses"] is True
