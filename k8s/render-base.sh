@@ -8,6 +8,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${1:-$repo/k8s/base}
 helm=${HELM:-$repo/.venv/bin/helm}
+[ -x "$helm" ] || helm=helm
 namespace=polysaga
 header="# Rendered by k8s/render-base.sh from charts/%s; do not edit by hand.\n"
 {

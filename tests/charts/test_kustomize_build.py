@@ -14,7 +14,7 @@ OVERLAYS = ("kind", "minikube")
 
 
 def test_the_committed_base_is_the_charts_rendered_now(tmp_path: Path) -> None:
-    run(["bash", str(K8S / "render-base.sh"), str(tmp_path)])
+    run(["env", f"HELM={tool('helm')}", "bash", str(K8S / "render-base.sh"), str(tmp_path)])
     for rendered in sorted(tmp_path.iterdir()):
         committed = K8S / "base" / rendered.name
         assert committed.exists(), f"{committed} missing: run bash k8s/render-base.sh"
