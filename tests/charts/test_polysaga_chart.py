@@ -330,3 +330,10 @@ def test_database_volumes_take_the_configured_storage_class() -> None:
     docs = render(APP_CHART, values={"databases.storageClassName": "fast"})
     for database in of_kind(docs, "ServiceDatabase"):
         assert database["spec"]["storage"] == {"size": "1Gi", "storageClassName": "fast"}
+
+
+def test_the_nats_image_is_the_server_version_the_tests_run_its_config_with() -> None:
+    version = run([tool("nats-server"), "--version"]).stdout.split()[-1].removeprefix("v")
+    docs = render(APP_CHART)
+    (container,) = pod_spec(by_name(docs, "StatefulSet", "polysaga-nats"))["containers"]
+    assert container["image"] == f"nats:{version}-alpine"
