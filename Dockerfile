@@ -20,11 +20,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY services/ services/
 COPY operator/ operator/
-# The operator package (operator/polysaga_operator) is not part of the project's distribution
-# (pyproject installs services/ only), so it is copied next to it; it needs only the same pins.
+# (pyproject's packages come from services/ and operator/, so every image holds every module.)
 RUN /opt/venv/bin/pip install --prefer-binary /src \
-    && cp -r operator/polysaga_operator \
-        "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/" \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 FROM ${PYTHON_IMAGE} AS runtime

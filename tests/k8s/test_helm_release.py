@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
+
 from chart_tools import APP_CHART, OPERATOR_CHART, SERVICES, documents, render, run, tool
 from k8s.apiserver import KubeApiServer
 

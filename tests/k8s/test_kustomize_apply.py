@@ -4,6 +4,7 @@ in a server-side dry run: every object passes the API server's validation and ad
 from __future__ import annotations
 
 import pytest
+
 from chart_tools import K8S, OPERATOR_CHART, documents, run, tool
 from k8s.apiserver import KubeApiServer
 

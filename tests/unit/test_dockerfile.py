@@ -134,3 +134,12 @@ def test_the_image_runs_the_module_named_by_its_build_argument(
 def test_every_image_module_has_an_entry_point(module: str) -> None:
     root = REPO / ("operator" if module == "polysaga_operator" else "services")
     assert (root / module / "__main__.py").is_file(), f"python -m {module} needs __main__.py"
+
+
+def test_the_installed_distribution_holds_every_image_module() -> None:
+    """The builder installs the project (pip install /src); each module must be in it."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    where = pyproject["tool"]["setuptools"]["packages"]["find"]["where"]
+    assert set(where) == {"services", "operator"}
+    for module in MODULES:
+        assert any((REPO / root / module / "__init__.py").is_file() for root in where), module
