@@ -124,6 +124,27 @@ def test_an_install_with_values_violating_the_schema_changes_nothing(
     assert _get(kube_apiserver, app_ns, "deployments") == []
 
 
+def _as_pod(workload: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """The first pod a workload's controller would create (a StatefulSet's claim templates
+    become claim volumes; a dry run needs no claim to exist)."""
+    spec = dict(workload["spec"]["template"]["spec"])
+    name = workload["metadata"]["name"]
+    claims = [
+        {
+            "name": t["metadata"]["name"],
+            "persistentVolumeClaim": {"claimName": f"{t['metadata']['name']}-{name}-0"},
+        }
+        for t in workload["spec"].get("volumeClaimTemplates", [])
+    ]
+    spec["volumes"] = [*spec.get("volumes", []), *claims]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{name}-0", "namespace": namespace},
+        "spec": spec,
+    }
+
+
 def test_every_pod_the_chart_asks_for_meets_the_restricted_pod_security_standard(
     kube_apiserver: KubeApiServer, namespaces: tuple[str, str]
 ) -> None:
@@ -135,20 +156,17 @@ def test_every_pod_the_chart_asks_for_meets_the_restricted_pod_security_standard
         "label", "namespace", app_ns, "pod-security.kubernetes.io/enforce=restricted"
     )
     values = {"jaeger.enabled": True, "nats.cluster.enabled": True}
-    workloads = [
-        d for d in render(APP_CHART, values=values) if d["kind"] in {"Deployment", "StatefulSet"}
-    ]
+    docs = render(APP_CHART, values=values)
+    # Pods are admitted only with an existing ServiceAccount; no controller-manager runs here
+    # to create "default", so it is created with the chart's own.
+    accounts = [d for d in docs if d["kind"] == "ServiceAccount"]
+    accounts.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}})
+    kube_apiserver.kubectl(
+        "apply", "-n", app_ns, "-f", "-", stdin="\n---\n".join(json.dumps(a) for a in accounts)
+    )
+    workloads = [d for d in docs if d["kind"] in {"Deployment", "StatefulSet"}]
     assert len(workloads) == len(SERVICES) + 2  # the services, NATS and Jaeger
-    pods = [
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": w["metadata"]["name"], "namespace": app_ns},
-            "spec": w["spec"]["template"]["spec"],
-        }
-        for w in workloads
-    ]
-    # volumeClaimTemplates become claims the pod would mount; a dry run needs none to exist.
+    pods = [_as_pod(w, app_ns) for w in workloads]
     manifest = "\n---\n".join(json.dumps(p) for p in pods)
     done = kube_apiserver.kubectl("apply", "--dry-run=server", "-f", "-", stdin=manifest)
     assert done.stdout.count("(server dry run)") == len(pods), done.stdout
