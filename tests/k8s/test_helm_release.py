@@ -124,6 +124,10 @@ def test_an_install_with_values_violating_the_schema_changes_nothing(
     assert _get(kube_apiserver, app_ns, "deployments") == []
 
 
+def _as_list(objects: list[dict[str, Any]]) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+
+
 def _as_pod(workload: dict[str, Any], namespace: str) -> dict[str, Any]:
     """The first pod a workload's controller would create (a StatefulSet's claim templates
     become claim volumes; a dry run needs no claim to exist)."""
@@ -161,16 +165,22 @@ def test_every_pod_the_chart_asks_for_meets_the_restricted_pod_security_standard
     # to create "default", so it is created with the chart's own.
     accounts = [d for d in docs if d["kind"] == "ServiceAccount"]
     accounts.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}})
-    kube_apiserver.kubectl(
-        "apply", "-n", app_ns, "-f", "-", stdin="\n---\n".join(json.dumps(a) for a in accounts)
-    )
+    kube_apiserver.kubectl("apply", "-n", app_ns, "-f", "-", stdin=_as_list(accounts))
     workloads = [d for d in docs if d["kind"] in {"Deployment", "StatefulSet"}]
     assert len(workloads) == len(SERVICES) + 2  # the services, NATS and Jaeger
     pods = [_as_pod(w, app_ns) for w in workloads]
-    manifest = "\n---\n".join(json.dumps(p) for p in pods)
-    done = kube_apiserver.kubectl("apply", "--dry-run=server", "-f", "-", stdin=manifest)
+    done = kube_apiserver.kubectl("apply", "--dry-run=server", "-f", "-", stdin=_as_list(pods))
     assert done.stdout.count("(server dry run)") == len(pods), done.stdout
     assert "violate" not in done.stderr.lower(), done.stderr
+    # The same judge refuses a pod that drops the chart's security context.
+    lax = _as_pod(workloads[0], app_ns)
+    lax["spec"]["containers"] = [
+        {k: v for k, v in c.items() if k != "securityContext"} for c in lax["spec"]["containers"]
+    ]
+    refused = kube_apiserver.kubectl(
+        "apply", "--dry-run=server", "-f", "-", stdin=_as_list([lax]), check=False
+    )
+    assert refused.returncode != 0 and 'violates PodSecurity "restricted' in refused.stderr
 
 
 def test_rendered_manifests_are_valid_kubernetes_objects(
