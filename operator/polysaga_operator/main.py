@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +30,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    settings.posting.level = 20  # INFO and above become Kubernetes events
+    settings.posting.level = logging.INFO  # INFO and above become Kubernetes events
     settings.watching.server_timeout = 300
     if SETTINGS.metrics_port:
         start_http_server(SETTINGS.metrics_port)

@@ -10,6 +10,7 @@ import contextlib
 import datetime
 import ipaddress
 import secrets
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -58,7 +59,7 @@ class KubeApiServer:
         """An HTTP client for the API, as the admin or as the holder of ``token``."""
         return httpx.Client(
             base_url=self.url,
-            verify=str(self.ca_file),
+            verify=ssl.create_default_context(cafile=str(self.ca_file)),
             headers={"Authorization": f"Bearer {token or self.admin_token}"},
             timeout=30,
         )
@@ -216,7 +217,7 @@ def _apiserver_ready(url: str, ca_file: Path, token: str) -> bool:
     try:
         response = httpx.get(
             f"{url}/readyz",
-            verify=str(ca_file),
+            verify=ssl.create_default_context(cafile=str(ca_file)),
             headers={"Authorization": f"Bearer {token}"},
             timeout=5,
         )
