@@ -101,7 +101,7 @@ def operator_token(kube_apiserver: KubeApiServer, operator_installed: None) -> s
 
 @pytest.fixture(scope="session")
 def running_operator(
-    kube_apiserver: KubeApiServer, operator_token: str
+    kube_apiserver: KubeApiServer, operator_token: str, request: pytest.FixtureRequest
 ) -> Iterator[RunningOperator]:
     """``python -m polysaga_operator`` with the chart's ServiceAccount token, resyncing every
     two seconds so repairs are quick to observe."""
@@ -147,4 +147,8 @@ def running_operator(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-        shutil.rmtree(root, ignore_errors=True)
+        if request.session.testsfailed:
+            # Kept for the failure's diagnosis; pytest -rA or the CI log shows the path.
+            print(f"\noperator log kept at {log}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)

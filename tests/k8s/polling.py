@@ -12,7 +12,7 @@ T = TypeVar("T")
 def eventually(
     probe: Callable[[], T | None],
     *,
-    timeout_s: float = 60,
+    timeout_s: float = 120,
     interval_s: float = 0.5,
     what: str | Callable[[], str] = "condition",
 ) -> T:
