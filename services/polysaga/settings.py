@@ -22,6 +22,9 @@ class ServiceSettings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     nats_user: str | None = None
     nats_password: str | None = None
+    # Copies of each stream JetStream keeps: 1 on a single server, 3 on a cluster (the chart
+    # sets it with nats.cluster.enabled), so an acknowledged event survives losing a server.
+    stream_replicas: int = Field(default=1, ge=1, le=5)
 
     # Consumers: a message is tried max_deliveries times, with exponential backoff between
     # tries, then it goes to the dead-letter subject.

@@ -45,7 +45,7 @@ async def connect(
     )
 
 
-def stream_configs() -> list[StreamConfig]:
+def stream_configs(replicas: int = 1) -> list[StreamConfig]:
     configs = [
         StreamConfig(
             name=context.stream,
@@ -54,6 +54,7 @@ def stream_configs() -> list[StreamConfig]:
             retention=RetentionPolicy.LIMITS,
             duplicate_window=DUPLICATE_WINDOW_S,
             max_age=0 if context.stream in ENTITY_STREAMS else STREAM_MAX_AGE_S,
+            num_replicas=replicas,
         )
         for context in declaration.CONTEXTS
     ]
@@ -64,14 +65,15 @@ def stream_configs() -> list[StreamConfig]:
             storage=StorageType.FILE,
             retention=RetentionPolicy.LIMITS,
             duplicate_window=DUPLICATE_WINDOW_S,
+            num_replicas=replicas,
         )
     )
     return configs
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
+async def ensure_streams(js: JetStreamContext, *, replicas: int = 1) -> None:
     """Create every declared stream, or bring an existing one to the declared config."""
-    for config in stream_configs():
+    for config in stream_configs(replicas):
         try:
             await js.add_stream(config)
         except BadRequestError:

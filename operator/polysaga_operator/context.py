@@ -1,0 +1,14 @@
+"""What every handler needs, created once at start-up and handed out through kopf's memo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from polysaga_operator.kube import Cluster
+from polysaga_operator.manifests import OperatorIdentity
+
+
+@dataclass(frozen=True)
+class OperatorContext:
+    cluster: Cluster
+    identity: OperatorIdentity

@@ -1,0 +1,1 @@
+"""What the operator does on each event; main.py maps kopf's decorators onto these."""
