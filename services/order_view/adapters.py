@@ -215,6 +215,26 @@ def _defaults(*, order_event: bool, status: StatusWrite | None) -> dict[str, Any
     return defaults
 
 
+# A copy into a summary: ({version path: source version}, {path: value to $set}).
+_Copy = tuple[dict[str, int], dict[str, Any]]
+
+
+def _user_copy(user: Mapping[str, Any]) -> _Copy:
+    return (
+        {"user_version": user["version"]},
+        {"user": {"name": user["name"], "email": user["email"]}, "user_version": user["version"]},
+    )
+
+
+def _product_copy(product: Mapping[str, Any]) -> _Copy:
+    key = field_key(str(product["_id"]))
+    version = product["name_version"]
+    return (
+        {f"product_versions.{key}": version},
+        {f"product_names.{key}": product["name"], f"product_versions.{key}": version},
+    )
+
+
 class ViewStore:
     """Reads and writes of one generation."""
 
@@ -276,51 +296,31 @@ class ViewStore:
         }
         await _upsert_guarded(self.gen.summaries, {"_id": order_id}, update)
 
-    async def copy_user_into(self, order_id: str, user_id: str) -> None:
-        """Give an order the profile the users collection holds, if newer than its copy."""
+    async def copy_names_into(self, order_id: str, user_id: str, skus: Sequence[str]) -> None:
+        """Give an order the profile and product names the users and products collections
+        hold, where newer than its copies: usually one guarded update for all of them (a new
+        order has no copies), else one per copy, each under its own version guard."""
         user = await self.gen.users.find_one({"_id": user_id})
-        if user is None:
-            return
-        await self.gen.summaries.update_one(
-            {"_id": order_id, "user_version": {"$lt": user["version"]}},
-            {
-                "$set": {
-                    "user": {"name": user["name"], "email": user["email"]},
-                    "user_version": user["version"],
-                }
-            },
-        )
-
-    async def copy_product_names_into(self, order_id: str, skus: Sequence[str]) -> None:
         products = [
             p
             async for p in self.gen.products.find(
                 {"_id": {"$in": list(skus)}, "name_version": {"$gt": 0}}
             )
         ]
-        if not products:
+        copies = ([_user_copy(user)] if user is not None else []) + [
+            _product_copy(p) for p in products
+        ]
+        if not copies:
             return
-        guards = {
-            f"product_versions.{field_key(str(p['_id']))}": {"$lt": p["name_version"]}
-            for p in products
-        }
-        names = {f"product_names.{field_key(str(p['_id']))}": p["name"] for p in products} | {
-            f"product_versions.{field_key(str(p['_id']))}": p["name_version"] for p in products
-        }
-        # Usually every copy is older (a new order has none): one update does them all.
-        result = await self.gen.summaries.update_one({"_id": order_id, **guards}, {"$set": names})
-        if result.matched_count == 1:
+        guards = {path: {"$lt": version} for guard in copies for path, version in guard[0].items()}
+        values = {path: value for copy in copies for path, value in copy[1].items()}
+        result = await self.gen.summaries.update_one({"_id": order_id, **guards}, {"$set": values})
+        if result.matched_count == 1 or len(copies) == 1:
             return
-        for product in products:  # some copy is already as new: guard each one
-            key = field_key(str(product["_id"]))
+        for guard, value in copies:  # some copy is already as new: guard each one
             await self.gen.summaries.update_one(
-                {"_id": order_id, f"product_versions.{key}": {"$lt": product["name_version"]}},
-                {
-                    "$set": {
-                        f"product_names.{key}": product["name"],
-                        f"product_versions.{key}": product["name_version"],
-                    }
-                },
+                {"_id": order_id, **{path: {"$lt": v} for path, v in guard.items()}},
+                {"$set": value},
             )
 
     async def save_user(self, user_id: str, name: str, email: str, version: int) -> None:
