@@ -6,6 +6,7 @@ The method and the figures are written up in BENCHMARKS.md."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -25,9 +26,12 @@ from rich.progress import Progress
 from polysaga.cli import limits, peer
 from polysaga.cli.bench_probes import PeakRss, consumer_backlogs, lag_histogram
 from polysaga.cli.demo import _register_users, _seed
+from polysaga.cli.histograms import Buckets, delta
+from polysaga.cli.histograms import quantile as histogram_quantile
 from polysaga.cli.invariants import Baseline
 from polysaga.cli.load import PlacedOrder, SagaEnds, run_open_loop
-from polysaga.cli.quantiles import histogram_delta, histogram_quantile, quantile
+from polysaga.cli.plot import RunSample
+from polysaga.cli.quantiles import quantile
 from polysaga.cli.servers import ServerError
 from polysaga.cli.stack import APP_SERVICES
 from polysaga.cli.sustainable import Criterion, StepOutcome, next_rate, verdict
@@ -63,19 +67,6 @@ class BenchPlan:
 
 
 @dataclass
-class Sample:
-    """One second of the run, for the plot."""
-
-    t_s: float
-    phase: str
-    rate_per_s: float
-    ended_per_s: float
-    latency_p50_ms: float | None
-    latency_p99_ms: float | None
-    lag_p99_ms: float | None
-
-
-@dataclass
 class BenchReport:
     max_sagas_per_s: float
     saga_latency_ms: dict[str, float]
@@ -87,7 +78,7 @@ class BenchReport:
     rss_mb: dict[str, float]
     sync_always_max_sagas_per_s: float
     steps: list[dict[str, Any]] = field(default_factory=list)
-    samples: list[Sample] = field(default_factory=list)
+    samples: list[RunSample] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         bound = round(self.bound.sagas_per_s, 1)
@@ -123,7 +114,7 @@ class Bench:
         self.plan = plan
         self.progress = progress
         self.ends = SagaEnds()
-        self.samples: list[Sample] = []
+        self.samples: list[RunSample] = []
         self.steps: list[dict[str, Any]] = []
         self._phase, self._rate = "setup", 0.0
         self._started = time.monotonic()
@@ -214,8 +205,8 @@ class Bench:
     ) -> tuple[bool, dict[str, float], dict[str, float]]:
         before = await lag_histogram(client, self.services["order-view"])
         ok, latencies = await self._step(client, "100/s", BASE_RATE, self.plan.base_phase_s)
-        lag = histogram_delta(await lag_histogram(client, self.services["order-view"]), before)
-        lag_p50, lag_p99 = histogram_quantile(lag, 0.5), histogram_quantile(lag, 0.99)
+        lag = delta(await lag_histogram(client, self.services["order-view"]), before)
+        lag_p50, lag_p99 = histogram_quantile(0.5, lag), histogram_quantile(0.99, lag)
         if not latencies or lag_p50 is None or lag_p99 is None:
             raise ServerError("no saga ended during the 100/s phase")
         return (
@@ -410,34 +401,36 @@ class Bench:
     # --- the time series for the plot -----------------------------------------------------
 
     async def _monitor(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
-        previous_lag: dict[float, float] = {}
+        """Once a second: sagas ended, their latency quantiles, and the order view's lag
+        quantiles over that second (from its histogram)."""
+        previous_lag: Buckets = []
         counted = 0
         while not stop.is_set():
-            await asyncio.sleep(1.0)
-            now = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
             fresh = self.ends.ended_in_order[counted:]
             counted += len(fresh)
             latencies = [
                 (self.ends.ended[o] - self.ends.due[o]) * 1000 for o in fresh if o in self.ends.due
             ]
-            lag_p99 = None
-            try:
-                lag = await lag_histogram(client, self.services["order-view"])
-                lag_p99 = histogram_quantile(histogram_delta(lag, previous_lag), 0.99)
-                previous_lag = lag
-            except httpx.HTTPError:
-                pass
+            lag: Buckets = []
+            with contextlib.suppress(httpx.HTTPError):
+                current = await lag_histogram(client, self.services["order-view"])
+                lag, previous_lag = delta(current, previous_lag), current
             self.samples.append(
-                Sample(
-                    t_s=round(now - self._started, 2),
-                    phase=self._phase,
-                    rate_per_s=self._rate,
-                    ended_per_s=float(len(fresh)),
-                    latency_p50_ms=quantile(latencies, 0.5) if latencies else None,
-                    latency_p99_ms=quantile(latencies, 0.99) if latencies else None,
-                    lag_p99_ms=None if lag_p99 is None else lag_p99 * 1000,
+                RunSample(
+                    t_s=round(time.monotonic() - self._started, 2),
+                    completed_per_s=float(len(fresh)),
+                    saga_latency_p50_ms=quantile(latencies, 0.5) if latencies else None,
+                    saga_latency_p99_ms=quantile(latencies, 0.99) if latencies else None,
+                    lag_p50_ms=_ms(histogram_quantile(0.5, lag)),
+                    lag_p99_ms=_ms(histogram_quantile(0.99, lag)),
                 )
             )
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
 
 
 async def run_bench(duration_s: float, attach: Path | None, plot: Path | None) -> BenchReport:
@@ -472,10 +465,9 @@ async def run_bench(duration_s: float, attach: Path | None, plot: Path | None) -
 
 
 def draw(report: BenchReport, path: Path) -> None:
-    from polysaga.cli.plot import RunSample, plot_run
+    from polysaga.cli.plot import plot_run
 
-    samples = [RunSample(**vars(s)) for s in report.samples]
-    plot_run(samples, path, title=f"polysaga bench: max {report.max_sagas_per_s:g} sagas/s")
+    plot_run(report.samples, path, title=f"polysaga bench: max {report.max_sagas_per_s:g} sagas/s")
 
 
 def print_report(report: BenchReport) -> None:

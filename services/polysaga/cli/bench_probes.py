@@ -10,11 +10,10 @@ from collections.abc import Callable, Mapping
 import httpx
 import psutil
 from nats.js import JetStreamContext
-from prometheus_client.parser import text_string_to_metric_families
 
+from polysaga.cli.histograms import Buckets, bucket_counts
+from polysaga.cli.read_side import LAG_HISTOGRAM
 from polysaga.events import declaration
-
-LAG_METRIC = "polysaga_consistency_lag_seconds"
 
 
 async def consumer_backlogs(js: JetStreamContext) -> dict[str, int]:
@@ -31,18 +30,11 @@ async def consumer_backlogs(js: JetStreamContext) -> dict[str, int]:
 
 async def lag_histogram(
     client: httpx.AsyncClient, service_url: str, read_model: str = "order-view"
-) -> dict[float, float]:
-    """The cumulative buckets ``{le: count}`` of a read model's consistency lag."""
+) -> Buckets:
+    """The cumulative buckets of a read model's consistency lag, from its /metrics."""
     response = await client.get(f"{service_url}/metrics")
     response.raise_for_status()
-    buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(response.text):
-        if family.name != LAG_METRIC:
-            continue
-        for sample in family.samples:
-            if sample.name.endswith("_bucket") and sample.labels.get("read_model") == read_model:
-                buckets[float(sample.labels["le"])] = sample.value
-    return buckets
+    return bucket_counts(response.text, LAG_HISTOGRAM, {"read_model": read_model})
 
 
 class PeakRss:

@@ -4,10 +4,11 @@ every saga to end, and check the invariants through the services' APIs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +16,9 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from polysaga.cli.invariants import Baseline, CheckReport, check, dead_lettered
+from polysaga.cli.plot import RunSample
 from polysaga.cli.read_side import check_read_side, lag_quantiles
+from polysaga.cli.run_sampler import RunSampler
 from polysaga.money import format_money
 
 
@@ -36,6 +39,7 @@ class DemoResult:
     placed: int
     elapsed_s: float
     consistency_lag_ms: dict[str, float | None]
+    samples: list[RunSample] = field(default_factory=list)  # once a second, if asked for
 
     def as_json(self) -> dict[str, Any]:
         r = self.report
@@ -54,8 +58,10 @@ class DemoResult:
 
 
 async def run_demo(
-    state: dict[str, Any], plan: DemoPlan, settle_timeout_s: float = 120
+    state: dict[str, Any], plan: DemoPlan, settle_timeout_s: float = 120, *, sample: bool = False
 ) -> DemoResult:
+    """With ``sample``, the result holds a RunSample per second from placing the first
+    order until every saga ended (for ``--plot``)."""
     rng = random.Random(plan.seed)
     services: dict[str, str] = state["services"]
     run = uuid.uuid4().hex[:8]  # demo runs on one stack never share SKUs or users
@@ -90,15 +96,19 @@ async def run_demo(
             },
         )
         await _seed(client, services, prices, baseline)
+        sampler = RunSampler(client, services) if sample else None
         started = time.monotonic()
-        order_ids = await _place_all(client, services["order"], orders, plan.concurrency)
-        await _wait_settled(client, services["order"], order_ids, settle_timeout_s)
+        async with sampler or contextlib.nullcontext():
+            order_ids = await _place_all(client, services["order"], orders, plan.concurrency)
+            await _wait_settled(client, services["order"], order_ids, settle_timeout_s)
         elapsed = time.monotonic() - started
         report = await check(client, services, order_ids, baseline)
         read_side = await check_read_side(client, services, report.order_documents)
         report.merge(read_side.invariants, read_side.violations)
         lag = await lag_quantiles(client, services["order-view"])
-    return DemoResult(report, await dead_lettered(state["nats"]), len(order_ids), elapsed, lag)
+    samples = sampler.samples if sampler else []
+    dead = await dead_lettered(state["nats"])
+    return DemoResult(report, dead, len(order_ids), elapsed, lag, samples)
 
 
 async def _register_users(

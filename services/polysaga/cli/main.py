@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import sys
@@ -107,6 +108,41 @@ def catalogue() -> None:
     print(catalogue_markdown())
 
 
+@app.command()
+def dashboards(
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Write nothing; exit 1 if a committed file is not in step."),
+    ] = False,
+    into: Annotated[
+        list[Path] | None,
+        typer.Option(help="Directory to write into (repeatable); default: the two committed ones."),
+    ] = None,
+) -> None:
+    """Write the Grafana dashboards (JSON) generated from polysaga.dashboards."""
+    from polysaga import dashboards as generated
+
+    directories = into or list(generated.OUTPUT_DIRECTORIES)
+    missing = [d for d in directories if not d.is_dir()]
+    if missing:
+        raise _fail(
+            f"no directory {', '.join(map(str, missing))}; run from the repository root or "
+            "pass --into"
+        )
+    if check:
+        problems = [p for d in directories for p in generated.differences(d)]
+        for problem in problems:
+            err.print(f"[red]out of step:[/] {problem}")
+        if problems:
+            err.print("regenerate with: polysaga dashboards")
+            raise typer.Exit(code=1)
+        print(f"{len(generated.DASHBOARDS)} dashboards in step in {len(directories)} directories")
+        return
+    for directory in directories:
+        for path in generated.write(directory):
+            print(path)
+
+
 def _print_report(result: dict[str, object], as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=2))
@@ -148,17 +184,38 @@ def demo(
     attach: Annotated[
         Path | None, typer.Option(help="Use the stack this state file describes.")
     ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="FILE.png",
+            help="Also draw throughput, saga latency and order-view lag over time (PNG).",
+        ),
+    ] = None,
 ) -> None:
     """Place N orders, wait for every saga to end, check the invariants. Exit 0 only if all hold."""
     from polysaga.cli.demo import DemoPlan, run_demo
 
+    if plot is not None:
+        _check_writable_file(plot)
     plan = DemoPlan(orders, concurrency, payment_failure_rate, scarce_stock, seed)
     try:
-        result = asyncio.run(_with_stack(attach, lambda state: run_demo(state, plan)))
+        result = asyncio.run(
+            _with_stack(attach, lambda state: run_demo(state, plan, sample=plot is not None))
+        )
     except (ServerError, OSError, httpx.HTTPError, TimeoutError) as exc:
         raise _fail(str(exc)) from exc
     body = result.as_json()
     _print_report(body, as_json)
+    if plot is not None:
+        from polysaga.cli.plot import plot_run
+
+        title = f"polysaga demo: {result.placed} orders, concurrency {concurrency}"
+        try:
+            plot_run(result.samples, plot, title)
+        except (OSError, ValueError) as exc:
+            raise _fail(f"cannot write the plot {plot}: {exc}") from exc
+        err.print(f"plot written to {plot}")
     if not result.report.ok:
         raise typer.Exit(code=1)
 
@@ -252,8 +309,10 @@ def bench(
     event store and the cost of NATS sync_interval: always (see BENCHMARKS.md)."""
     from polysaga.cli.bench import run_bench
 
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise _fail(f"--plot must name a .png file, not {plot}")
+    if plot is not None:
+        if plot.suffix.lower() != ".png":
+            raise _fail(f"--plot must name a .png file, not {plot}")
+        _check_writable_file(plot)
     try:
         report = asyncio.run(run_bench(duration, attach, plot))
     except (ServerError, OSError, httpx.HTTPError, TimeoutError) as exc:
@@ -265,6 +324,17 @@ def bench(
         from polysaga.cli.bench import print_report
 
         print_report(report)
+
+
+def _check_writable_file(path: Path) -> None:
+    """Refuse an output path that cannot be written, before any work is done for it."""
+    if path.is_dir():
+        raise _fail(f"{path} is a directory; give a file name such as {path / 'run.png'}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise _fail(f"cannot write {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise _fail(f"cannot write {path}: directory {parent} is not writable")
 
 
 async def _with_stack(attach: Path | None, work):  # type: ignore[no-untyped-def]
