@@ -12,6 +12,7 @@ import random
 import signal
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -45,7 +46,7 @@ class BenchPlan:
     """Phase lengths, all scaled from ``--duration`` so a short run still does every part."""
 
     duration_s: float
-    max_steps: int = 5
+    max_steps: int = 6
     durability_steps: int = 3
     criterion: Criterion = field(default_factory=Criterion)
 
@@ -283,6 +284,7 @@ class Bench:
                 "p99_latency_ms": outcome.p99_latency_ms,
                 "sent": outcome.sent,
                 "failed": outcome.failed,
+                "errors": dict(Counter(o.error for o in placed if o.error)),
                 "ended_in_grace": ended,
             }
         )

@@ -27,6 +27,7 @@ class PlacedOrder:
     due: float  # monotonic time the schedule said to send it
     order_id: str | None = None
     failed: bool = False
+    error: str | None = None  # why it failed: the HTTP status or the transport error
 
 
 @dataclass
@@ -87,9 +88,9 @@ async def run_open_loop(
                 if ends is not None:
                     ends.due[order.order_id] = order.due
             else:
-                order.failed = True
-        except httpx.HTTPError:
-            order.failed = True
+                order.failed, order.error = True, f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            order.failed, order.error = True, type(exc).__name__
 
     for offset in arrival_offsets(rate_per_s, duration_s):
         delay = start + offset - time.monotonic()

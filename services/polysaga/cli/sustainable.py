@@ -71,17 +71,18 @@ def verdict(step: StepOutcome, criterion: Criterion = Criterion()) -> tuple[bool
 
 def next_rate(tried: Mapping[float, bool], start: float, growth: float = 1.5) -> float | None:
     """The next rate to try, or None when the maximum is pinned down: grow from ``start``
-    while sustainable, shrink while not, then bisect between the highest sustainable and the
-    lowest unsustainable rate until they are within 15 % (the caller bounds the steps)."""
+    by ``growth`` while sustainable, shrink by its square while nothing held, then bisect
+    between the highest sustainable and the lowest unsustainable rate until they are within
+    15 % (the caller bounds the steps)."""
     if not tried:
         return start
     ok = [r for r, good in tried.items() if good]
     bad = [r for r, good in tried.items() if not good]
     if not bad:
         return round(max(ok) * growth, 1)
-    if not ok:
-        lowest = min(bad)
-        return round(lowest / growth, 1) if lowest / growth >= 1.0 else None
+    if not ok:  # far above the maximum, perhaps: shrink twice as fast as we grow
+        lower = min(bad) / growth**2
+        return round(lower, 1) if lower >= 1.0 else None
     best = max(ok)
     above = [r for r in bad if r > best]
     if not above:
