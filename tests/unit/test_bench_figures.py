@@ -87,6 +87,9 @@ def test_the_backlog_budget_is_half_a_second_of_events() -> None:
     assert verdict(_step(backlog_after_grace={"v/ORDERS": 100}))[0]
     assert not verdict(_step(backlog_after_grace={"v/ORDERS": 101}))[0]
     assert verdict(_step(backlog_after_grace={"v/ORDERS": 101}), Criterion(max_backlog_s=1))[0]
+    slow = {"rate_per_s": 2.0, "sent": 20, "ended_in_grace": 20}
+    assert verdict(_step(**slow, backlog_after_grace={"v/ORDERS": 10}))[0]  # the floor
+    assert not verdict(_step(**slow, backlog_after_grace={"v/ORDERS": 11}))[0]
 
 
 def test_the_ramp_grows_shrinks_then_bisects() -> None:

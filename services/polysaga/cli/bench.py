@@ -13,7 +13,7 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -62,9 +62,9 @@ class BenchPlan:
     def step_s(self) -> float:
         return max(3.0, 0.08 * self.duration_s)
 
-    @property
-    def drain_timeout_s(self) -> float:
-        return max(20.0, 3 * self.step_s)
+    # A step must start on an empty system, else it measures the last one's leftovers: wait
+    # this long for every backlog to empty (a saturated order view can take minutes).
+    drain_timeout_s: float = 600.0
 
 
 @dataclass
@@ -262,7 +262,7 @@ class Bench:
             for o in placed
             if o.order_id is not None and self.ends.ended.get(o.order_id, float("inf")) <= grace_end
         )
-        await self._drain()
+        await self._drain(placed)
         latencies = self._latencies(placed, give_up_at=time.monotonic())
         outcome = StepOutcome(
             rate_per_s=rate,
@@ -308,17 +308,26 @@ class Bench:
             tried[rate], _ = await self._step(client, phase, rate, self.plan.step_s)
         return max((r for r, ok in tried.items() if ok), default=0.0)
 
-    async def _drain(self) -> None:
-        """Wait until every consumer's backlog is empty (or the drain times out), so one
-        step's leftovers never count against the next."""
+    async def _drain(self, placed: Sequence[PlacedOrder] = ()) -> None:
+        """Wait until every saga of the step has ended and every consumer's backlog is empty,
+        so one step's leftovers never count against the next; after ``drain_timeout_s`` the
+        run goes on, and says so."""
         assert self._nc is not None
+        task = self.progress.add_task("draining: messages left", total=None)
         deadline = time.monotonic() + self.plan.drain_timeout_s
-        while time.monotonic() < deadline:
-            backlogs = await consumer_backlogs(self._nc.jetstream())
-            if not any(backlogs.values()):
-                return
-            await asyncio.sleep(0.5)
-        self.progress.console.log("drain timed out; the next step starts with a backlog")
+        try:
+            while time.monotonic() < deadline:
+                left = sum((await consumer_backlogs(self._nc.jetstream())).values())
+                running = sum(1 for o in placed if o.order_id and o.order_id not in self.ends.ended)
+                self.progress.update(
+                    task, description=f"draining: {running} sagas, {left} messages left"
+                )
+                if not left and not running:
+                    return
+                await asyncio.sleep(0.5)
+            self.progress.console.log("drain timed out; the next step starts with a backlog")
+        finally:
+            self.progress.remove_task(task)
 
     # --- limits, peer, durability ---------------------------------------------------------
 
