@@ -288,7 +288,8 @@ class Bench:
                 "ended_in_grace": ended,
             }
         )
-        self.progress.console.log(f"{phase} {rate:.0f}/s: {why}")
+        errors = self.steps[-1]["errors"]
+        self.progress.console.log(f"{phase} {rate:g}/s: {why}" + (f" {errors}" if errors else ""))
         return ok, latencies
 
     async def _find_max(
