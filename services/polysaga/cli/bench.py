@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import signal
@@ -36,6 +37,8 @@ from polysaga.cli.quantiles import quantile
 from polysaga.cli.servers import ServerError
 from polysaga.cli.stack import APP_SERVICES
 from polysaga.cli.sustainable import Criterion, StepOutcome, next_rate, verdict
+
+log = logging.getLogger(__name__)
 
 BASE_RATE = 100.0
 EVENTS_PER_SAGA_PER_CONSUMER = 2  # the most one durable consumer gets from one saga's stream
@@ -171,7 +174,9 @@ class Bench:
     async def _connect(self) -> None:
         if self._nc is not None:
             await self._nc.close()
-        self._nc = await nats.connect(self.state["nats"], name="polysaga-bench")
+        self._nc = await nats.connect(
+            self.state["nats"], name="polysaga-bench", error_cb=_quiet_reconnect_errors
+        )
         await self.ends.subscribe(self._nc.jetstream())
 
     async def _seed(self, client: httpx.AsyncClient) -> None:
@@ -439,6 +444,11 @@ class Bench:
                     lag_p99_ms=_ms(histogram_quantile(0.99, lag)),
                 )
             )
+
+
+async def _quiet_reconnect_errors(exc: Exception) -> None:
+    """The durability phase restarts NATS on purpose: its reconnect attempts are expected."""
+    log.debug("NATS: %r", exc)
 
 
 def _ms(seconds: float | None) -> float | None:
