@@ -71,18 +71,27 @@ async def run_open_loop(
     *,
     seed: int = 1,
     ends: SagaEnds | None = None,
+    max_in_flight: int = 64,
     on_sent: Callable[[], None] | None = None,
 ) -> list[PlacedOrder]:
     """Send ``rate * duration`` orders at their arrival times; returns when all responses
-    are in. Each order is its own task, so a slow response delays no later arrival."""
+    are in. Each order is its own task, so a slow response delays no later arrival; at most
+    ``max_in_flight`` requests are open at once (match the client's connection pool), and
+    an order waiting for one still counts its latency from its arrival time."""
     rng = random.Random(seed)
     start = time.monotonic() + 0.05
     placed: list[PlacedOrder] = []
     tasks: list[asyncio.Task[None]] = []
 
+    # Requests beyond the pool wait here, not in httpx's own pool queue: httpcore rescans
+    # every queued request whenever a connection frees, so hundreds queued there starve
+    # this event loop (the generator then misses its own schedule).
+    in_flight = asyncio.Semaphore(max_in_flight)
+
     async def place(order: PlacedOrder, body: dict[str, Any]) -> None:
         try:
-            response = await client.post(f"{order_url}/orders", json=body)
+            async with in_flight:
+                response = await client.post(f"{order_url}/orders", json=body)
             if response.is_success:
                 order.order_id = str(response.json()["order_id"])
                 if ends is not None:
