@@ -314,9 +314,7 @@ def bench(
             raise _fail(f"--plot must name a .png file, not {plot}")
         _check_writable_file(plot)
     try:
-        import uvloop  # the load generator's own overhead must stay out of the figures
-
-        report = uvloop.run(run_bench(duration, attach, plot))
+        report = asyncio.run(run_bench(duration, attach, plot))
     except (ServerError, OSError, httpx.HTTPError, TimeoutError) as exc:
         raise _fail(str(exc)) from exc
     body = report.as_json()
