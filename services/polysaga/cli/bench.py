@@ -359,7 +359,7 @@ class Bench:
     async def _peer(self) -> peer.PeerResult:
         self._phase = "peer"
         task = self.progress.add_task("peer: eventsourcing vs order event store", total=None)
-        result = await peer.compare(self._admin_dsn(), self.plan.limit_s)
+        result = await peer.compare(self._admin_dsn(), 3 * self.plan.limit_s)
         self.progress.remove_task(task)
         return result
 

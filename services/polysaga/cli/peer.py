@@ -93,18 +93,29 @@ async def polysaga_appends_per_s(
     return float(json.loads(out)["appends_per_s"])
 
 
-async def compare(admin_dsn: str, duration_s: float, writers: int = 8) -> PeerResult:
+async def compare(
+    admin_dsn: str, duration_s: float, writers: int = 8, rounds: int = 3
+) -> PeerResult:
+    """Both sides in alternating rounds (theirs, ours, theirs, …), each side's rate the mean
+    over its rounds: on a machine whose load drifts, neither side gets only the quiet part."""
     theirs_db, ours_db = (f"polysaga_bench_{side}_{uuid.uuid4().hex[:8]}" for side in ("es", "ps"))
     admin = await asyncpg.connect(admin_dsn)
+    theirs: list[float] = []
+    ours: list[float] = []
     try:
         for database in (theirs_db, ours_db):
             await admin.execute(f'CREATE DATABASE "{database}"')
-        theirs = await asyncio.to_thread(
-            eventsourcing_appends_per_s, admin_dsn, theirs_db, duration_s, writers
-        )
-        ours = await polysaga_appends_per_s(admin_dsn, ours_db, duration_s, writers)
+        for _ in range(rounds):
+            theirs.append(
+                await asyncio.to_thread(
+                    eventsourcing_appends_per_s, admin_dsn, theirs_db, duration_s / rounds, writers
+                )
+            )
+            ours.append(
+                await polysaga_appends_per_s(admin_dsn, ours_db, duration_s / rounds, writers)
+            )
     finally:
         for database in (theirs_db, ours_db):
             await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
-    return PeerResult(theirs, ours)
+    return PeerResult(sum(theirs) / rounds, sum(ours) / rounds)
