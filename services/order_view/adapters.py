@@ -134,14 +134,20 @@ class ActiveGeneration:
     old, replaced at once when this process swaps. Reading the pointer for every event
     would cost a round trip per event."""
 
-    def __init__(self, reader_ttl_s: float = POINTER_TTL_S) -> None:
+    def __init__(
+        self, reader_ttl_s: float = POINTER_TTL_S, lookup_db: MongoDatabase | None = None
+    ) -> None:
         self._reader_ttl_s = reader_ttl_s
+        self._lookup_db = lookup_db
         self._cached: int | None = None
         self._cached_at = 0.0
         self.rebuilding = asyncio.Lock()
 
     async def for_writing(self, db: MongoDatabase) -> ViewStore:
-        return await self.for_reading(db)
+        store = await self.for_reading(db)
+        if self._lookup_db is None:
+            return store
+        return ViewStore(store.gen, generation(self._lookup_db, store.gen.number))
 
     async def for_reading(self, db: MongoDatabase) -> ViewStore:
         number = self._cached
@@ -236,10 +242,13 @@ def _product_copy(product: Mapping[str, Any]) -> _Copy:
 
 
 class ViewStore:
-    """Reads and writes of one generation."""
+    """Reads and writes of one generation. ``lookups`` is the same generation through other
+    connections: the users and products the projection reads go there, so they do not
+    queue on the one connection the writes are serialised on (see ``polysaga.mongo``)."""
 
-    def __init__(self, gen: Generation) -> None:
+    def __init__(self, gen: Generation, lookups: Generation | None = None) -> None:
         self.gen = gen
+        self.lookups = lookups or gen
 
     async def apply_order_event(
         self,
@@ -300,13 +309,14 @@ class ViewStore:
         """Give an order the profile and product names the users and products collections
         hold, where newer than its copies: usually one guarded update for all of them (a new
         order has no copies), else one per copy, each under its own version guard."""
-        user = await self.gen.users.find_one({"_id": user_id})
-        products = [
-            p
-            async for p in self.gen.products.find(
+        # Both reads start after this handler's summary write was acknowledged, so they see
+        # every write acknowledged before, whichever connection they go through.
+        user, products = await asyncio.gather(
+            self.lookups.users.find_one({"_id": user_id}),
+            self.lookups.products.find(
                 {"_id": {"$in": list(skus)}, "name_version": {"$gt": 0}}
-            )
-        ]
+            ).to_list(),
+        )
         copies = ([_user_copy(user)] if user is not None else []) + [
             _product_copy(p) for p in products
         ]
