@@ -8,6 +8,7 @@ import itertools
 import pytest
 
 from polysaga.cli.limits import SAGA_COMMITS, SAGA_PUBLISHES, saga_bound
+from polysaga.cli.nats_sync import with_sync_setting
 from polysaga.cli.open_loop import arrival_offsets
 from polysaga.cli.quantiles import quantile
 from polysaga.cli.sustainable import Criterion, StepOutcome, next_rate, verdict
@@ -114,3 +115,13 @@ def test_the_bound_divides_each_limit_by_what_one_saga_needs() -> None:
     assert bound.sagas_per_s == 100.0
     assert "= 100.0 sagas/s" in bound.arithmetic(commits * 100.0, publishes * 300.0)
     assert saga_bound(1e9, 50.0).sagas_per_s == 10.0
+
+
+def test_the_sync_setting_is_added_to_and_removed_from_the_jetstream_block() -> None:
+    config = 'listen: 127.0.0.1:4222\njetstream {\n  store_dir: "/data/js"\n}\n'
+    synced = with_sync_setting(config, sync_always=True)
+    assert synced == (
+        'listen: 127.0.0.1:4222\njetstream {\n  store_dir: "/data/js"\n  sync_interval: always\n}\n'
+    )
+    assert with_sync_setting(synced, sync_always=True) == synced  # never twice
+    assert with_sync_setting(synced, sync_always=False) == config

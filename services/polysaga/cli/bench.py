@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import signal
 import time
 import uuid
 from collections import Counter
@@ -32,6 +30,7 @@ from polysaga.cli.histograms import Buckets, delta
 from polysaga.cli.histograms import quantile as histogram_quantile
 from polysaga.cli.invariants import Baseline
 from polysaga.cli.load import PlacedOrder, SagaEnds, run_open_loop
+from polysaga.cli.nats_sync import restart_nats
 from polysaga.cli.plot import RunSample
 from polysaga.cli.quantiles import quantile
 from polysaga.cli.servers import ServerError
@@ -378,42 +377,8 @@ class Bench:
             await self._restart_nats(sync_always=False)
 
     async def _restart_nats(self, *, sync_always: bool) -> None:
-        """Rewrite the stack's NATS config and stop the server; its supervisor restarts it
-        on the same port and JetStream store, and the services reconnect."""
-        config = Path(self.state["data_dir"]) / "nats" / "nats.conf"
-        pid = self._read_state()["processes"].get("nats")
-        if not config.exists() or pid is None:
-            raise ServerError("the durability phase needs the stack's own nats-server")
-        lines = [line for line in config.read_text().splitlines() if "sync_interval" not in line]
-        if sync_always:
-            lines = [
-                f"{line}\n  sync_interval: always" if line.strip().startswith("store_dir") else line
-                for line in lines
-            ]
-        config.write_text("\n".join(lines) + "\n")
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 60
-        while self._read_state()["processes"].get("nats") in (pid, None):
-            if time.monotonic() > deadline:
-                raise ServerError("nats-server was not restarted by its supervisor")
-            await asyncio.sleep(0.2)
-        await self._wait_ready(deadline)
+        await restart_nats(self._read_state, sync_always=sync_always)
         await self._connect()
-
-    async def _wait_ready(self, deadline: float) -> None:
-        async with httpx.AsyncClient(timeout=2) as client:
-            pending = set(self.services)
-            while pending:
-                for service in list(pending):
-                    try:
-                        response = await client.get(f"{self.services[service]}/readyz")
-                        if response.status_code == 200:
-                            pending.discard(service)
-                    except httpx.HTTPError:
-                        pass
-                if pending and time.monotonic() > deadline:
-                    raise ServerError(f"services not ready after the NATS restart: {pending}")
-                await asyncio.sleep(0.3)
 
     # --- the time series for the plot -----------------------------------------------------
 
