@@ -96,7 +96,7 @@ class BenchReport:
                 "postgres_commits_per_s": round(self.postgres_commits_per_s, 1),
             },
             "bound_sagas_per_s": bound,
-            "ratio_to_bound": round(self.max_sagas_per_s / bound, 4),
+            "ratio_to_bound": round(self.max_sagas_per_s / bound, 6),
             "peer": {
                 "eventsourcing_appends_per_s": round(self.peer.eventsourcing_appends_per_s, 1),
                 "polysaga_appends_per_s": round(self.peer.polysaga_appends_per_s, 1),
