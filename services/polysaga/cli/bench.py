@@ -24,12 +24,12 @@ from nats.aio.client import Client
 from rich.progress import Progress
 
 from polysaga.cli import limits, peer
+from polysaga.cli.bench_load import PlacedOrder, SagaEnds, run_open_loop
 from polysaga.cli.bench_probes import PeakRss, consumer_backlogs, lag_histogram
 from polysaga.cli.demo import _register_users, _seed
 from polysaga.cli.histograms import Buckets, delta
 from polysaga.cli.histograms import quantile as histogram_quantile
 from polysaga.cli.invariants import Baseline
-from polysaga.cli.load import PlacedOrder, SagaEnds, run_open_loop
 from polysaga.cli.nats_sync import restart_nats
 from polysaga.cli.plot import RunSample
 from polysaga.cli.quantiles import quantile
