@@ -12,7 +12,6 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Row, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from order.domain import Order, OrderEvent
@@ -20,7 +19,7 @@ from polysaga import tracing
 from polysaga.events.envelope import Envelope, new_event
 from polysaga.events.upcasting import upcast
 from polysaga.persistence import outbox
-from polysaga.persistence.database import Migration, RetryableConflict, is_unique_violation
+from polysaga.persistence.database import Migration, RetryableConflict
 
 MIGRATIONS = (
     Migration(
@@ -162,30 +161,29 @@ class OrderStore:
         envelope = new_event(
             event.name, new_state.order_id, event.data, trace_headers=trace_headers
         )
-        try:
-            async with self._conn.begin_nested():
-                await self._conn.execute(
-                    text(
-                        "INSERT INTO order_events (order_id, version, event_id, event_type,"
-                        " event_version, data, occurred_at) VALUES (:order_id, :version,"
-                        " :event_id, :event_type, :event_version, CAST(:data AS jsonb), :at)"
-                    ),
-                    {
-                        "order_id": new_state.order_id,
-                        "version": new_state.version,
-                        "event_id": envelope.event_id,
-                        "event_type": event.name,
-                        "event_version": envelope.version,
-                        "data": msgspec.json.encode(event.data).decode(),
-                        "at": event.occurred_at,
-                    },
-                )
-        except IntegrityError as exc:
-            if is_unique_violation(exc):
-                raise ConcurrencyConflictError(
-                    f"order {new_state.order_id} moved past version {new_state.version - 1}"
-                ) from exc
-            raise
+        # ON CONFLICT on the stream position (not a savepoint around a failing INSERT):
+        # the optimistic-concurrency check costs no extra round trips.
+        inserted = await self._conn.execute(
+            text(
+                "INSERT INTO order_events (order_id, version, event_id, event_type,"
+                " event_version, data, occurred_at) VALUES (:order_id, :version,"
+                " :event_id, :event_type, :event_version, CAST(:data AS jsonb), :at)"
+                " ON CONFLICT (order_id, version) DO NOTHING"
+            ),
+            {
+                "order_id": new_state.order_id,
+                "version": new_state.version,
+                "event_id": envelope.event_id,
+                "event_type": event.name,
+                "event_version": envelope.version,
+                "data": msgspec.json.encode(event.data).decode(),
+                "at": event.occurred_at,
+            },
+        )
+        if inserted.rowcount != 1:
+            raise ConcurrencyConflictError(
+                f"order {new_state.order_id} moved past version {new_state.version - 1}"
+            )
         await outbox.append(self._conn, [envelope])
         await self._write_status(new_state)
         if new_state.version % self._snapshot_every == 0:

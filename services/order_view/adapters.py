@@ -134,14 +134,20 @@ class ActiveGeneration:
     old, replaced at once when this process swaps. Reading the pointer for every event
     would cost a round trip per event."""
 
-    def __init__(self, reader_ttl_s: float = POINTER_TTL_S) -> None:
+    def __init__(
+        self, reader_ttl_s: float = POINTER_TTL_S, lookup_db: MongoDatabase | None = None
+    ) -> None:
         self._reader_ttl_s = reader_ttl_s
+        self._lookup_db = lookup_db
         self._cached: int | None = None
         self._cached_at = 0.0
         self.rebuilding = asyncio.Lock()
 
     async def for_writing(self, db: MongoDatabase) -> ViewStore:
-        return await self.for_reading(db)
+        store = await self.for_reading(db)
+        if self._lookup_db is None:
+            return store
+        return ViewStore(store.gen, generation(self._lookup_db, store.gen.number))
 
     async def for_reading(self, db: MongoDatabase) -> ViewStore:
         number = self._cached
@@ -215,11 +221,34 @@ def _defaults(*, order_event: bool, status: StatusWrite | None) -> dict[str, Any
     return defaults
 
 
-class ViewStore:
-    """Reads and writes of one generation."""
+# A copy into a summary: ({version path: source version}, {path: value to $set}).
+_Copy = tuple[dict[str, int], dict[str, Any]]
 
-    def __init__(self, gen: Generation) -> None:
+
+def _user_copy(user: Mapping[str, Any]) -> _Copy:
+    return (
+        {"user_version": user["version"]},
+        {"user": {"name": user["name"], "email": user["email"]}, "user_version": user["version"]},
+    )
+
+
+def _product_copy(product: Mapping[str, Any]) -> _Copy:
+    key = field_key(str(product["_id"]))
+    version = product["name_version"]
+    return (
+        {f"product_versions.{key}": version},
+        {f"product_names.{key}": product["name"], f"product_versions.{key}": version},
+    )
+
+
+class ViewStore:
+    """Reads and writes of one generation. ``lookups`` is the same generation through other
+    connections: the users and products the projection reads go there, so they do not
+    queue on the one connection the writes are serialised on (see ``polysaga.mongo``)."""
+
+    def __init__(self, gen: Generation, lookups: Generation | None = None) -> None:
         self.gen = gen
+        self.lookups = lookups or gen
 
     async def apply_order_event(
         self,
@@ -276,51 +305,32 @@ class ViewStore:
         }
         await _upsert_guarded(self.gen.summaries, {"_id": order_id}, update)
 
-    async def copy_user_into(self, order_id: str, user_id: str) -> None:
-        """Give an order the profile the users collection holds, if newer than its copy."""
-        user = await self.gen.users.find_one({"_id": user_id})
-        if user is None:
-            return
-        await self.gen.summaries.update_one(
-            {"_id": order_id, "user_version": {"$lt": user["version"]}},
-            {
-                "$set": {
-                    "user": {"name": user["name"], "email": user["email"]},
-                    "user_version": user["version"],
-                }
-            },
-        )
-
-    async def copy_product_names_into(self, order_id: str, skus: Sequence[str]) -> None:
-        products = [
-            p
-            async for p in self.gen.products.find(
+    async def copy_names_into(self, order_id: str, user_id: str, skus: Sequence[str]) -> None:
+        """Give an order the profile and product names the users and products collections
+        hold, where newer than its copies: usually one guarded update for all of them (a new
+        order has no copies), else one per copy, each under its own version guard."""
+        # Both reads start after this handler's summary write was acknowledged, so they see
+        # every write acknowledged before, whichever connection they go through.
+        user, products = await asyncio.gather(
+            self.lookups.users.find_one({"_id": user_id}),
+            self.lookups.products.find(
                 {"_id": {"$in": list(skus)}, "name_version": {"$gt": 0}}
-            )
+            ).to_list(),
+        )
+        copies = ([_user_copy(user)] if user is not None else []) + [
+            _product_copy(p) for p in products
         ]
-        if not products:
+        if not copies:
             return
-        guards = {
-            f"product_versions.{field_key(str(p['_id']))}": {"$lt": p["name_version"]}
-            for p in products
-        }
-        names = {f"product_names.{field_key(str(p['_id']))}": p["name"] for p in products} | {
-            f"product_versions.{field_key(str(p['_id']))}": p["name_version"] for p in products
-        }
-        # Usually every copy is older (a new order has none): one update does them all.
-        result = await self.gen.summaries.update_one({"_id": order_id, **guards}, {"$set": names})
-        if result.matched_count == 1:
+        guards = {path: {"$lt": version} for guard in copies for path, version in guard[0].items()}
+        values = {path: value for copy in copies for path, value in copy[1].items()}
+        result = await self.gen.summaries.update_one({"_id": order_id, **guards}, {"$set": values})
+        if result.matched_count == 1 or len(copies) == 1:
             return
-        for product in products:  # some copy is already as new: guard each one
-            key = field_key(str(product["_id"]))
+        for guard, value in copies:  # some copy is already as new: guard each one
             await self.gen.summaries.update_one(
-                {"_id": order_id, f"product_versions.{key}": {"$lt": product["name_version"]}},
-                {
-                    "$set": {
-                        f"product_names.{key}": product["name"],
-                        f"product_versions.{key}": product["name_version"],
-                    }
-                },
+                {"_id": order_id, **{path: {"$lt": v} for path, v in guard.items()}},
+                {"$set": value},
             )
 
     async def save_user(self, user_id: str, name: str, email: str, version: int) -> None:

@@ -30,9 +30,15 @@ async def on_order_event(event: Envelope, view: ViewStore) -> None:
     )
     reason = data.get("reason") if event.name == "OrderCancelled" else None
     await view.apply_order_event(facts, _history(event), status_write(event.name), reason)
-    # Always, also when the event was already applied: a crash may have come in between.
-    await view.copy_user_into(facts.order_id, facts.user_id)
-    await view.copy_product_names_into(facts.order_id, [str(i["sku"]) for i in facts.items])
+    if event.name == "OrderPlaced":
+        # Always, also when the event was already applied: a crash may have come in between.
+        # OrderPlaced alone suffices: its handler writes user_id and the SKUs before reading
+        # the users and products, and every order has one, so whichever of it and a profile
+        # or product event comes last sees the other. Repeating the copy for the terminal
+        # events would add FerretDB round trips (the view's bottleneck) and change nothing.
+        await view.copy_names_into(
+            facts.order_id, facts.user_id, [str(i["sku"]) for i in facts.items]
+        )
 
 
 async def on_saga_step(event: Envelope, view: ViewStore) -> None:

@@ -345,6 +345,43 @@ def rebuild(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def bench(
+    duration: Annotated[
+        float,
+        typer.Option(
+            "--duration", min=10, max=3600, help="Seconds of load; every phase scales with it."
+        ),
+    ] = 120,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="Draw throughput, latency and lag over time (PNG).")
+    ] = None,
+    attach: Annotated[
+        Path | None, typer.Option(help="Use the stack this state file describes.")
+    ] = None,
+) -> None:
+    """Benchmark: max sustainable sagas/s, latency and lag at 100/s, machine limits, a peer
+    event store and the cost of NATS sync_interval: always (see BENCHMARKS.md)."""
+    from polysaga.cli.bench import run_bench
+
+    if plot is not None:
+        if plot.suffix.lower() != ".png":
+            raise _fail(f"--plot must name a .png file, not {plot}")
+        _check_writable_file(plot)
+    try:
+        report = asyncio.run(run_bench(duration, attach, plot))
+    except (ServerError, OSError, httpx.HTTPError, TimeoutError) as exc:
+        raise _fail(str(exc)) from exc
+    body = report.as_json()
+    if as_json:
+        print(json.dumps(body, indent=2))
+    else:
+        from polysaga.cli.bench import print_report
+
+        print_report(report)
+
+
 def _check_writable_file(path: Path) -> None:
     """Refuse an output path that cannot be written, before any work is done for it."""
     if path.is_dir():

@@ -1,0 +1,127 @@
+"""The benchmark's pure parts: the open-loop schedule, raw-sample quantiles, the
+sustainable-rate criterion and ramp, and the bound arithmetic."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from polysaga.cli.limits import SAGA_COMMITS, SAGA_PUBLISHES, saga_bound
+from polysaga.cli.nats_sync import with_sync_setting
+from polysaga.cli.open_loop import arrival_offsets
+from polysaga.cli.quantiles import quantile
+from polysaga.cli.sustainable import Criterion, StepOutcome, next_rate, verdict
+
+
+def test_arrivals_are_exactly_rate_times_duration_evenly_spaced() -> None:
+    offsets = arrival_offsets(100, 5)
+    assert len(offsets) == 500
+    assert offsets[0] == 0
+    gaps = {round(b - a, 9) for a, b in itertools.pairwise(offsets)}
+    assert gaps == {0.01}
+    assert offsets[-1] < 5
+
+
+def test_arrivals_depend_on_nothing_but_rate_and_duration() -> None:
+    # Open loop: the schedule is fixed up front, so nothing a response does can move it.
+    assert arrival_offsets(250, 2) == arrival_offsets(250, 2)
+    assert len(arrival_offsets(7.5, 2)) == 15
+
+
+@pytest.mark.parametrize(("rate", "duration"), [(0, 1), (-1, 1), (10, 0)])
+def test_arrivals_refuse_a_meaningless_schedule(rate: float, duration: float) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        arrival_offsets(rate, duration)
+
+
+def test_quantiles_interpolate_between_ranks() -> None:
+    samples = [float(v) for v in range(1, 101)]
+    assert quantile(samples, 0.5) == pytest.approx(50.5)
+    assert quantile(samples, 0.99) == pytest.approx(99.01)
+    assert quantile(samples, 0.0) == 1
+    assert quantile(samples, 1.0) == 100
+    assert quantile([3.0], 0.99) == 3.0
+    with pytest.raises(ValueError, match="no samples"):
+        quantile([], 0.5)
+
+
+def _step(**changes: object) -> StepOutcome:
+    base: dict[str, object] = {
+        "rate_per_s": 100.0,
+        "duration_s": 10.0,
+        "sent": 1000,
+        "failed": 0,
+        "ended_in_grace": 1000,
+        "p99_latency_ms": 200.0,
+        "backlog_after_grace": {"order-view/ORDERS": 0, "payment/INVENTORY": 3},
+        "events_per_saga": 2,
+    }
+    return StepOutcome(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def test_a_step_that_keeps_up_is_sustainable() -> None:
+    assert verdict(_step()) == (True, "sustainable")
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"sent": 900}, "generator sent"),
+        ({"failed": 10}, "requests failed"),
+        ({"ended_in_grace": 990}, "still running"),
+        ({"p99_latency_ms": 1500.0}, "p99 saga latency"),
+        ({"p99_latency_ms": None}, "p99 saga latency"),
+        ({"backlog_after_grace": {"order-view/ORDERS": 101}}, "order-view/ORDERS"),
+    ],
+)
+def test_each_part_of_the_criterion_can_fail_a_step(
+    changes: dict[str, object], reason: str
+) -> None:
+    ok, why = verdict(_step(**changes))
+    assert not ok
+    assert reason in why
+
+
+def test_the_backlog_budget_is_half_a_second_of_events() -> None:
+    # 100 sagas/s x 2 events per saga x 0.5 s = 100 messages.
+    assert verdict(_step(backlog_after_grace={"v/ORDERS": 100}))[0]
+    assert not verdict(_step(backlog_after_grace={"v/ORDERS": 101}))[0]
+    assert verdict(_step(backlog_after_grace={"v/ORDERS": 101}), Criterion(max_backlog_s=1))[0]
+    slow = {"rate_per_s": 2.0, "sent": 20, "ended_in_grace": 20}
+    assert verdict(_step(**slow, backlog_after_grace={"v/ORDERS": 10}))[0]  # the floor
+    assert not verdict(_step(**slow, backlog_after_grace={"v/ORDERS": 11}))[0]
+
+
+def test_the_ramp_grows_shrinks_then_bisects() -> None:
+    assert next_rate({}, 100) == 100
+    assert next_rate({100: True}, 100) == 150
+    assert next_rate({100: True, 150: True}, 100) == 225
+    assert next_rate({100: True, 150: False}, 100) == 125
+    assert next_rate({100: True, 150: False, 125: True}, 100) == 137.5
+    assert next_rate({100: True, 150: False, 125: True, 137.5: True}, 100) is None  # < 15 %
+    assert next_rate({100: False}, 100) == 44.4
+    assert next_rate({100: False, 44.4: False}, 100) == 19.7
+    assert next_rate({100: False, 44.4: True}, 100) == 72.2
+    assert next_rate({2.0: False}, 100) is None  # below 1 saga/s: give up
+
+
+def test_the_bound_divides_each_limit_by_what_one_saga_needs() -> None:
+    commits = sum(n for _, n in SAGA_COMMITS)
+    publishes = sum(n for _, n in SAGA_PUBLISHES)
+    assert publishes == 5
+    bound = saga_bound(commits_per_s=commits * 100.0, publishes_per_s=publishes * 300.0)
+    assert (bound.by_commits, bound.by_publishes) == (100.0, 300.0)
+    assert bound.sagas_per_s == 100.0
+    assert "= 100.0 sagas/s" in bound.arithmetic(commits * 100.0, publishes * 300.0)
+    assert saga_bound(1e9, 50.0).sagas_per_s == 10.0
+
+
+def test_the_sync_setting_is_added_to_and_removed_from_the_jetstream_block() -> None:
+    config = 'listen: 127.0.0.1:4222\njetstream {\n  store_dir: "/data/js"\n}\n'
+    synced = with_sync_setting(config, sync_always=True)
+    assert synced == (
+        'listen: 127.0.0.1:4222\njetstream {\n  store_dir: "/data/js"\n  sync_interval: always\n}\n'
+    )
+    assert with_sync_setting(synced, sync_always=True) == synced  # never twice
+    assert with_sync_setting(synced, sync_always=False) == config
