@@ -117,7 +117,7 @@ class ServiceRuntime:
                 s.nats_url, name=self.definition.name, user=s.nats_user, password=s.nats_password
             )
             self._js = self._nc.jetstream()
-            await ensure_streams(self._js)
+            await ensure_streams(self._js, self.definition.name)
             await ensure_consumers(self._js, self.definition.name, ack_wait_s=s.ack_wait_s)
             for store_loop in self.store.loops(self._js):
                 self._spawn(store_loop)

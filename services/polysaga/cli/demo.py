@@ -98,7 +98,13 @@ async def run_demo(
         read_side = await check_read_side(client, services, report.order_documents)
         report.merge(read_side.invariants, read_side.violations)
         lag = await lag_quantiles(client, services["order-view"])
-    return DemoResult(report, await dead_lettered(state["nats"]), len(order_ids), elapsed, lag)
+    return DemoResult(
+        report,
+        await dead_lettered(state["nats"], state.get("nats_admin")),
+        len(order_ids),
+        elapsed,
+        lag,
+    )
 
 
 async def _register_users(
