@@ -14,7 +14,8 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client
-from nats.errors import NoServersError, TimeoutError as NatsTimeoutError
+from nats.errors import NoServersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import NotFoundError
 
 from polysaga.cli.servers import NatsServer, NatsUser, prepare_nats, wait_nats_ready
