@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,12 +14,13 @@ class ServiceSettings(BaseSettings):
     service_name: str = "unnamed"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    # Secrets (the URLs carry passwords) print as '**********' in a repr or a log line.
+    database_url: SecretStr = SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
     db_pool_size: int = 10
-    mongo_url: str = "mongodb://127.0.0.1:27017/polysaga"
+    mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/polysaga")
     nats_url: str = "nats://127.0.0.1:4222"
     nats_user: str | None = None
-    nats_password: str | None = None
+    nats_password: SecretStr | None = None
 
     # Consumers: a message is tried max_deliveries times, with exponential backoff between
     # tries, then it goes to the dead-letter subject.

@@ -59,3 +59,13 @@ async def provision_owned_database(admin_dsn: str, name: str, password: str) -> 
         await conn.execute(f"REVOKE ALL ON DATABASE {role} FROM PUBLIC")
     finally:
         await conn.close()
+
+
+async def close_maintenance_databases(admin_dsn: str) -> None:
+    """No service role may connect to the server's own databases either (only superusers)."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        for name in ("postgres", "template1"):
+            await conn.execute(f"REVOKE CONNECT, TEMPORARY ON DATABASE {_ident(name)} FROM PUBLIC")
+    finally:
+        await conn.close()

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 import httpx
 
-from polysaga.cli.databases import provision_owned_database
+from polysaga.cli.databases import close_maintenance_databases, provision_owned_database
 from polysaga.cli.servers import (
     FerretDBServer,
     NatsUser,
@@ -247,6 +247,8 @@ class LocalStack:
         owners = self._postgres_services()
         if not self._external_mongo:
             owners += self._mongo_services()
+        if self._postgres is not None:  # an external server's defaults are its owner's call
+            await close_maintenance_databases(self._admin_dsn())
         for service in owners:
             await provision_owned_database(
                 self._admin_dsn(), database_name(service), self._db_passwords[service]
