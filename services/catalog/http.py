@@ -16,7 +16,7 @@ from catalog.application import add_product, change_product
 from catalog.domain import ConcurrentChangeError, Product, ProductExistsError, ProductNotFoundError
 from polysaga.api_types import Sku, StrictStruct
 from polysaga.money import MoneyText, format_money, parse_money
-from polysaga.problems import Problem
+from polysaga.problems import Problem, problem_responses
 from polysaga.runtime import ServiceRuntime
 
 ProductName = Annotated[
@@ -57,7 +57,7 @@ def _unknown(sku: str) -> Problem:
     return Problem(404, "Unknown product", f"no product {sku}", slug="unknown-product")
 
 
-@post("/products", summary="Add a product to the catalog")
+@post("/products", summary="Add a product to the catalog", responses=problem_responses(409))
 async def create_product(
     data: JSONBody[ProductIn], runtime: NamedDependency[ServiceRuntime]
 ) -> ProductOut:
@@ -85,7 +85,11 @@ async def get_product(sku: FromPath[str], runtime: NamedDependency[ServiceRuntim
     return _product_out(stored.product)
 
 
-@patch("/products/{sku:str}", summary="Rename a product and/or change its price")
+@patch(
+    "/products/{sku:str}",
+    summary="Rename a product and/or change its price",
+    responses=problem_responses(409),
+)
 async def patch_product(
     sku: FromPath[str], data: JSONBody[ProductChangeIn], runtime: NamedDependency[ServiceRuntime]
 ) -> ProductOut:

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from polysaga import __version__
 from polysaga import metrics as m
-from polysaga.problems import EXCEPTION_HANDLERS
+from polysaga.problems import EXCEPTION_HANDLERS, document_problems
 from polysaga.runtime import ServiceDefinition, ServiceRuntime
 from polysaga.settings import ServiceSettings
 from polysaga.strict_body import enforce_strict_body
@@ -92,6 +92,8 @@ class HttpMetricsMiddleware(ASGIMiddleware):
 def create_app(definition: ServiceDefinition, settings: ServiceSettings | None = None) -> Litestar:
     settings = settings or ServiceSettings(service_name=definition.name)
     runtime = ServiceRuntime(definition, settings)
+    for handler in definition.route_handlers:
+        document_problems(handler)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from polysaga.api_types import StrictStruct
-from polysaga.problems import Problem
+from polysaga.problems import Problem, problem_responses
 from polysaga.runtime import ServiceRuntime
 from user.adapters import UserStore
 from user.application import register_user, update_profile
@@ -69,7 +69,7 @@ def _email_taken(exc: EmailTakenError) -> Problem:
     )
 
 
-@post("/users", summary="Register a user")
+@post("/users", summary="Register a user", responses=problem_responses(409))
 async def register(
     data: JSONBody[RegisterIn], runtime: NamedDependency[ServiceRuntime]
 ) -> RegisteredOut:
@@ -90,7 +90,11 @@ async def get_user(user_id: FromPath[UUID], runtime: NamedDependency[ServiceRunt
     return _user_out(user)
 
 
-@patch("/users/{user_id:uuid}", summary="Change a user's name and/or e-mail")
+@patch(
+    "/users/{user_id:uuid}",
+    summary="Change a user's name and/or e-mail",
+    responses=problem_responses(409),
+)
 async def change_profile(
     user_id: FromPath[UUID],
     data: JSONBody[ProfileChangeIn],
