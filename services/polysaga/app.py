@@ -92,8 +92,6 @@ class HttpMetricsMiddleware(ASGIMiddleware):
 def create_app(definition: ServiceDefinition, settings: ServiceSettings | None = None) -> Litestar:
     settings = settings or ServiceSettings(service_name=definition.name)
     runtime = ServiceRuntime(definition, settings)
-    for handler in definition.route_handlers:
-        document_problems(handler)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -104,7 +102,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
         finally:
             await runtime.stop()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[healthz, readyz, metrics, *definition.route_handlers],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         lifespan=[lifespan],
@@ -119,3 +117,8 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
             render_plugins=[SwaggerRenderPlugin()],
         ),
     )
+    # The registered handlers (a Router registers copies), before the schema is first built.
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            document_problems(handler)
+    return app

@@ -30,6 +30,8 @@ CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance
 SEED = "20261126"
 STATEFUL = ("order", "user", "catalog")
 STATELESS_ONLY = ("inventory", "payment", "notification", "order-view", "gateway")
+# Services with write operations (order-view's one, POST /admin/rebuild, is excluded below).
+WRITERS = ("order", "inventory", "payment", "user", "catalog")
 # Fuzzing POST /admin/rebuild would rebuild the read model over and over; its own tests
 # cover it (tests/e2e/test_read_side.py).
 EXCLUDED_PATH_REGEX = "^/admin/rebuild$"
@@ -39,6 +41,8 @@ def schemathesis(stack: Stack, service: str, *args: str) -> subprocess.Completed
     base = stack.url(service)
     argv = [
         str(Path(sys.executable).parent / "st"),
+        "--config-file",
+        str(Path(__file__).with_name("schemathesis.toml")),
         "run",
         f"{base}/schema/openapi.json",
         "--checks",
@@ -138,7 +142,7 @@ async def _quiet_digest(stack: Stack, timeout_s: float = 60) -> dict[str, str]:
 
 async def test_a_batch_of_refused_requests_changes_nothing(stack: Stack) -> None:
     before = await _quiet_digest(stack)
-    for service in (*STATEFUL, *STATELESS_ONLY):
+    for service in WRITERS:
         result = await asyncio.to_thread(
             schemathesis,
             stack,
@@ -154,8 +158,7 @@ async def test_a_batch_of_refused_requests_changes_nothing(stack: Stack) -> None
             "--include-method-regex",
             "^(POST|PUT|PATCH|DELETE)$",
         )
-        # Exit 0, or nothing to test (a read-only service has no write operations).
-        assert result.returncode == 0 or "No operations" in result.stdout, _report(result)
+        assert result.returncode == 0, _report(result)
     after = await _digest(stack)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"refused requests changed {changed}"

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+from test_bad_input import assert_problem
 
 from conftest import Stack
-from test_bad_input import assert_problem
 
 OVER_64_KIB = 64 * 1024 + 1
 
