@@ -369,8 +369,11 @@ class LocalStack:
     def _write_state(self) -> None:
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state(), indent=2))
-        os.chmod(tmp, 0o600)
+        # It holds credentials: private from the moment it exists, not only once written.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            os.fchmod(out.fileno(), 0o600)  # an older tmp file may have had wider rights
+            out.write(json.dumps(self.state(), indent=2))
         tmp.replace(self.state_file)
 
 
@@ -391,8 +394,9 @@ def _superuser_password(data_dir: Path) -> str:
     (mode 0600), since the server keeps it as long as its data."""
     path = data_dir / "postgres-superuser-password"
     if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(24))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(24))
     return path.read_text().strip()
 
 
