@@ -24,7 +24,7 @@ from polysaga import metrics as m
 from polysaga.problems import EXCEPTION_HANDLERS, document_problems
 from polysaga.runtime import ServiceDefinition, ServiceRuntime
 from polysaga.settings import ServiceSettings
-from polysaga.strict_body import enforce_strict_body
+from polysaga.strict_body import StrictStructSchemaPlugin, enforce_strict_body
 
 
 def provide_runtime(state: State) -> ServiceRuntime:
@@ -108,6 +108,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
         lifespan=[lifespan],
         middleware=[HttpMetricsMiddleware()],
         before_request=enforce_strict_body,
+        plugins=[StrictStructSchemaPlugin()],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_body_bytes,
         openapi_config=OpenAPIConfig(
