@@ -14,13 +14,16 @@ from litestar.params import FromPath, JSONBody
 from catalog.adapters import ProductStore
 from catalog.application import add_product, change_product
 from catalog.domain import ConcurrentChangeError, Product, ProductExistsError, ProductNotFoundError
-from polysaga.api_types import Sku, StrictStruct
+from polysaga.api_types import VISIBLE_TEXT_PATTERN, Sku, StrictStruct
 from polysaga.money import MoneyText, format_money, parse_money
 from polysaga.problems import Problem, problem_responses
 from polysaga.runtime import ServiceRuntime
 
 ProductName = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S", description="Product name")
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=200, pattern=VISIBLE_TEXT_PATTERN, description="Product name"
+    ),
 ]
 
 

@@ -11,7 +11,7 @@ from litestar import get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from polysaga.api_types import StrictStruct
+from polysaga.api_types import VISIBLE_TEXT_PATTERN, StrictStruct
 from polysaga.problems import Problem, problem_responses
 from polysaga.runtime import ServiceRuntime
 from user.adapters import UserStore
@@ -26,7 +26,10 @@ EMAIL_PATTERN = (
 )
 
 UserName = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S", description="Display name")
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=100, pattern=VISIBLE_TEXT_PATTERN, description="Display name"
+    ),
 ]
 Email = Annotated[
     str,
