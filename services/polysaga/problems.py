@@ -1,5 +1,6 @@
 """RFC 9457 problem details for every error a service returns: a client mistake is a 4xx
-with a title and detail; anything unexpected is a 500 that leaks no internals."""
+with a title and detail; the service's own store being unreachable (a restart) is a 503
+with Retry-After; anything unexpected is a 500 that leaks no internals."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+
+from polysaga.mongo.client import is_unavailable as mongo_unavailable
+from polysaga.persistence.database import is_unavailable as postgres_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,17 @@ def http_exception_handler(
 def internal_error_handler(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[dict[str, Any]]:
+    if postgres_unavailable(exc) or mongo_unavailable(exc):
+        log.warning("store unavailable on %s %s: %r", request.method, request.url.path, exc)
+        body = {
+            "type": "https://polysaga.io/problems/store-unavailable",
+            "title": "Service Unavailable",
+            "status": HTTP_503_SERVICE_UNAVAILABLE,
+            # Not "nothing was changed": a connection lost during COMMIT leaves that unknown.
+            "detail": "The service's database is unavailable; try again (an order with the"
+            " same Idempotency-Key).",
+        }
+        return _response(request, body, HTTP_503_SERVICE_UNAVAILABLE, {"Retry-After": "1"})
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     body = {
         "type": "https://polysaga.io/problems/internal-error",

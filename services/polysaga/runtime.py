@@ -162,6 +162,7 @@ class ServiceRuntime:
                 runner=runner,
                 js=self.js,
                 policy=policy,
+                store_unavailable=self.store.unavailable,
             )
             for context in declaration.consumed_by(self.definition.name)
         ]

@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from polysaga.messaging.consumer import HandlerRunner
 from polysaga.mongo import inbox as mongo_inbox
 from polysaga.mongo.client import MongoDatabase, connect
+from polysaga.mongo.client import is_unavailable as mongo_unavailable
 from polysaga.mongo.outbox import EmbeddedOutboxRelay
 from polysaga.persistence import inbox, outbox
-from polysaga.persistence.database import Migration, create_engine, migrate
+from polysaga.persistence.database import Migration, create_engine, is_unavailable, migrate
 from polysaga.persistence.pruning import run_pruner
 from polysaga.schedule import run_periodically
 from polysaga.settings import ServiceSettings
@@ -32,6 +33,7 @@ class Store(Protocol):
     async def open(self) -> None: ...
     async def ready(self) -> bool: ...
     def runner(self) -> HandlerRunner: ...
+    def unavailable(self, exc: BaseException) -> bool: ...
     def loops(self, js: JetStreamContext) -> list[Loop]: ...
     async def close(self) -> None: ...
 
@@ -58,6 +60,9 @@ class PostgresStore:
 
     def runner(self) -> HandlerRunner:
         return inbox.transactional_runner(self.engine)
+
+    def unavailable(self, exc: BaseException) -> bool:
+        return is_unavailable(exc)
 
     def loops(self, js: JetStreamContext) -> list[Loop]:
         s = self.settings
@@ -120,6 +125,9 @@ class MongoStore:
     def runner(self) -> HandlerRunner:
         return mongo_inbox.inbox_runner(self.db, use_inbox=self._use_inbox)
 
+    def unavailable(self, exc: BaseException) -> bool:
+        return mongo_unavailable(exc)
+
     def wake_relay(self) -> None:
         if self._relay is not None:
             self._relay.wake()
@@ -160,6 +168,9 @@ class NoStore:
 
     def runner(self) -> HandlerRunner:
         raise RuntimeError("a service without a store consumes no events")
+
+    def unavailable(self, exc: BaseException) -> bool:
+        return False
 
     def loops(self, js: JetStreamContext) -> list[Loop]:
         return []

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import yaml
 
 from conftest import Stack
+from prometheus_api import query
 from stack_client import StackClient
 
 RULES = Path(__file__).resolve().parents[2] / "observability" / "prometheus" / "polysaga-rules.yml"
@@ -25,14 +25,6 @@ def rule_expressions() -> dict[str, str]:
         for rule in group["rules"]
         if "alert" in rule
     }
-
-
-async def query(http: httpx.AsyncClient, prometheus: str, expr: str) -> list[dict[str, Any]]:
-    response = await http.get(f"{prometheus}/api/v1/query", params={"query": expr})
-    body = response.json()
-    assert response.status_code == 200 and body["status"] == "success", (expr, body)
-    result: list[dict[str, Any]] = body["data"]["result"]
-    return result
 
 
 async def test_prometheus_scrapes_saga_metrics_and_every_rule_evaluates(

@@ -7,12 +7,14 @@ import asyncio
 import uuid
 
 from nats.js import JetStreamContext
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from harness import effect_count, record_effect
 from polysaga.events.declaration import ORDERS
 from polysaga.events.envelope import MAX_EVENT_BODY_BYTES, Envelope, new_event, to_headers
 from polysaga.messaging.consumer import ConsumerPolicy, EventConsumer
+from polysaga.persistence.database import is_unavailable
 from polysaga.persistence.inbox import transactional_runner
 
 
@@ -68,6 +70,7 @@ def consumer(engine: AsyncEngine, js: JetStreamContext, handler: object) -> Even
         policy=ConsumerPolicy(
             max_deliveries=3, backoff_s=0.05, backoff_max_s=0.2, fetch_batch=8, fetch_timeout_s=0.2
         ),
+        store_unavailable=is_unavailable,
     )
 
 
@@ -157,3 +160,31 @@ async def test_oversized_event_is_dead_lettered_and_the_consumer_goes_on(
     assert calls == 3
     info = await js.consumer_info("ORDERS", "inventory")
     assert info.num_pending == 0 and info.num_ack_pending == 0
+
+
+async def test_an_outage_of_the_store_spends_no_delivery_and_dead_letters_nothing(
+    engine: AsyncEngine, js: JetStreamContext
+) -> None:
+    """Found by polysaga chaos: a PostgreSQL restart used to burn a message's deliveries and
+    dead-letter good events. The server ends the handler's session five times here (more
+    than max_deliveries); the event must still be handled once, on its first delivery."""
+    outages = 0
+
+    async def handler(event: Envelope, conn: AsyncConnection) -> None:
+        nonlocal outages
+        if outages < 5:
+            outages += 1
+            await conn.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        await record_effect(event, conn)
+
+    await publish(js, placed("during-an-outage"))
+
+    async def done() -> bool:
+        return await effect_count(engine) == 1
+
+    await run_consumer_until(consumer(engine, js, handler), done)
+    assert outages == 5
+    assert await dead_letters(js) == []
+    info = await js.consumer_info("ORDERS", "inventory")
+    assert info.num_pending == 0 and info.num_ack_pending == 0
+    assert info.num_redelivered == 0  # retried under its first delivery

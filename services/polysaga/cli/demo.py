@@ -4,10 +4,11 @@ every saga to end, and check the invariants through the services' APIs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +16,10 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from polysaga.cli.invariants import Baseline, CheckReport, check, dead_lettered
+from polysaga.cli.plot import RunSample
+from polysaga.cli.quiescence import wait_quiescent
 from polysaga.cli.read_side import check_read_side, lag_quantiles
+from polysaga.cli.run_sampler import RunSampler
 from polysaga.money import format_money
 
 
@@ -36,6 +40,7 @@ class DemoResult:
     placed: int
     elapsed_s: float
     consistency_lag_ms: dict[str, float | None]
+    samples: list[RunSample] = field(default_factory=list)  # once a second, if asked for
 
     def as_json(self) -> dict[str, Any]:
         r = self.report
@@ -53,58 +58,80 @@ class DemoResult:
         }
 
 
-async def run_demo(
-    state: dict[str, Any], plan: DemoPlan, settle_timeout_s: float = 120
-) -> DemoResult:
+@dataclass
+class Workload:
+    """Orders to place (bodies for POST /orders) and the stock and balances seeded for them."""
+
+    orders: list[dict[str, Any]]
+    baseline: Baseline
+
+
+async def prepare_workload(
+    client: httpx.AsyncClient, services: dict[str, str], plan: DemoPlan
+) -> Workload:
+    """Register users, draw the order mix from the plan's seed, and seed products, stock and
+    accounts for it: scarce stock holds 60 % of the demand, poor accounts cannot pay."""
     rng = random.Random(plan.seed)
-    services: dict[str, str] = state["services"]
     run = uuid.uuid4().hex[:8]  # demo runs on one stack never share SKUs or users
     prices = {
         f"demo-{run}-sku-{i}": Decimal(rng.randint(100, 5000)) / 100 for i in range(plan.skus)
     }
     rich_names = [f"rich-{i}" for i in range(max(2, plan.orders // 20))]
     poor_names = [f"poor-{i}" for i in range(max(1, plan.orders // 50))]
+    users = await _register_users(client, services["user"], run, rich_names + poor_names)
+    rich = [users[n] for n in rich_names]
+    poor = [users[n] for n in poor_names]
+    orders: list[dict[str, Any]] = []
+    for _ in range(plan.orders):
+        user = rng.choice(poor if rng.random() < plan.payment_failure_rate else rich)
+        lines = rng.sample(sorted(prices), k=rng.randint(1, min(3, len(prices))))
+        items = [{"sku": s, "quantity": rng.randint(1, 3)} for s in lines]
+        orders.append({"user_id": user, "items": items})
+    demand = {
+        sku: sum(i["quantity"] for o in orders for i in o["items"] if i["sku"] == sku)
+        for sku in prices
+    }
+    baseline = Baseline(
+        stock={
+            sku: (demand[sku] * 6 // 10 if plan.scarce_stock else demand[sku] + 10)
+            for sku in prices
+        },
+        balances={
+            **{u: Decimal("1000000.00") for u in rich},
+            **{u: Decimal("1.00") for u in poor},
+        },
+    )
+    await _seed(client, services, prices, baseline)
+    return Workload(orders, baseline)
+
+
+async def run_demo(
+    state: dict[str, Any], plan: DemoPlan, settle_timeout_s: float = 120, *, sample: bool = False
+) -> DemoResult:
+    """With ``sample``, the result holds a RunSample per second from placing the first
+    order until every saga ended (for ``--plot``)."""
+    services: dict[str, str] = state["services"]
     limits = httpx.Limits(max_connections=plan.concurrency * 2)
     async with httpx.AsyncClient(timeout=10, limits=limits) as client:
-        users = await _register_users(client, services["user"], run, rich_names + poor_names)
-        rich = [users[n] for n in rich_names]
-        poor = [users[n] for n in poor_names]
-        orders: list[dict[str, Any]] = []
-        for _ in range(plan.orders):
-            user = rng.choice(poor if rng.random() < plan.payment_failure_rate else rich)
-            lines = rng.sample(sorted(prices), k=rng.randint(1, min(3, len(prices))))
-            items = [{"sku": s, "quantity": rng.randint(1, 3)} for s in lines]
-            orders.append({"user_id": user, "items": items})
-        demand = {
-            sku: sum(i["quantity"] for o in orders for i in o["items"] if i["sku"] == sku)
-            for sku in prices
-        }
-        baseline = Baseline(
-            stock={
-                sku: (demand[sku] * 6 // 10 if plan.scarce_stock else demand[sku] + 10)
-                for sku in prices
-            },
-            balances={
-                **{u: Decimal("1000000.00") for u in rich},
-                **{u: Decimal("1.00") for u in poor},
-            },
-        )
-        await _seed(client, services, prices, baseline)
+        workload = await prepare_workload(client, services, plan)
+        baseline = workload.baseline
+        sampler = RunSampler(client, services) if sample else None
         started = time.monotonic()
-        order_ids = await _place_all(client, services["order"], orders, plan.concurrency)
-        await _wait_settled(client, services["order"], order_ids, settle_timeout_s)
+        async with sampler or contextlib.nullcontext():
+            order_ids = await _place_all(
+                client, services["order"], workload.orders, plan.concurrency
+            )
+            await wait_settled(client, services["order"], order_ids, settle_timeout_s)
         elapsed = time.monotonic() - started
+        # Compensations and the read side follow a saga's end: check once they have landed.
+        await wait_quiescent(client, state, settle_timeout_s)
         report = await check(client, services, order_ids, baseline)
         read_side = await check_read_side(client, services, report.order_documents)
         report.merge(read_side.invariants, read_side.violations)
         lag = await lag_quantiles(client, services["order-view"])
-    return DemoResult(
-        report,
-        await dead_lettered(state["nats"], state.get("nats_admin")),
-        len(order_ids),
-        elapsed,
-        lag,
-    )
+    samples = sampler.samples if sampler else []
+    dead = await dead_lettered(state["nats"], state.get("nats_admin"))
+    return DemoResult(report, dead, len(order_ids), elapsed, lag, samples)
 
 
 async def _register_users(
@@ -187,7 +214,7 @@ async def _place_all(
     return list(await asyncio.gather(*(place(o) for o in orders)))
 
 
-async def _wait_settled(
+async def wait_settled(
     client: httpx.AsyncClient, order_url: str, order_ids: list[str], timeout_s: float
 ) -> None:
     pending = set(order_ids)

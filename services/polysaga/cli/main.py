@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import sys
@@ -132,6 +133,41 @@ def nats_permissions(
     err.print(f"wrote {NATS_PERMISSIONS_FILE}")
 
 
+@app.command()
+def dashboards(
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Write nothing; exit 1 if a committed file is not in step."),
+    ] = False,
+    into: Annotated[
+        list[Path] | None,
+        typer.Option(help="Directory to write into (repeatable); default: the two committed ones."),
+    ] = None,
+) -> None:
+    """Write the Grafana dashboards (JSON) generated from polysaga.dashboards."""
+    from polysaga import dashboards as generated
+
+    directories = into or list(generated.OUTPUT_DIRECTORIES)
+    missing = [d for d in directories if not d.is_dir()]
+    if missing:
+        raise _fail(
+            f"no directory {', '.join(map(str, missing))}; run from the repository root or "
+            "pass --into"
+        )
+    if check:
+        problems = [p for d in directories for p in generated.differences(d)]
+        for problem in problems:
+            err.print(f"[red]out of step:[/] {problem}")
+        if problems:
+            err.print("regenerate with: polysaga dashboards")
+            raise typer.Exit(code=1)
+        print(f"{len(generated.DASHBOARDS)} dashboards in step in {len(directories)} directories")
+        return
+    for directory in directories:
+        for path in generated.write(directory):
+            print(path)
+
+
 def _print_report(result: dict[str, object], as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=2))
@@ -173,17 +209,38 @@ def demo(
     attach: Annotated[
         Path | None, typer.Option(help="Use the stack this state file describes.")
     ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="FILE.png",
+            help="Also draw throughput, saga latency and order-view lag over time (PNG).",
+        ),
+    ] = None,
 ) -> None:
     """Place N orders, wait for every saga to end, check the invariants. Exit 0 only if all hold."""
     from polysaga.cli.demo import DemoPlan, run_demo
 
+    if plot is not None:
+        _check_writable_file(plot)
     plan = DemoPlan(orders, concurrency, payment_failure_rate, scarce_stock, seed)
     try:
-        result = asyncio.run(_with_stack(attach, lambda state: run_demo(state, plan)))
+        result = asyncio.run(
+            _with_stack(attach, lambda state: run_demo(state, plan, sample=plot is not None))
+        )
     except (ServerError, OSError, httpx.HTTPError, TimeoutError) as exc:
         raise _fail(str(exc)) from exc
     body = result.as_json()
     _print_report(body, as_json)
+    if plot is not None:
+        from polysaga.cli.plot import plot_run
+
+        title = f"polysaga demo: {result.placed} orders, concurrency {concurrency}"
+        try:
+            plot_run(result.samples, plot, title)
+        except (OSError, ValueError) as exc:
+            raise _fail(f"cannot write the plot {plot}: {exc}") from exc
+        err.print(f"plot written to {plot}")
     if not result.report.ok:
         raise typer.Exit(code=1)
 
@@ -227,6 +284,52 @@ def check(
 
 
 @app.command()
+def chaos(
+    duration: Annotated[
+        float, typer.Option("--duration", min=1, max=3600, help="Seconds of load and faults.")
+    ] = 120,
+    seed: Annotated[int, typer.Option(help="Seed of the fault schedule and the order mix.")] = 1,
+    rate: Annotated[
+        float, typer.Option(min=0.5, max=200, help="Orders started per second (open loop).")
+    ] = 4.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Run the stack with two instances of each consuming service under load, inject faults
+    on a seeded schedule, then check every invariant. Exit 0 only if all hold and every
+    kind of fault was injected."""
+    import tempfile
+
+    from polysaga.cli.chaos import ChaosPlan, run_chaos
+    from polysaga.cli.chaos_view import LiveProgress, PlainProgress
+    from polysaga.cli.faults import ScheduleError, minimum_duration_s
+
+    if duration < minimum_duration_s():
+        raise _fail(
+            f"--duration {duration:g} is too short to inject every kind of fault;"
+            f" the minimum is {minimum_duration_s():g}"
+        )
+    plan = ChaosPlan(duration_s=duration, seed=seed, rate_per_s=rate)
+    data_dir = Path(tempfile.mkdtemp(prefix="polysaga-chaos-"))
+    data_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
+    try:
+        if as_json or not sys.stdout.isatty():
+            result = asyncio.run(run_chaos(plan, data_dir, PlainProgress()))
+        else:
+            with LiveProgress() as live:
+                result = asyncio.run(run_chaos(plan, data_dir, live))
+    except (ServerError, ScheduleError, OSError, httpx.HTTPError, TimeoutError) as exc:
+        raise _fail(f"{exc} (logs in {data_dir / 'logs'})") from exc
+    body = result.as_json()
+    _print_report(body, as_json)
+    if result.missing_kinds:
+        err.print(f"[red]not injected:[/] {', '.join(result.missing_kinds)}")
+    if not result.ok:
+        err.print(f"logs kept in {data_dir / 'logs'}")
+        raise typer.Exit(code=1)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@app.command()
 def rebuild(
     read_model: Annotated[str, typer.Argument(help="The read model to rebuild: order-view.")],
     attach: Annotated[
@@ -255,6 +358,17 @@ def rebuild(
     )
     if not same:
         raise typer.Exit(code=1)
+
+
+def _check_writable_file(path: Path) -> None:
+    """Refuse an output path that cannot be written, before any work is done for it."""
+    if path.is_dir():
+        raise _fail(f"{path} is a directory; give a file name such as {path / 'run.png'}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise _fail(f"cannot write {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise _fail(f"cannot write {path}: directory {parent} is not writable")
 
 
 async def _with_stack(attach: Path | None, work):  # type: ignore[no-untyped-def]

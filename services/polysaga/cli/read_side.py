@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
+from polysaga.cli.histograms import bucket_counts, quantile
 from polysaga.money import parse_money
+
+LAG_HISTOGRAM = "polysaga_consistency_lag_seconds"
 
 READ_SIDE_INVARIANTS = (
     "read_model_converged",
@@ -201,28 +203,9 @@ async def lag_quantiles(client: httpx.AsyncClient, view_url: str) -> dict[str, f
         text = (await client.get(f"{view_url}/metrics")).text
     except httpx.HTTPError:
         return {"p50": None, "p99": None}
-    buckets: list[tuple[float, float]] = []
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if (
-                sample.name == "polysaga_consistency_lag_seconds_bucket"
-                and sample.labels.get("read_model") == "order-view"
-            ):
-                buckets.append((float(sample.labels["le"]), sample.value))
-    buckets.sort()
-    total = buckets[-1][1] if buckets else 0
-    if not total:
-        return {"p50": None, "p99": None}
-
-    def quantile(q: float) -> float:
-        target, previous_le, previous_count = q * total, 0.0, 0.0
-        for le, count in buckets:
-            if count >= target:
-                if le == float("inf"):
-                    return previous_le * 1000
-                share = (target - previous_count) / max(count - previous_count, 1e-9)
-                return (previous_le + (le - previous_le) * share) * 1000
-            previous_le, previous_count = le, count
-        return previous_le * 1000
-
-    return {"p50": round(quantile(0.5), 1), "p99": round(quantile(0.99), 1)}
+    buckets = bucket_counts(text, LAG_HISTOGRAM, {"read_model": "order-view"})
+    result: dict[str, float | None] = {}
+    for name, q in (("p50", 0.5), ("p99", 0.99)):
+        seconds = quantile(q, buckets)
+        result[name] = None if seconds is None else round(seconds * 1000, 1)
+    return result

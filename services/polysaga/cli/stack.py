@@ -10,6 +10,7 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,11 @@ def module_name(service: str) -> str:
     return service.replace("-", "_")
 
 
+def instance_names(service: str, replicas: int) -> list[str]:
+    """Process names of a service's instances: the first is the service's own name."""
+    return [service, *(f"{service}#{i}" for i in range(2, replicas + 1))]
+
+
 class LocalStack:
     def __init__(
         self,
@@ -79,10 +85,15 @@ class LocalStack:
         fsync: bool = True,
         nats_sync_always: bool = False,
         with_prometheus: bool = False,
+        replicas: Mapping[str, int] | None = None,
+        service_env: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.state_file = state_file
         self.services = services
+        # Instances of each service (default one); every instance is a supervised process.
+        self.instances = {s: instance_names(s, (replicas or {}).get(s, 1)) for s in services}
+        self._service_env = dict(service_env or {})
         self._external_postgres = postgres_url
         self._external_nats = nats_url
         self._external_mongo = mongo_url
@@ -113,7 +124,8 @@ class LocalStack:
             await self._start_ferretdb()
             await self._start_smtp()
             for service in self.services:
-                await self._start_service(service)
+                for instance in self.instances[service]:
+                    await self._start_service(service, instance)
             await self._wait_services_ready(ready_timeout_s)
             await self._start_prometheus()
         except BaseException:
@@ -123,7 +135,8 @@ class LocalStack:
 
     async def stop(self) -> None:
         servers = ["smtp", *(f"ferretdb-{s}" for s in self._ferretdbs), "postgres", "nats"]
-        for name in ["prometheus", *reversed(self.services), *servers]:
+        processes = [i for s in reversed(self.services) for i in reversed(self.instances[s])]
+        for name in ["prometheus", *processes, *servers]:
             proc = self._procs.get(name)
             if proc is not None:
                 await proc.stop()
@@ -256,13 +269,15 @@ class LocalStack:
 
     # --- services -----------------------------------------------------------------------
 
-    async def _start_service(self, service: str) -> None:
-        for name in self.services:  # every port is known before anyone needs another's URL
-            self._service_ports.setdefault(name, free_port())
+    async def _start_service(self, service: str, instance: str) -> None:
+        for names in self.instances.values():  # every port is known before anyone needs it
+            for name in names:
+                self._service_ports.setdefault(name, free_port())
         env = {
+            **self._service_env,
             "POLYSAGA_SERVICE_NAME": service,
             "POLYSAGA_HTTP_HOST": "127.0.0.1",
-            "POLYSAGA_HTTP_PORT": str(self._service_ports[service]),
+            "POLYSAGA_HTTP_PORT": str(self._service_ports[instance]),
             "POLYSAGA_NATS_URL": self._nats_url,
         }
         if service in self._nats_passwords:
@@ -281,14 +296,15 @@ class LocalStack:
             env["POLYSAGA_SMTP_HOST"] = "127.0.0.1"
             env["POLYSAGA_SMTP_PORT"] = str(self._smtp.port)
         argv = [sys.executable, "-m", module_name(service)]
-        await self._supervise(ProcessSpec(service, argv, env=env, log_file=self._log(service)))
+        await self._supervise(ProcessSpec(instance, argv, env=env, log_file=self._log(instance)))
 
-    def service_url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self._service_ports[service]}"
+    def service_url(self, instance: str) -> str:
+        """The URL of a service (its first instance) or of one named instance."""
+        return f"http://127.0.0.1:{self._service_ports[instance]}"
 
     async def _wait_services_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        pending = set(self.services)
+        pending = {i for names in self.instances.values() for i in names}
         async with httpx.AsyncClient(timeout=2) as client:
             while pending:
                 for service in list(pending):
@@ -335,6 +351,11 @@ class LocalStack:
             "started_at": self._started_at,
             "data_dir": str(self.data_dir),
             "services": {s: self.service_url(s) for s in self.services if s in self._service_ports},
+            "instances": {
+                s: [self.service_url(i) for i in names]
+                for s, names in self.instances.items()
+                if s in self._service_ports
+            },
             "processes": {name: proc.pid for name, proc in self._procs.items()},
             "restarts": {name: proc.restarts for name, proc in self._procs.items()},
             "nats": self._nats_url,
@@ -375,6 +396,13 @@ class LocalStack:
             os.fchmod(out.fileno(), 0o600)  # an older tmp file may have had wider rights
             out.write(json.dumps(self.state(), indent=2))
         tmp.replace(self.state_file)
+
+
+def nats_admin_login(state: dict[str, Any]) -> dict[str, str]:
+    """``user``/``password`` for ``nats.connect`` as the stack's admin ({} if NATS has no
+    users, e.g. an external server)."""
+    admin = state.get("nats_admin")
+    return {"user": admin["user"], "password": admin["password"]} if admin else {}
 
 
 def load_state(path: Path) -> dict[str, Any]:

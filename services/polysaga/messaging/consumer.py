@@ -4,7 +4,10 @@ Per message: decode and upcast (a malformed or unsupported message is dead-lette
 once), then run the handler in one database transaction together with the inbox record,
 then ack. A failing handler is nak'ed with exponential backoff; after ``max_deliveries``
 tries the message goes to the dead-letter subject and is terminated, so it never blocks the
-stream. Messages of one aggregate are handled in order; different aggregates concurrently.
+stream. An outage of the service's own store is not the message's fault: the handler is
+tried again under the same delivery (the heartbeat keeps it) until the store is back, so a
+database restart spends no delivery and dead-letters nothing. Messages of one aggregate
+are handled in order; different aggregates concurrently.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class EventConsumer:
         runner: HandlerRunner,
         js: JetStreamContext,
         policy: ConsumerPolicy,
+        store_unavailable: Callable[[BaseException], bool] = lambda _: False,
     ) -> None:
         self.service = service
         self.context = context
@@ -75,6 +79,7 @@ class EventConsumer:
         self._runner = runner
         self._js = js
         self._policy = policy
+        self._store_unavailable = store_unavailable
 
     async def run(self, stop: asyncio.Event) -> None:
         sub = await self._js.pull_subscribe_bind(durable=self.service, stream=self.context.stream)
@@ -132,9 +137,12 @@ class EventConsumer:
         """Tell the server we are still working, so a long handler is not redelivered."""
         while True:
             await asyncio.sleep(self._policy.ack_wait_s / 3)
-            for msg in msgs:
-                if not msg.is_acked:
-                    await msg.in_progress()
+            try:
+                for msg in msgs:
+                    if not msg.is_acked:
+                        await msg.in_progress()
+            except Exception:  # NATS reconnecting: the next round tries again
+                log.debug("in-progress signal failed", exc_info=True)
 
     async def _process_in_order(self, msgs: Sequence[Msg]) -> None:
         for msg in msgs:
@@ -159,7 +167,7 @@ class EventConsumer:
             await self._dead_letter(msg, "unsupported_version", "no handler", deliveries)
             return
         try:
-            handled = await self._runner(self.service, event, handler)
+            handled = await self._run_through_outages(event, handler)
         except Exception as exc:
             if deliveries >= self._policy.max_deliveries:
                 log.exception("%s gave up on %s %s", self.service, event.name, event.event_id)
@@ -179,6 +187,26 @@ class EventConsumer:
         await msg.ack()
         outcome = "handled" if handled else "duplicate"
         metrics.EVENTS_CONSUMED.labels(event_type=event.name, outcome=outcome).inc()
+
+    async def _run_through_outages(self, event: Envelope, handler: EventHandler) -> bool:
+        wait_s = self._policy.backoff_s
+        while True:
+            try:
+                return await self._runner(self.service, event, handler)
+            except Exception as exc:
+                if not self._store_unavailable(exc):
+                    raise
+                log.warning(
+                    "%s: store unavailable while handling %s %s (%r); retrying in %.1f s",
+                    self.service,
+                    event.name,
+                    event.event_id,
+                    exc,
+                    wait_s,
+                )
+                metrics.EVENTS_CONSUMED.labels(event_type=event.name, outcome="retried").inc()
+            await asyncio.sleep(wait_s)
+            wait_s = min(self._policy.backoff_max_s, wait_s * 2)
 
     async def _dead_letter(self, msg: Msg, reason: str, detail: str, deliveries: int) -> None:
         headers = dict(msg.headers or {})

@@ -33,6 +33,29 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
+# Connection exceptions (class 08) and a server shutting down, crashed or starting up.
+_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03"}
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or went away (a restart, a network fault), as
+    opposed to a statement that failed: the same work succeeds once it is back."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        sqlstate = str(getattr(current, "sqlstate", "") or "")
+        if sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES:
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
+
+
 def is_unique_violation(exc: DBAPIError) -> bool:
     sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(
         getattr(exc.orig, "__cause__", None), "sqlstate", None
