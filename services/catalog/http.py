@@ -14,13 +14,16 @@ from litestar.params import FromPath, JSONBody
 from catalog.adapters import ProductStore
 from catalog.application import add_product, change_product
 from catalog.domain import ConcurrentChangeError, Product, ProductExistsError, ProductNotFoundError
-from polysaga.api_types import Sku, StrictStruct
+from polysaga.api_types import VISIBLE_TEXT_PATTERN, Sku, StrictStruct
 from polysaga.money import MoneyText, format_money, parse_money
-from polysaga.problems import Problem
+from polysaga.problems import Problem, problem_responses
 from polysaga.runtime import ServiceRuntime
 
 ProductName = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S", description="Product name")
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=200, pattern=VISIBLE_TEXT_PATTERN, description="Product name"
+    ),
 ]
 
 
@@ -57,7 +60,7 @@ def _unknown(sku: str) -> Problem:
     return Problem(404, "Unknown product", f"no product {sku}", slug="unknown-product")
 
 
-@post("/products", summary="Add a product to the catalog")
+@post("/products", summary="Add a product to the catalog", responses=problem_responses(409))
 async def create_product(
     data: JSONBody[ProductIn], runtime: NamedDependency[ServiceRuntime]
 ) -> ProductOut:
@@ -85,7 +88,11 @@ async def get_product(sku: FromPath[str], runtime: NamedDependency[ServiceRuntim
     return _product_out(stored.product)
 
 
-@patch("/products/{sku:str}", summary="Rename a product and/or change its price")
+@patch(
+    "/products/{sku:str}",
+    summary="Rename a product and/or change its price",
+    responses=problem_responses(409),
+)
 async def patch_product(
     sku: FromPath[str], data: JSONBody[ProductChangeIn], runtime: NamedDependency[ServiceRuntime]
 ) -> ProductOut:

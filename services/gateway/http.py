@@ -12,12 +12,13 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Response, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 
 from gateway import application
 from gateway.adapters import UpstreamClient, UpstreamReply, UpstreamUnavailableError
 from polysaga.api_types import ID_PATTERN, UUID_PATTERN
-from polysaga.problems import Problem
+from polysaga.problems import Problem, problem_responses
 from polysaga.runtime import ServiceRuntime
 
 OrderId = Annotated[str, Parameter(pattern=UUID_PATTERN, description="An order id (UUID)")]
@@ -62,8 +63,16 @@ def _passed_through(reply: UpstreamReply) -> Response[bytes]:
     )
 
 
+# The read model's answers pass through unchanged; their shape is order-view's to document.
+_PASSED_THROUGH = {
+    200: ResponseSpec(data_container=dict[str, Any], description="order-view's answer, as is"),
+    **problem_responses(502, 503),
+}
+
+
 @get(
     "/orders/{order_id:str}/details",
+    responses=problem_responses(502, 503),
     summary="An order with its user and products; parts that cannot be fetched are listed"
     " in `missing`",
 )
@@ -85,7 +94,11 @@ async def order_details(
     )
 
 
-@get("/orders/{order_id:str}/summary", summary="The order's summary from the order-view read model")
+@get(
+    "/orders/{order_id:str}/summary",
+    summary="The order's summary from the order-view read model",
+    responses=_PASSED_THROUGH,
+)
 async def order_summary(
     order_id: OrderId,
     upstream: NamedDependency[UpstreamClient],
@@ -109,7 +122,11 @@ async def order_summary(
     return _passed_through(reply)
 
 
-@get("/users/{user_id:str}/orders", summary="A user's orders from the order-view read model")
+@get(
+    "/users/{user_id:str}/orders",
+    summary="A user's orders from the order-view read model",
+    responses=_PASSED_THROUGH,
+)
 async def user_orders(
     user_id: UserId,
     upstream: NamedDependency[UpstreamClient],

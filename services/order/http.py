@@ -21,7 +21,7 @@ from order.application import (
 from order.domain import Order, OrderTooLargeError, UnknownProductError
 from polysaga.api_types import UUID_PATTERN, Identifier, Quantity, Sku, StrictStruct
 from polysaga.money import MoneyText, format_money, parse_money
-from polysaga.problems import Problem
+from polysaga.problems import Problem, problem_responses
 from polysaga.runtime import ServiceRuntime
 
 
@@ -98,7 +98,12 @@ def _order_out(order: Order) -> OrderOut:
     )
 
 
-@post("/orders", status_code=HTTP_202_ACCEPTED, summary="Place an order (starts a saga)")
+@post(
+    "/orders",
+    status_code=HTTP_202_ACCEPTED,
+    summary="Place an order (starts a saga)",
+    responses=problem_responses(422),
+)
 async def place(
     data: JSONBody[PlaceOrderIn],
     runtime: NamedDependency[ServiceRuntime],

@@ -38,7 +38,7 @@ def build(settings: ServiceSettings) -> ServiceDefinition:
     # The projection's lookups (users, products) use connections of their own, so they do
     # not take turns with the writes on the single writing connection (the view's
     # bottleneck: benchmarks/profiles/order-view-*.txt). Closed when the process exits.
-    _, lookup_db = connect(settings.mongo_url, pool_size=2)
+    _, lookup_db = connect(settings.mongo_url.get_secret_value(), pool_size=2)
     active = ActiveGeneration(lookup_db=lookup_db)
 
     async def setup(db: MongoDatabase) -> None:

@@ -19,7 +19,7 @@ from order_view.adapters import ActiveGeneration, ViewStore, generation, stored_
 from order_view.domain import OrderSummary, SummaryDigest, summary_from_document
 from order_view.rebuild import RebuildResult, RebuildSupersededError, rebuild
 from polysaga.api_types import Identifier
-from polysaga.problems import Problem
+from polysaga.problems import Problem, problem_responses
 from polysaga.runtime import ServiceRuntime
 
 _POLL_INTERVAL_S = 0.05
@@ -38,7 +38,11 @@ class DigestOut:
     digest: str
 
 
-@get("/orders/{order_id:uuid}/summary", summary="An order's denormalised summary")
+@get(
+    "/orders/{order_id:uuid}/summary",
+    summary="An order's denormalised summary",
+    responses=problem_responses(503),
+)
 async def get_summary(
     order_id: FromPath[UUID],
     runtime: NamedDependency[ServiceRuntime],
@@ -91,7 +95,12 @@ async def get_user_orders(
     )
 
 
-@post("/admin/rebuild", status_code=200, summary="Rebuild the view from event history")
+@post(
+    "/admin/rebuild",
+    status_code=200,
+    summary="Rebuild the view from event history",
+    responses=problem_responses(409),
+)
 async def rebuild_view(
     runtime: NamedDependency[ServiceRuntime], generations: NamedDependency[ActiveGeneration]
 ) -> RebuildResult:
@@ -103,7 +112,11 @@ async def rebuild_view(
         raise Problem(409, "Rebuild superseded", str(exc)) from exc
 
 
-@get("/admin/digest", summary="A digest of a generation's summaries (default: the live one)")
+@get(
+    "/admin/digest",
+    summary="A digest of a generation's summaries (default: the live one)",
+    responses=problem_responses(404),
+)
 async def view_digest(
     runtime: NamedDependency[ServiceRuntime],
     generations: NamedDependency[ActiveGeneration],

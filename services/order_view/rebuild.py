@@ -30,13 +30,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from dataclasses import dataclass, field
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from order_view.adapters import (
     POINTER_TTL_S,
@@ -53,6 +53,7 @@ from order_view.application import EVENT_HANDLERS, SERVICE
 from polysaga.events import declaration
 from polysaga.events.envelope import MalformedEventError, decode
 from polysaga.events.upcasting import UnsupportedVersionError, upcast
+from polysaga.messaging.permissions import replay_consumer_name
 from polysaga.mongo.client import MongoDatabase
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,10 @@ async def _replay_stream(
     counts = Counts()
     if last_seq < first_seq:
         return counts
-    name = f"{SERVICE}-rebuild-{uuid.uuid4().hex[:12]}"
+    # One fixed name, the only replay consumer this service's NATS user may create.
+    name = replay_consumer_name(SERVICE)
+    with contextlib.suppress(NotFoundError):  # left by a replay that died mid-way
+        await js.delete_consumer(context.stream, name)
     await js.add_consumer(
         context.stream,
         ConsumerConfig(

@@ -21,10 +21,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from polysaga import __version__, tracing
 from polysaga import metrics as m
-from polysaga.problems import EXCEPTION_HANDLERS
+from polysaga.problems import EXCEPTION_HANDLERS, document_problems
 from polysaga.runtime import ServiceDefinition, ServiceRuntime
 from polysaga.settings import ServiceSettings
-from polysaga.strict_body import enforce_strict_body
+from polysaga.strict_body import StrictStructSchemaPlugin, enforce_strict_body
 
 
 def provide_runtime(state: State) -> ServiceRuntime:
@@ -107,13 +107,13 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
             await runtime.stop()
             tracing.shutdown()  # exports the spans still buffered
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[healthz, readyz, metrics, *definition.route_handlers],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         lifespan=[lifespan],
         middleware=[HttpMetricsMiddleware()],
-        plugins=[otel_plugin] if otel_plugin else [],
         before_request=enforce_strict_body,
+        plugins=[StrictStructSchemaPlugin(), *([otel_plugin] if otel_plugin else [])],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -123,3 +123,8 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
             render_plugins=[SwaggerRenderPlugin()],
         ),
     )
+    # The registered handlers (a Router registers copies), before the schema is first built.
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            document_problems(handler)
+    return app

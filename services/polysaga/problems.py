@@ -4,11 +4,15 @@ with Retry-After; anything unexpected is a 500 that leaks no internals."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
+import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 
 from polysaga.mongo.client import is_unavailable as mongo_unavailable
@@ -87,6 +91,56 @@ def internal_error_handler(
     return _response(request, body, HTTP_500_INTERNAL_SERVER_ERROR)
 
 
+class ProblemDetails(msgspec.Struct, kw_only=True):
+    """RFC 9457 problem details, as every error response carries them."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[dict[str, Any]] | msgspec.UnsetType = msgspec.UNSET
+
+
+_MEANINGS = {
+    400: "A parameter or the body is invalid; nothing was changed",
+    404: "No such resource (or a path parameter of the wrong shape)",
+    409: "Conflicts with the current state; nothing was changed",
+    413: "The body is larger than the service accepts",
+    415: "The body is not JSON",
+    422: "Well-formed, but refused by a business rule; nothing was changed",
+    502: "An upstream service answered with an error",
+    503: "Not available yet; retry after the Retry-After header's seconds",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for the problems a route can answer with."""
+    return {
+        status: ResponseSpec(
+            data_container=ProblemDetails,
+            description=_MEANINGS[status],
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for status in statuses
+    }
+
+
+def document_problems(handler: object) -> None:
+    """Add the problems any route of its shape can answer with to its OpenAPI responses:
+    400 for any parameter, 404 for a path parameter, 413 and 415 for a JSON body. A route's
+    own ``responses`` (409, 422, 503, ...) stay as they are."""
+    if not isinstance(handler, HTTPRouteHandler):
+        return
+    statuses = [400]
+    if any("{" in path for path in handler.paths):
+        statuses.append(404)
+    if "data" in inspect.signature(handler.fn).parameters:
+        statuses += [413, 415]
+    handler.responses = {**problem_responses(*statuses), **(handler.responses or {})}
+
+
 def _default_title(status: int) -> str:
     from http import HTTPStatus
 
@@ -101,4 +155,12 @@ EXCEPTION_HANDLERS = {
     Exception: internal_error_handler,
 }
 
-__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "MediaType", "Problem"]
+__all__ = [
+    "EXCEPTION_HANDLERS",
+    "PROBLEM_JSON",
+    "MediaType",
+    "Problem",
+    "ProblemDetails",
+    "document_problems",
+    "problem_responses",
+]

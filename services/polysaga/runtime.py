@@ -113,11 +113,12 @@ class ServiceRuntime:
         s = self.settings
         await self.store.open()
         if self.definition.uses_nats:
+            password = s.nats_password.get_secret_value() if s.nats_password else None
             self._nc = await connect(
-                s.nats_url, name=self.definition.name, user=s.nats_user, password=s.nats_password
+                s.nats_url, name=self.definition.name, user=s.nats_user, password=password
             )
             self._js = self._nc.jetstream()
-            await ensure_streams(self._js, replicas=s.stream_replicas)
+            await ensure_streams(self._js, self.definition.name, replicas=s.stream_replicas)
             await ensure_consumers(self._js, self.definition.name, ack_wait_s=s.ack_wait_s)
             for store_loop in self.store.loops(self._js):
                 self._spawn(store_loop)

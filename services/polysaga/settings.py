@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from polysaga import __version__
@@ -16,12 +16,13 @@ class ServiceSettings(BaseSettings):
     service_name: str = "unnamed"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    # Secrets (the URLs carry passwords) print as '**********' in a repr or a log line.
+    database_url: SecretStr = SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
     db_pool_size: int = 10
-    mongo_url: str = "mongodb://127.0.0.1:27017/polysaga"
+    mongo_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017/polysaga")
     nats_url: str = "nats://127.0.0.1:4222"
     nats_user: str | None = None
-    nats_password: str | None = None
+    nats_password: SecretStr | None = None
     # Copies of each stream JetStream keeps: 1 on a single server, 3 on a cluster (the chart
     # sets it with nats.cluster.enabled), so an acknowledged event survives losing a server.
     stream_replicas: int = Field(default=1, ge=1, le=5)

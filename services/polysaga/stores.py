@@ -41,7 +41,9 @@ class Store(Protocol):
 class PostgresStore:
     def __init__(self, settings: ServiceSettings, migrations: Sequence[Migration]) -> None:
         self.settings = settings
-        self.engine: AsyncEngine = create_engine(settings.database_url, settings.db_pool_size)
+        self.engine: AsyncEngine = create_engine(
+            settings.database_url.get_secret_value(), settings.db_pool_size
+        )
         self._migrations = [*outbox.MIGRATIONS, *inbox.MIGRATIONS, *migrations]
 
     async def open(self) -> None:
@@ -67,7 +69,7 @@ class PostgresStore:
         relay = outbox.OutboxRelay(
             self.engine,
             js,
-            database_url=s.database_url,
+            database_url=s.database_url.get_secret_value(),
             batch=s.relay_batch,
             poll_interval_s=s.relay_poll_interval_s,
         )
@@ -96,10 +98,12 @@ class MongoStore:
         use_inbox: bool = True,
     ) -> None:
         self.settings = settings
-        self.client, self.db = connect(settings.mongo_url)
+        self.client, self.db = connect(settings.mongo_url.get_secret_value())
         # Reads go through their own connections, so a query never queues behind the
         # consumers' writes (which FerretDB needs serialised on one connection).
-        self.reader_client, self.reader = connect(settings.mongo_url, pool_size=4)
+        self.reader_client, self.reader = connect(
+            settings.mongo_url.get_secret_value(), pool_size=4
+        )
         self._outbox_collections = outbox_collections
         self._setup = setup
         self._use_inbox = use_inbox

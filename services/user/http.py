@@ -11,8 +11,8 @@ from litestar import get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from polysaga.api_types import StrictStruct
-from polysaga.problems import Problem
+from polysaga.api_types import VISIBLE_TEXT_PATTERN, StrictStruct
+from polysaga.problems import Problem, problem_responses
 from polysaga.runtime import ServiceRuntime
 from user.adapters import UserStore
 from user.application import register_user, update_profile
@@ -26,7 +26,10 @@ EMAIL_PATTERN = (
 )
 
 UserName = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S", description="Display name")
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=100, pattern=VISIBLE_TEXT_PATTERN, description="Display name"
+    ),
 ]
 Email = Annotated[
     str,
@@ -69,7 +72,7 @@ def _email_taken(exc: EmailTakenError) -> Problem:
     )
 
 
-@post("/users", summary="Register a user")
+@post("/users", summary="Register a user", responses=problem_responses(409))
 async def register(
     data: JSONBody[RegisterIn], runtime: NamedDependency[ServiceRuntime]
 ) -> RegisteredOut:
@@ -90,7 +93,11 @@ async def get_user(user_id: FromPath[UUID], runtime: NamedDependency[ServiceRunt
     return _user_out(user)
 
 
-@patch("/users/{user_id:uuid}", summary="Change a user's name and/or e-mail")
+@patch(
+    "/users/{user_id:uuid}",
+    summary="Change a user's name and/or e-mail",
+    responses=problem_responses(409),
+)
 async def change_profile(
     user_id: FromPath[UUID],
     data: JSONBody[ProfileChangeIn],

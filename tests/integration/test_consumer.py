@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from harness import effect_count, record_effect
 from polysaga.events.declaration import ORDERS
-from polysaga.events.envelope import Envelope, new_event, to_headers
+from polysaga.events.envelope import MAX_EVENT_BODY_BYTES, Envelope, new_event, to_headers
 from polysaga.messaging.consumer import ConsumerPolicy, EventConsumer
 from polysaga.persistence.database import is_unavailable
 from polysaga.persistence.inbox import transactional_runner
@@ -129,6 +129,37 @@ async def test_malformed_and_unknown_version_messages_are_dead_lettered_at_once(
     reasons = sorted(letter["polysaga-dead-letter-reason"] for letter in await dead_letters(js))
     assert reasons == ["malformed", "malformed", "unsupported_version"]
     assert calls == 1
+
+
+async def test_oversized_event_is_dead_lettered_and_the_consumer_goes_on(
+    engine: AsyncEngine, js: JetStreamContext
+) -> None:
+    calls = 0
+
+    async def handler(event: Envelope, conn: AsyncConnection) -> None:
+        nonlocal calls
+        calls += 1
+        await record_effect(event, conn)
+
+    huge = placed("huge")
+    # Well-formed JSON with valid headers, only too big for any event of ours.
+    filler = b"x" * (MAX_EVENT_BODY_BYTES + 1)
+    await publish(js, huge, body=b'{"order_id": "%s", "pad": "%s"}' % (b"x", filler))
+    after = [placed(f"after-{i}") for i in range(3)]
+    for event in after:
+        await publish(js, event)
+
+    async def done() -> bool:
+        return await effect_count(engine) == 3 and len(await dead_letters(js)) == 1
+
+    await run_consumer_until(consumer(engine, js, handler), done)
+    (letter,) = await dead_letters(js)
+    assert letter["polysaga-dead-letter-reason"] == "malformed"
+    assert "exceeds" in letter["polysaga-dead-letter-detail"]
+    assert letter["ce-id"] == huge.event_id
+    assert calls == 3
+    info = await js.consumer_info("ORDERS", "inventory")
+    assert info.num_pending == 0 and info.num_ack_pending == 0
 
 
 async def test_an_outage_of_the_store_spends_no_delivery_and_dead_letters_nothing(

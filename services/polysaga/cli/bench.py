@@ -34,7 +34,7 @@ from polysaga.cli.nats_sync import restart_nats
 from polysaga.cli.plot import RunSample
 from polysaga.cli.quantiles import quantile
 from polysaga.cli.servers import ServerError
-from polysaga.cli.stack import APP_SERVICES
+from polysaga.cli.stack import APP_SERVICES, nats_admin_login, postgres_admin_dsn
 from polysaga.cli.sustainable import Criterion, StepOutcome, next_rate, verdict
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,10 @@ class Bench:
         if self._nc is not None:
             await self._nc.close()
         self._nc = await nats.connect(
-            self.state["nats"], name="polysaga-bench", error_cb=_quiet_reconnect_errors
+            self.state["nats"],
+            name="polysaga-bench",
+            error_cb=_quiet_reconnect_errors,
+            **nats_admin_login(self.state),
         )
         await self.ends.subscribe(self._nc.jetstream())
 
@@ -337,19 +340,14 @@ class Bench:
     # --- limits, peer, durability ---------------------------------------------------------
 
     def _admin_dsn(self) -> str:
-        postgres = self.state["postgres"]
-        if "port" in postgres:
-            return f"postgresql://{postgres['user']}@{postgres['host']}:{postgres['port']}/postgres"
-        any_db = next(iter(postgres["databases"].values()))
-        return (
-            str(any_db).replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0]
-            + "/postgres"
-        )
+        return postgres_admin_dsn(self.state)
 
     async def _limits(self) -> tuple[float, float]:
         self._phase = "limits"
         task = self.progress.add_task("machine limits: JetStream, PostgreSQL", total=2)
-        publishes = await limits.jetstream_publishes_per_s(self.state["nats"], self.plan.limit_s)
+        publishes = await limits.jetstream_publishes_per_s(
+            self.state["nats"], self.plan.limit_s, login=nats_admin_login(self.state)
+        )
         self.progress.advance(task)
         commits = await limits.postgres_commits_per_s(self._admin_dsn(), self.plan.limit_s)
         self.progress.remove_task(task)

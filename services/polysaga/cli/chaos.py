@@ -193,7 +193,7 @@ async def _run(stack: LocalStack, plan: ChaosPlan, progress: Progress) -> ChaosR
         orders=report.orders,
         lost=delivery.lost,
         duplicated_effects=delivery.duplicated_effects,
-        dead_lettered=await invariants.dead_lettered(state["nats"]),
+        dead_lettered=await invariants.dead_lettered(state["nats"], state.get("nats_admin")),
         invariants=report.invariants,
         figures={
             "seed": plan.seed,

@@ -22,6 +22,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from polysaga.cli.delivery import ConsumerState, DeliveryFacts, StreamEvent
+from polysaga.cli.stack import nats_admin_login
 from polysaga.events import declaration
 from polysaga.events.envelope import MalformedEventError, decode
 from polysaga.mongo.client import connect as mongo_connect
@@ -167,7 +168,7 @@ def _consumers_of(event: StreamEvent) -> frozenset[str]:
 
 
 async def gather_delivery_facts(state: dict[str, Any]) -> DeliveryFacts:
-    nc = await nats.connect(state["nats"], max_reconnect_attempts=5)
+    nc = await nats.connect(state["nats"], **nats_admin_login(state), max_reconnect_attempts=5)
     try:
         js = nc.jetstream()
         events: list[StreamEvent] = []

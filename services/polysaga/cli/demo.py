@@ -130,7 +130,7 @@ async def run_demo(
         report.merge(read_side.invariants, read_side.violations)
         lag = await lag_quantiles(client, services["order-view"])
     samples = sampler.samples if sampler else []
-    dead = await dead_lettered(state["nats"])
+    dead = await dead_lettered(state["nats"], state.get("nats_admin"))
     return DemoResult(report, dead, len(order_ids), elapsed, lag, samples)
 
 

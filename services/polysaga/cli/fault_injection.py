@@ -19,7 +19,7 @@ import nats
 
 from polysaga.cli import faults
 from polysaga.cli.servers import ServerError, find_binary, postgres_user
-from polysaga.cli.stack import LocalStack
+from polysaga.cli.stack import LocalStack, nats_admin_login
 from polysaga.events.declaration import INVENTORY, ORDERS, PAYMENTS
 from polysaga.events.envelope import NATS_MSG_ID
 
@@ -61,7 +61,9 @@ class FaultInjector:
         if kind == faults.RESTART_POSTGRES_IMMEDIATE:
             return await self._restart_postgres("immediate")
         if kind == faults.PAUSE_FERRETDB:
-            return await self._pause("ferretdb")
+            # One FerretDB per Mongo-backed service (each on its own role): stop them all.
+            names = [n for n in self._stack.state()["processes"] if n.startswith("ferretdb-")]
+            return "; ".join(await asyncio.gather(*(self._pause(n) for n in names)))
         if kind == faults.PAUSE_SERVICE:
             return await self._pause(fault.target)
         if kind == faults.DUPLICATE_DELIVERIES:
@@ -130,7 +132,8 @@ class FaultInjector:
         """Re-publish copies of already-published events. Each copy keeps the event's id
         (ce-id) but gets a new Nats-Msg-Id: JetStream stores it as a new message and
         delivers it again to every consumer, whose inbox must recognise the event."""
-        nc = await nats.connect(self._stack.state()["nats"], max_reconnect_attempts=5)
+        state = self._stack.state()
+        nc = await nats.connect(state["nats"], **nats_admin_login(state), max_reconnect_attempts=5)
         copied = 0
         try:
             js = nc.jetstream()

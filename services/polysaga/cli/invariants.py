@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -227,14 +228,16 @@ async def check(
     return evaluate(facts, levels, balances, baseline)
 
 
-async def dead_lettered(nats_url: str) -> int:
-    """Messages in the dead-letter stream (0 if it does not exist yet)."""
+async def dead_lettered(nats_url: str, credentials: Mapping[str, str] | None = None) -> int:
+    """Messages in the dead-letter stream (0 if it does not exist yet). ``credentials``: the
+    stack's NATS admin user (``nats_admin`` in the state file), when NATS has users."""
     import nats
     from nats.js.errors import NotFoundError
 
     from polysaga.events.declaration import DEAD_LETTER_STREAM
 
-    nc = await nats.connect(nats_url, max_reconnect_attempts=2)
+    user, password = (credentials["user"], credentials["password"]) if credentials else (None, None)
+    nc = await nats.connect(nats_url, user=user, password=password, max_reconnect_attempts=2)
     try:
         info = await nc.jetstream().stream_info(DEAD_LETTER_STREAM)
         return int(info.state.messages)

@@ -68,11 +68,16 @@ def saga_bound(commits_per_s: float, publishes_per_s: float) -> SagaBound:
 
 
 async def jetstream_publishes_per_s(
-    nats_url: str, duration_s: float, window: int = 256, *, body_bytes: int = 400
+    nats_url: str,
+    duration_s: float,
+    window: int = 256,
+    *,
+    body_bytes: int = 400,
+    login: dict[str, str] | None = None,
 ) -> float:
     """Publish-with-ack rate into a scratch file-storage stream: ``window`` publishes in
     flight, then their acks gathered, like one relay round."""
-    nc = await nats.connect(nats_url, name="polysaga-bench-limits")
+    nc = await nats.connect(nats_url, name="polysaga-bench-limits", **(login or {}))
     js = nc.jetstream()
     stream = f"BENCH_{uuid.uuid4().hex[:8].upper()}"
     subject = f"bench.{stream.lower()}"

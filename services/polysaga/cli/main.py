@@ -118,6 +118,31 @@ def catalogue() -> None:
     print(catalogue_markdown())
 
 
+NATS_PERMISSIONS_FILE = Path("charts/polysaga/files/nats-permissions.json")
+
+
+@app.command("nats-permissions")
+def nats_permissions(
+    write: Annotated[
+        bool, typer.Option("--write", help=f"Write {NATS_PERMISSIONS_FILE} instead of printing.")
+    ] = False,
+) -> None:
+    """Print each service's NATS permissions (JSON), derived from the event declaration; the
+    chart templates its NATS users from the same file."""
+    from polysaga.messaging.permissions import permissions_json
+
+    if not write:
+        print(permissions_json(), end="")
+        return
+    if not NATS_PERMISSIONS_FILE.parent.parent.is_dir():
+        raise _fail(
+            f"{NATS_PERMISSIONS_FILE.parent.parent} not found; run from the repository root"
+        )
+    NATS_PERMISSIONS_FILE.parent.mkdir(exist_ok=True)
+    NATS_PERMISSIONS_FILE.write_text(permissions_json())
+    err.print(f"wrote {NATS_PERMISSIONS_FILE}")
+
+
 @app.command()
 def dashboards(
     check: Annotated[
@@ -252,7 +277,7 @@ def check(
             "cancelled": report.cancelled,
             "unfinished": report.unfinished,
             "compensations": report.compensations,
-            "dead_lettered": await invariants.dead_lettered(state["nats"]),
+            "dead_lettered": await invariants.dead_lettered(state["nats"], state.get("nats_admin")),
             "invariants": report.invariants,
             "violations": report.violations[:20],
         }

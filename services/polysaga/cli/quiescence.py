@@ -20,12 +20,13 @@ from polysaga.cli.delivery_facts import (
     libpq,
     mongo_outbox_pending,
 )
+from polysaga.cli.stack import nats_admin_login
 
 
 async def backlog(client: httpx.AsyncClient, state: dict[str, Any]) -> dict[str, int]:
     """What is still on its way, by kind (all zero when the stack is quiet)."""
     stats = (await client.get(f"{state['services']['order']}/stats")).raise_for_status().json()
-    nc = await nats.connect(state["nats"], max_reconnect_attempts=2)
+    nc = await nats.connect(state["nats"], **nats_admin_login(state), max_reconnect_attempts=2)
     try:
         consumers = await consumer_states(nc.jetstream())
     finally:

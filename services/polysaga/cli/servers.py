@@ -7,6 +7,7 @@ there), then from PATH.
 
 from __future__ import annotations
 
+import json
 import mailbox
 import os
 import pwd
@@ -15,8 +16,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -73,17 +77,39 @@ class NatsServer:
         return [find_binary("nats-server"), "-c", str(self.config_file)]
 
 
-def prepare_nats(data_dir: Path, *, sync_always: bool = False) -> NatsServer:
+@dataclass(frozen=True)
+class NatsUser:
+    password: str
+    # A nats-server permissions block; None for an unrestricted (admin) user.
+    permissions: Mapping[str, Any] | None = None
+
+
+def prepare_nats(
+    data_dir: Path, *, sync_always: bool = False, users: Mapping[str, NatsUser] | None = None
+) -> NatsServer:
+    """``users``: when given, the server admits only these users (and no anonymous client)."""
     store = data_dir / "jetstream"
     store.mkdir(parents=True, exist_ok=True)
     port, monitor = free_port(), free_port()
     config = data_dir / "nats.conf"
     sync = "\n  sync_interval: always" if sync_always else ""
-    config.write_text(
+    text = (
         f"listen: 127.0.0.1:{port}\n"
         f"http: 127.0.0.1:{monitor}\n"
         f'jetstream {{\n  store_dir: "{store}"{sync}\n}}\n'
     )
+    if users is not None:
+        entries: list[dict[str, Any]] = []
+        for name, user in users.items():
+            entry: dict[str, Any] = {"user": name, "password": user.password}
+            if user.permissions is not None:
+                entry["permissions"] = user.permissions
+            entries.append(entry)
+        # The configuration format accepts JSON; passwords are in it, so only we may read it.
+        text += f"authorization: {json.dumps({'users': entries}, indent=2)}\n"
+    config.touch(mode=0o600)
+    config.chmod(0o600)
+    config.write_text(text)
     return NatsServer(port, monitor, store, config)
 
 
@@ -109,9 +135,11 @@ class PostgresServer:
     data_dir: Path
     user: str = "postgres"
     fsync: bool = True
+    password: str | None = None  # None: the server trusts every local connection (tests)
 
     def url(self, database: str) -> str:
-        return f"postgresql+asyncpg://{self.user}@127.0.0.1:{self.port}/{database}"
+        login = f"{self.user}:{quote(self.password, safe='')}" if self.password else self.user
+        return f"postgresql+asyncpg://{login}@127.0.0.1:{self.port}/{database}"
 
     def argv(self) -> list[str]:
         return [
@@ -150,32 +178,43 @@ def postgres_user() -> str | None:
     return _run_as()
 
 
-def prepare_postgres(data_root: Path, *, fsync: bool = True) -> PostgresServer:
-    """initdb into data_root/postgres unless it is already initialised."""
+def prepare_postgres(
+    data_root: Path, *, fsync: bool = True, superuser_password: str | None = None
+) -> PostgresServer:
+    """initdb into data_root/postgres unless it is already initialised. With a superuser
+    password every connection must authenticate (SCRAM-SHA-256); without one, the server
+    trusts every local connection (the tests' throw-away servers)."""
     data_dir = data_root / "postgres"
     run_as = _run_as()
     if not (data_dir / "PG_VERSION").exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         if run_as is not None:
             _make_reachable(data_dir, run_as)
-        result = subprocess.run(
-            [
-                find_binary("initdb"),
-                "-D",
-                str(data_dir),
-                "--username=postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-instructions",
-            ],
-            user=run_as,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        argv = [
+            find_binary("initdb"),
+            "-D",
+            str(data_dir),
+            "--username=postgres",
+            "--encoding=UTF8",
+            "--no-instructions",
+        ]
+        pwfile = data_root / "postgres-pwfile"
+        if superuser_password is not None:
+            pwfile.touch(mode=0o600)
+            pwfile.write_text(superuser_password + "\n")
+            if run_as is not None:
+                entry = pwd.getpwnam(run_as)
+                os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+            argv += ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
+        else:
+            argv.append("--auth=trust")
+        try:
+            result = subprocess.run(argv, user=run_as, capture_output=True, text=True, check=False)
+        finally:
+            pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
             raise ServerError(f"initdb failed: {result.stderr.strip()}")
-    return PostgresServer(free_port(), data_dir, fsync=fsync)
+    return PostgresServer(free_port(), data_dir, fsync=fsync, password=superuser_password)
 
 
 def _make_reachable(data_dir: Path, owner: str) -> None:
@@ -209,12 +248,17 @@ class FerretDBServer:
     state_dir: Path
     postgresql_url: str
 
-    def url(self, database: str) -> str:
+    def url(self, database: str, user: str | None = None, password: str | None = None) -> str:
+        """``user``/``password``: the PostgreSQL role FerretDB logs in as for this client."""
+        login, auth = "", ""
+        if user is not None and password is not None:
+            login = f"{quote(user, safe='')}:{quote(password, safe='')}@"
+            auth = "&authMechanism=PLAIN"  # FerretDB v1 hands these to PostgreSQL
         # FerretDB v1 applies an update as read-modify-write outside a transaction, so two
         # concurrent updates of one document can lose one (FerretDB issue 3040; measured: 8
         # of 100 concurrent $inc kept). One connection per client serialises a process's
         # commands and restores single-document atomicity; a real MongoDB needs no limit.
-        return f"mongodb://127.0.0.1:{self.port}/{database}?maxPoolSize=1"
+        return f"mongodb://{login}127.0.0.1:{self.port}/{database}?maxPoolSize=1{auth}"
 
     def argv(self) -> list[str]:
         return [
@@ -229,9 +273,13 @@ class FerretDBServer:
         ]
 
 
-def prepare_ferretdb(data_root: Path, postgresql_url: str) -> FerretDBServer:
-    """``postgresql_url``: a libpq URL of an existing, empty-or-FerretDB-owned database."""
-    state_dir = data_root / "ferretdb"
+def prepare_ferretdb(
+    data_root: Path, postgresql_url: str, *, name: str = "ferretdb"
+) -> FerretDBServer:
+    """``postgresql_url``: a libpq URL of an existing, empty-or-FerretDB-owned database. With
+    no user in it, FerretDB logs in to PostgreSQL as each client's own user (authMechanism
+    PLAIN), and an anonymous client gets nothing."""
+    state_dir = data_root / name
     state_dir.mkdir(parents=True, exist_ok=True)
     return FerretDBServer(free_port(), free_port(), state_dir, postgresql_url)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -13,14 +14,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 
+from polysaga.cli.databases import close_maintenance_databases, provision_owned_database
 from polysaga.cli.servers import (
     FerretDBServer,
     JaegerServer,
+    NatsUser,
     PostgresServer,
     PrometheusServer,
     ServerError,
@@ -39,6 +42,8 @@ from polysaga.cli.servers import (
     wait_prometheus_ready,
 )
 from polysaga.cli.supervisor import ProcessSpec, SupervisedProcess
+from polysaga.events import declaration
+from polysaga.messaging.permissions import service_permissions
 
 # Every service, the store it owns, in start order (the gateway calls the others).
 SERVICE_STORES: dict[str, str | None] = {
@@ -54,7 +59,7 @@ SERVICE_STORES: dict[str, str | None] = {
 APP_SERVICES = tuple(SERVICE_STORES)
 GATEWAY_DEPENDENCIES = ("order", "user", "catalog", "order-view")
 DEFAULT_STATE_FILE = Path(".polysaga/stack.json")
-FERRETDB_DATABASE = "polysaga_ferretdb"  # where FerretDB keeps the Mongo-backed services' data
+NATS_ADMIN_USER = "polysaga-admin"  # the CLI's own user (check, demo); services get their own
 
 
 def database_name(service: str) -> str:
@@ -96,7 +101,6 @@ class LocalStack:
         self._external_postgres = postgres_url
         self._external_nats = nats_url
         self._external_mongo = mongo_url
-        self._ferretdb: FerretDBServer | None = None
         self._smtp: SmtpServer | None = None
         self._fsync = fsync
         self._nats_sync_always = nats_sync_always
@@ -108,6 +112,10 @@ class LocalStack:
         self._service_ports: dict[str, int] = {}
         self._nats_url = nats_url or ""
         self._postgres: PostgresServer | None = None
+        self._ferretdbs: dict[str, FerretDBServer] = {}
+        # Each service's NATS and database password, new on every start.
+        self._nats_passwords: dict[str, str] = {}
+        self._db_passwords = {s: secrets.token_urlsafe(24) for s in services}
         self._started_at = datetime.now(UTC).isoformat()
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -133,7 +141,7 @@ class LocalStack:
         self._write_state()
 
     async def stop(self) -> None:
-        servers = ["smtp", "ferretdb", "postgres", "nats"]
+        servers = ["smtp", *(f"ferretdb-{s}" for s in self._ferretdbs), "postgres", "nats"]
         processes = [i for s in reversed(self.services) for i in reversed(self.instances[s])]
         # Jaeger after the services, so the spans they flush at shutdown still arrive.
         for name in ["prometheus", *processes, "jaeger", *servers]:
@@ -150,7 +158,19 @@ class LocalStack:
     async def _start_nats(self) -> None:
         if self._external_nats:
             return
-        server = prepare_nats(self.data_dir / "nats", sync_always=self._nats_sync_always)
+        self._nats_passwords = {
+            user: secrets.token_urlsafe(24) for user in (*self._nats_services(), NATS_ADMIN_USER)
+        }
+        users = {
+            user: NatsUser(
+                password,
+                None if user == NATS_ADMIN_USER else service_permissions(user),
+            )
+            for user, password in self._nats_passwords.items()
+        }
+        server = prepare_nats(
+            self.data_dir / "nats", sync_always=self._nats_sync_always, users=users
+        )
         self._nats_url = server.url
         await self._supervise(ProcessSpec("nats", server.argv(), log_file=self._log("nats")))
         await asyncio.to_thread(wait_nats_ready, server)
@@ -158,7 +178,12 @@ class LocalStack:
     async def _start_postgres(self) -> None:
         if self._external_postgres:
             return
-        server = await asyncio.to_thread(prepare_postgres, self.data_dir, fsync=self._fsync)
+        server = await asyncio.to_thread(
+            prepare_postgres,
+            self.data_dir,
+            fsync=self._fsync,
+            superuser_password=_superuser_password(self.data_dir),
+        )
         self._postgres = server
         log_file = self._log("postgres")
         user = postgres_user()
@@ -176,24 +201,32 @@ class LocalStack:
         if self._external_postgres:
             return _with_database(self._external_postgres, None)
         assert self._postgres is not None
-        return f"postgresql://postgres@127.0.0.1:{self._postgres.port}/postgres"
+        return _with_database(self._postgres.url("postgres"), None)
 
     def database_url(self, service: str) -> str:
-        dsn = _with_database(self._admin_dsn(), database_name(service))
+        """The service's own database, as its own role."""
+        name = database_name(service)
+        parts = urlsplit(_with_database(self._admin_dsn(), name))
+        host = parts.netloc.rsplit("@", 1)[-1]
+        login = f"{quote(name, safe='')}:{quote(self._db_passwords[service], safe='')}"
+        dsn = urlunsplit(parts._replace(netloc=f"{login}@{host}"))
         return dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
 
     async def _start_ferretdb(self) -> None:
-        if self._external_mongo or not self._mongo_services():
+        """One FerretDB per Mongo-backed service, on that service's own PostgreSQL database:
+        FerretDB v1 has no access control of its own, so PostgreSQL's is the one that holds.
+        No user in FerretDB's URL: it logs in as the client's user, so an anonymous client
+        (or another service's user) is refused by PostgreSQL."""
+        if self._external_mongo:
             return
-        await _create_database(self._admin_dsn(), FERRETDB_DATABASE)
-        server = prepare_ferretdb(
-            self.data_dir, _with_database(self._admin_dsn(), FERRETDB_DATABASE)
-        )
-        self._ferretdb = server
-        await self._supervise(
-            ProcessSpec("ferretdb", server.argv(), log_file=self._log("ferretdb"))
-        )
-        await asyncio.to_thread(wait_for_port, server.port, 30, "FerretDB")
+        for service in self._mongo_services():
+            parts = urlsplit(_with_database(self._admin_dsn(), database_name(service)))
+            pg_url = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
+            name = f"ferretdb-{service}"
+            server = prepare_ferretdb(self.data_dir, pg_url, name=name)
+            self._ferretdbs[service] = server
+            await self._supervise(ProcessSpec(name, server.argv(), log_file=self._log(name)))
+            await asyncio.to_thread(wait_for_port, server.port, 30, "FerretDB")
 
     async def _start_smtp(self) -> None:
         if "notification" not in self.services:
@@ -231,12 +264,24 @@ class LocalStack:
         if self._external_mongo:
             parts = urlsplit(self._external_mongo)
             return urlunsplit(parts._replace(path=f"/{database_name(service)}"))
-        assert self._ferretdb is not None
-        return self._ferretdb.url(database_name(service))
+        name = database_name(service)
+        return self._ferretdbs[service].url(name, name, self._db_passwords[service])
+
+    def _nats_services(self) -> list[str]:
+        return sorted(declaration.services() & set(self.services))
 
     async def _create_databases(self) -> None:
-        for service in self._postgres_services():
-            await _create_database(self._admin_dsn(), database_name(service))
+        """A role and a database it owns per service; Mongo-backed services' FerretDB keeps
+        their data in theirs. Not for an external MongoDB: its users are its own business."""
+        owners = self._postgres_services()
+        if not self._external_mongo:
+            owners += self._mongo_services()
+        if self._postgres is not None:  # an external server's defaults are its owner's call
+            await close_maintenance_databases(self._admin_dsn())
+        for service in owners:
+            await provision_owned_database(
+                self._admin_dsn(), database_name(service), self._db_passwords[service]
+            )
 
     # --- services -----------------------------------------------------------------------
 
@@ -251,6 +296,9 @@ class LocalStack:
             "POLYSAGA_HTTP_PORT": str(self._service_ports[instance]),
             "POLYSAGA_NATS_URL": self._nats_url,
         }
+        if service in self._nats_passwords:
+            env["POLYSAGA_NATS_USER"] = service
+            env["POLYSAGA_NATS_PASSWORD"] = self._nats_passwords[service]
         store = SERVICE_STORES.get(service)
         if store == "postgres":
             env["POLYSAGA_DATABASE_URL"] = self.database_url(service)
@@ -330,10 +378,23 @@ class LocalStack:
             "restarts": {name: proc.restarts for name, proc in self._procs.items()},
             "nats": self._nats_url,
             "postgres": postgres,
-            "mongo": {s: self.mongo_url(s) for s in self._mongo_services()}
-            if (self._ferretdb or self._external_mongo)
-            else {},
-            "ferretdb": f"mongodb://127.0.0.1:{self._ferretdb.port}" if self._ferretdb else None,
+            "mongo": {
+                s: self.mongo_url(s)
+                for s in self._mongo_services()
+                if self._external_mongo or s in self._ferretdbs
+            },
+            "ferretdb": {s: f"mongodb://127.0.0.1:{f.port}" for s, f in self._ferretdbs.items()},
+            "nats_users": {
+                user: {"user": user, "password": password}
+                for user, password in self._nats_passwords.items()
+                if user != NATS_ADMIN_USER
+            },
+            "nats_admin": {
+                "user": NATS_ADMIN_USER,
+                "password": self._nats_passwords[NATS_ADMIN_USER],
+            }
+            if self._nats_passwords
+            else None,
             "prometheus": self._prometheus.url if self._prometheus else None,
             "jaeger": {
                 "ui": self._jaeger.ui_url,
@@ -354,9 +415,30 @@ class LocalStack:
     def _write_state(self) -> None:
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state(), indent=2))
-        os.chmod(tmp, 0o600)
+        # It holds credentials: private from the moment it exists, not only once written.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            os.fchmod(out.fileno(), 0o600)  # an older tmp file may have had wider rights
+            out.write(json.dumps(self.state(), indent=2))
         tmp.replace(self.state_file)
+
+
+def nats_admin_login(state: dict[str, Any]) -> dict[str, str]:
+    """``user``/``password`` for ``nats.connect`` as the stack's admin ({} if NATS has no
+    users, e.g. an external server)."""
+    admin = state.get("nats_admin")
+    return {"user": admin["user"], "password": admin["password"]} if admin else {}
+
+
+def postgres_admin_dsn(state: dict[str, Any]) -> str:
+    """A superuser DSN for the stack's own PostgreSQL (the bench's scratch databases); an
+    external server's admin is not in the state file, so that is refused clearly."""
+    postgres = state["postgres"]
+    if "port" not in postgres:
+        raise ServerError("this needs the stack's own PostgreSQL (started without --postgres-url)")
+    password = (Path(state["data_dir"]) / "postgres-superuser-password").read_text().strip()
+    login = f"{quote(postgres['user'], safe='')}:{quote(password, safe='')}"
+    return f"postgresql://{login}@{postgres['host']}:{postgres['port']}/postgres"
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -371,13 +453,15 @@ def load_state(path: Path) -> dict[str, Any]:
     return data
 
 
-async def _create_database(admin_dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
+def _superuser_password(data_dir: Path) -> str:
+    """The local PostgreSQL superuser's password: made with the data directory, kept in it
+    (mode 0600), since the server keeps it as long as its data."""
+    path = data_dir / "postgres-superuser-password"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
 
 
 def _with_database(dsn: str, database: str | None) -> str:

@@ -58,6 +58,8 @@ CONTEXTS: tuple[Context, ...] = (ORDERS, INVENTORY, PAYMENTS, USERS, CATALOG, NO
 
 # The read side follows every step of the saga, compensations included.
 _VIEW = "order-view"
+# Services whose state can be rebuilt by replaying the streams they consume from the start.
+READ_MODELS = frozenset({_VIEW})
 
 
 def _event(name: str, version: int, context: Context, consumers: Iterable[str]) -> EventSpec:

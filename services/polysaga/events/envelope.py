@@ -103,6 +103,11 @@ def known_event_name(ce_type: str) -> str:
     return match.group(1)
 
 
+# An event is one fact about one aggregate; no producer here comes near this. A larger body
+# is refused before it is parsed (NATS itself caps a message at its max_payload, 1 MiB).
+MAX_EVENT_BODY_BYTES = 256 * 1024
+
+
 def decode(headers: Mapping[str, str] | None, body: bytes) -> Envelope:
     """Rebuild an envelope from a message; raises MalformedEventError on anything off."""
     if not headers:
@@ -122,6 +127,8 @@ def decode(headers: Mapping[str, str] | None, body: bytes) -> Envelope:
     match = _CE_TYPE.match(ce_type)
     if match is None:
         raise MalformedEventError(f"unrecognised ce-type {ce_type!r}")
+    if len(body) > MAX_EVENT_BODY_BYTES:
+        raise MalformedEventError(f"body of {len(body)} bytes exceeds {MAX_EVENT_BODY_BYTES}")
     try:
         data = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:

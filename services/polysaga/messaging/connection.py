@@ -18,6 +18,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError
 
 from polysaga.events import declaration
+from polysaga.messaging.permissions import inbox_prefix, streams_touched_by
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,20 @@ ENTITY_STREAMS = frozenset({"USERS", "CATALOG"})
 async def connect(
     url: str, *, name: str, user: str | None = None, password: str | None = None
 ) -> Client:
-    """A connection that keeps reconnecting for as long as the process lives."""
+    """A connection that keeps reconnecting for as long as the process lives. Replies arrive
+    under the service's own inbox prefix (its NATS user may subscribe to nothing else)."""
+
+    async def report(exc: Exception) -> None:
+        # The server's asynchronous errors, permission violations among them.
+        log.error("NATS error on %s's connection: %s", name, exc)
+
     return await nats.connect(
         url,
         name=name,
         user=user,
         password=password,
+        inbox_prefix=inbox_prefix(name),
+        error_cb=report,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         allow_reconnect=True,
@@ -71,13 +80,26 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
     return configs
 
 
-async def ensure_streams(js: JetStreamContext, *, replicas: int = 1) -> None:
-    """Create every declared stream, or bring an existing one to the declared config."""
+async def ensure_streams(
+    js: JetStreamContext, service: str | None = None, *, replicas: int = 1
+) -> None:
+    """Create the streams a service touches (all of them when ``service`` is None), from the
+    declaration; bring the ones it owns to the declared config. Creating is idempotent, so
+    services may start in any order."""
+    touched, owned = streams_touched_by(service) if service else (None, None)
     for config in stream_configs(replicas):
+        assert config.name is not None
+        if touched is not None and config.name not in touched:
+            continue
         try:
             await js.add_stream(config)
         except BadRequestError:
-            await js.update_stream(config)
+            if owned is None or config.name in owned:
+                await js.update_stream(config)
+            else:
+                log.warning(
+                    "stream %s differs from the declaration; its owner fixes it", config.name
+                )
 
 
 def consumer_config(

@@ -192,6 +192,10 @@ class OutboxRelay:
         listener = await self._listen()
         try:
             while not stop.is_set():
+                if listener is None or listener.is_closed():
+                    # PostgreSQL restarted or cut the connection: listen again, or the relay
+                    # would only poll from now on.
+                    listener = await self._listen(quiet=True)
                 self._wake.clear()
                 try:
                     published = await self.publish_pending()
@@ -207,13 +211,18 @@ class OutboxRelay:
             if listener is not None:
                 await listener.close()
 
-    async def _listen(self) -> asyncpg.Connection | None:
+    async def _listen(self, *, quiet: bool = False) -> asyncpg.Connection | None:
         try:
-            conn = await asyncpg.connect(self._dsn)
+            conn = await asyncpg.connect(self._dsn, timeout=2)
             await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
             return conn
-        except (OSError, asyncpg.PostgresError):
-            log.warning("LISTEN unavailable; the relay polls only", exc_info=True)
+        except (OSError, TimeoutError, asyncpg.PostgresError):
+            # Retried every round while the database is away: say it once, loudly.
+            log.log(
+                logging.DEBUG if quiet else logging.WARNING,
+                "LISTEN unavailable; the relay polls until it is back",
+                exc_info=not quiet,
+            )
             return None
 
     async def _export_backlog(self) -> None:
