@@ -24,6 +24,7 @@ from chart_tools import (
     tool,
 )
 from polysaga.events import declaration
+from polysaga.messaging.permissions import inbox_prefix
 
 CI_VALUES = sorted((APP_CHART / "ci").glob("*-values.yaml"))
 EVERYTHING_ON = {
@@ -237,9 +238,10 @@ def test_the_nats_permissions_file_covers_exactly_the_services_that_use_nats() -
     assert set(permissions) == set(declaration.services())
     for service, perms in permissions.items():
         assert set(perms) == {"publish", "subscribe"}, service
-        produced = [c.subjects for c in declaration.CONTEXTS if c.producer == service]
-        assert set(produced) <= set(perms["publish"]["allow"]), service
-        assert "_INBOX.>" in perms["subscribe"]["allow"], service
+        allowed = set(perms["publish"]["allow"])
+        for event in declaration.published_by(service):
+            assert {event.subject, event.context.subjects} & allowed, (service, event.name)
+        assert perms["subscribe"]["allow"] == [f"{inbox_prefix(service)}.>"], service
 
 
 def test_nats_passwords_are_never_in_the_config_map() -> None:

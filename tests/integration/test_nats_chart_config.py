@@ -23,6 +23,7 @@ from chart_tools import APP_CHART, by_name, render
 from polysaga.cli.servers import NatsServer, find_binary, free_port, wait_nats_ready
 from polysaga.events import declaration
 from polysaga.messaging.connection import ensure_consumers, ensure_streams
+from polysaga.messaging.permissions import inbox_prefix, replay_consumer_name
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +92,8 @@ class Session:
             password=password if password is not None else nats_.passwords[user],
             error_cb=on_error,
             allow_reconnect=False,
+            # As the services connect: replies come to the user's own inbox subjects only.
+            inbox_prefix=inbox_prefix(user),
         )
         return self.nc
 
@@ -118,7 +121,7 @@ async def test_each_service_sets_up_its_streams_and_consumers_and_publishes_its_
     for service in sorted(declaration.services()):
         session, nc = await _open(chart_nats, sessions, service)
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, service)
         await ensure_consumers(js, service, ack_wait_s=30)
         for event in declaration.published_by(service):
             ack = await js.publish(event.subject, b"{}", headers={"Nats-Msg-Id": event.name})
@@ -134,9 +137,10 @@ async def test_a_consumer_fetches_acknowledges_and_dead_letters_its_own_messages
     chart_nats: ChartNats, sessions: list[Session]
 ) -> None:
     _, order = await _open(chart_nats, sessions, "order")
-    await ensure_streams(order.jetstream())
+    await ensure_streams(order.jetstream(), "order")
     session, inventory = await _open(chart_nats, sessions, "inventory")
     js = inventory.jetstream()
+    await ensure_streams(js, "inventory")
     await ensure_consumers(js, "inventory", ack_wait_s=30)
     await order.jetstream().publish("orders.events.OrderPlaced", b"{}")
     sub = await js.pull_subscribe_bind(durable="inventory", stream="ORDERS")
@@ -148,23 +152,24 @@ async def test_a_consumer_fetches_acknowledges_and_dead_letters_its_own_messages
     assert session.errors == []
 
 
-async def test_order_view_may_replay_streams_with_ephemeral_consumers(
+async def test_order_view_may_replay_streams_with_its_replay_consumer(
     chart_nats: ChartNats, sessions: list[Session]
 ) -> None:
     session, nc = await _open(chart_nats, sessions, "order-view")
     js = nc.jetstream()
-    await ensure_streams(js)
+    await ensure_streams(js, "order-view")
     await js.stream_info("ORDERS")
+    replay = replay_consumer_name("order-view")
     config = ConsumerConfig(
-        name="rebuild-1",
+        name=replay,
         ack_policy=AckPolicy.NONE,
         deliver_policy=DeliverPolicy.ALL,
         inactive_threshold=60,
     )
     await js.add_consumer("ORDERS", config)
-    sub = await js.pull_subscribe_bind(consumer="rebuild-1", stream="ORDERS")
+    sub = await js.pull_subscribe_bind(consumer=replay, stream="ORDERS")
     await sub.consumer_info()
-    await js.delete_consumer("ORDERS", "rebuild-1")
+    await js.delete_consumer("ORDERS", replay)
     await nc.flush()
     assert session.errors == []
 
@@ -196,7 +201,7 @@ async def test_a_consumer_may_not_read_another_services_consumer(
     chart_nats: ChartNats, sessions: list[Session]
 ) -> None:
     _, inventory = await _open(chart_nats, sessions, "inventory")
-    await ensure_streams(inventory.jetstream())
+    await ensure_streams(inventory.jetstream(), "inventory")
     await ensure_consumers(inventory.jetstream(), "inventory", ack_wait_s=30)
     session, payment = await _open(chart_nats, sessions, "payment")
     with pytest.raises(nats.errors.TimeoutError):
