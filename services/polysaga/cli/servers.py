@@ -59,6 +59,19 @@ def wait_for_port(port: int, timeout_s: float, what: str) -> None:
     raise ServerError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s:.0f} s")
 
 
+def wait_for_http_ok(url: str, timeout_s: float, what: str, *, interval_s: float = 0.1) -> None:
+    """Poll ``url`` until it answers 200: a server's readiness endpoint."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(interval_s)
+    raise ServerError(f"{what} not ready within {timeout_s:.0f} s")
+
+
 # --- NATS ---------------------------------------------------------------------------------
 
 
@@ -114,16 +127,12 @@ def prepare_nats(
 
 
 def wait_nats_ready(server: NatsServer, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    url = f"http://127.0.0.1:{server.monitor_port}/healthz?js-enabled-only=true"
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise ServerError(f"nats-server on port {server.port} not ready within {timeout_s:.0f} s")
+    wait_for_http_ok(
+        f"http://127.0.0.1:{server.monitor_port}/healthz?js-enabled-only=true",
+        timeout_s,
+        f"nats-server on port {server.port}",
+        interval_s=0.05,
+    )
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -377,15 +386,7 @@ def prepare_prometheus(data_root: Path, targets: dict[str, str]) -> PrometheusSe
 
 
 def wait_prometheus_ready(server: PrometheusServer, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{server.url}/-/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise ServerError(f"Prometheus on port {server.port} not ready within {timeout_s:.0f} s")
+    wait_for_http_ok(f"{server.url}/-/ready", timeout_s, f"Prometheus on port {server.port}")
 
 
 # --- Jaeger v2 (built from its Go module; OTLP in, traces kept in memory, query API + UI) ---
@@ -470,12 +471,8 @@ exporters:
 
 def wait_jaeger_ready(server: JaegerServer, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{server.api_url}/services", timeout=1).status_code == 200:
-                wait_for_port(server.otlp_http_port, max(deadline - time.monotonic(), 1), "Jaeger")
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise ServerError(f"Jaeger on port {server.query_http_port} not ready within {timeout_s:.0f} s")
+    wait_for_http_ok(
+        f"{server.api_url}/services", timeout_s, f"Jaeger on port {server.query_http_port}"
+    )
+    # The query API can answer before the OTLP receiver listens.
+    wait_for_port(server.otlp_http_port, max(deadline - time.monotonic(), 1), "Jaeger")
