@@ -62,25 +62,36 @@ ensure_nats() {
   fi
 }
 
+# Builds a Go program from a module that `go install module@version` refuses (it has `replace`
+# directives, or needs generated files): in a writable copy of the downloaded module directory.
+# Usage: build_go_module_copy MODULE@VERSION PACKAGE DEST [PREPARE_FN]; PREPARE_FN runs in the
+# copy first. The binary lands at DEST atomically.
+build_go_module_copy() {
+  local module=$1 package=$2 dest=$3 prepare=${4:-}
+  command -v go >/dev/null || { log "Go is required to build $module"; exit 1; }
+  local scratch module_dir
+  scratch=$(mktemp -d)
+  module_dir=$(cd "$scratch" && go mod download -json "$module" \
+    | "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+  cp -r "$module_dir/." "$scratch/src"
+  chmod -R u+w "$scratch/src"
+  if [ -n "$prepare" ]; then (cd "$scratch/src" && "$prepare"); fi
+  mkdir -p "$(dirname "$dest")"
+  (cd "$scratch/src" && go build -trimpath -o "$dest.partial" "$package")
+  mv "$dest.partial" "$dest"
+  rm -rf "$scratch"
+}
+
 # FerretDB v1 (MongoDB wire protocol; data kept in PostgreSQL), built from its Go module.
-# Its module zip lacks the generated build/version/version.txt, so it is built in a writable copy of
-# the downloaded module directory with that file written; the binary is cached by version.
+# Its module zip lacks the generated build/version/version.txt, which is written into the copy.
+write_ferretdb_version() { echo "$ferretdb_version" >build/version/version.txt; }
+
 ensure_ferretdb() {
   local dest="$cache/ferretdb-$ferretdb_version/ferretdb"
   if [ ! -x "$dest" ]; then
-    command -v go >/dev/null || { log "Go is required to build FerretDB"; exit 1; }
     log "building FerretDB $ferretdb_version (first run only)"
-    local scratch module_dir
-    scratch=$(mktemp -d)
-    module_dir=$(cd "$scratch" && go mod download -json "github.com/FerretDB/FerretDB@$ferretdb_version" \
-      | "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
-    cp -r "$module_dir/." "$scratch/src"
-    chmod -R u+w "$scratch/src"
-    echo "$ferretdb_version" >"$scratch/src/build/version/version.txt"
-    mkdir -p "$(dirname "$dest")"
-    (cd "$scratch/src" && go build -trimpath -o "$dest.partial" ./cmd/ferretdb)
-    mv "$dest.partial" "$dest"
-    rm -rf "$scratch"
+    build_go_module_copy "github.com/FerretDB/FerretDB@$ferretdb_version" ./cmd/ferretdb "$dest" \
+      write_ferretdb_version
   fi
   ln -sfn "$dest" "$venv/bin/ferretdb"
 }
