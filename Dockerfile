@@ -19,8 +19,9 @@ WORKDIR /src
 # compiled here, since the runtime cannot write it).
 COPY pyproject.toml README.md ./
 COPY services/ services/
+COPY tools/ tools/
 COPY operator/ operator/
-# (pyproject's packages come from services/ and operator/, so every image holds every module.)
+# (pyproject's packages come from services/, tools/ and operator/, so every image holds every module.)
 RUN /opt/venv/bin/pip install --prefer-binary /src \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 

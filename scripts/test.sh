@@ -6,7 +6,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 bash scripts/bootstrap.sh
 bin=.venv/bin
-echo "== ruff"; "$bin/ruff" check services operator tests && "$bin/ruff" format --check services operator tests
+echo "== ruff"; "$bin/ruff" check services tools operator tests && "$bin/ruff" format --check services tools operator tests
 echo "== mypy"; "$bin/mypy"
 echo "== import layers"; "$bin/lint-imports"
 echo "== pytest"; "$bin/pytest" -p no:cacheprovider "$@"

@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from polysaga.cli.servers import (
+from polysaga_tools.servers import (
     FerretDBServer,
     NatsServer,
     PostgresServer,

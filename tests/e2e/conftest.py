@@ -41,7 +41,7 @@ class Stack:
     def cli(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
         """Run a ``polysaga`` command attached to this stack, as a user would."""
         return subprocess.run(
-            [sys.executable, "-m", "polysaga.cli", *args, "--attach", str(self.state_file)],
+            [sys.executable, "-m", "polysaga_tools", *args, "--attach", str(self.state_file)],
             capture_output=True,
             text=True,
             timeout=timeout_s,
@@ -65,7 +65,7 @@ def stack() -> Iterator[Stack]:
         [
             sys.executable,
             "-m",
-            "polysaga.cli",
+            "polysaga_tools",
             "up",
             "--no-view",
             "--with-prometheus",

@@ -32,7 +32,7 @@ def test_a_short_bench_prints_every_figure_consistently(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "polysaga.cli",
+            "polysaga_tools",
             "bench",
             "--duration",
             "10",
@@ -89,7 +89,7 @@ def test_a_short_bench_prints_every_figure_consistently(tmp_path: Path) -> None:
 
 def test_a_plot_path_that_is_not_png_is_refused_before_any_work() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "polysaga.cli", "bench", "--plot", "out.svg"],
+        [sys.executable, "-m", "polysaga_tools", "bench", "--plot", "out.svg"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from polysaga.cli.faults import FAULT_KINDS
+from polysaga_tools.faults import FAULT_KINDS
 
 # The shortest run that holds one fault of each kind at the schedule's minimum spacing.
 DURATION_S = 45
@@ -18,7 +18,7 @@ def test_chaos_injects_every_fault_and_every_invariant_holds() -> None:
         [
             sys.executable,
             "-m",
-            "polysaga.cli",
+            "polysaga_tools",
             "chaos",
             "--duration",
             str(DURATION_S),
@@ -58,7 +58,7 @@ def test_chaos_injects_every_fault_and_every_invariant_holds() -> None:
 
 def test_chaos_refuses_a_run_too_short_for_every_fault() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "polysaga.cli", "chaos", "--duration", "10", "--json"],
+        [sys.executable, "-m", "polysaga_tools", "chaos", "--duration", "10", "--json"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,10 +11,10 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from polysaga.cli.servers import NatsServer
 from polysaga.messaging.connection import ensure_consumers, ensure_streams
 from polysaga.persistence import inbox, outbox
 from polysaga.persistence.database import Migration, create_engine, migrate
+from polysaga_tools.servers import NatsServer
 
 EFFECTS = Migration(
     "test",

@@ -20,9 +20,9 @@ from nats.aio.client import Client
 from catalog.adapters import ProductStore
 from catalog.application import add_product, change_product
 from catalog.bootstrap import build
-from polysaga.cli.servers import NatsServer
 from polysaga.mongo.client import MongoDatabase, connect
 from polysaga.settings import ServiceSettings
+from polysaga_tools.servers import NatsServer
 from service_client import body, concurrent_client, event_name, published, service_client
 
 

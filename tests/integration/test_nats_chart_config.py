@@ -20,10 +20,10 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from chart_tools import APP_CHART, by_name, render
-from polysaga.cli.servers import NatsServer, find_binary, free_port, wait_nats_ready
 from polysaga.events import declaration
 from polysaga.messaging.connection import ensure_consumers, ensure_streams
 from polysaga.messaging.permissions import inbox_prefix, replay_consumer_name
+from polysaga_tools.servers import NatsServer, find_binary, free_port, wait_nats_ready
 
 pytestmark = pytest.mark.integration
 

@@ -18,11 +18,11 @@ from nats.errors import NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import NotFoundError
 
-from polysaga.cli.servers import NatsServer, NatsUser, prepare_nats, wait_nats_ready
 from polysaga.events import declaration
 from polysaga.events.envelope import new_event, to_headers
 from polysaga.messaging.connection import connect, consumer_config, ensure_consumers, ensure_streams
 from polysaga.messaging.permissions import all_permissions, replay_consumer_name
+from polysaga_tools.servers import NatsServer, NatsUser, prepare_nats, wait_nats_ready
 
 ADMIN = "admin"
 REFUSED_WITHIN_S = 1.0

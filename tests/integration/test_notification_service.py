@@ -23,12 +23,12 @@ from sqlalchemy import text
 from notification.adapters import MIGRATIONS, SmtpMailer
 from notification.bootstrap import build, event_handlers
 from polysaga.app import create_app
-from polysaga.cli.servers import NatsServer, SmtpServer
 from polysaga.events.envelope import NATS_MSG_ID, Envelope, encode_body, new_event, to_headers
 from polysaga.messaging.connection import ensure_streams
 from polysaga.persistence import inbox, outbox
 from polysaga.persistence.database import create_engine, migrate
 from polysaga.settings import ServiceSettings
+from polysaga_tools.servers import NatsServer, SmtpServer
 
 pytestmark = pytest.mark.integration
 

@@ -19,13 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from catalog.bootstrap import build as build_catalog
 from order.adapters import MIGRATIONS, OrderStore
 from order.bootstrap import build as build_order
-from polysaga.cli.servers import NatsServer
 from polysaga.events.envelope import Envelope, new_event
 from polysaga.messaging.consumer import EventHandler
 from polysaga.persistence import inbox, outbox
 from polysaga.persistence.database import create_engine, migrate
 from polysaga.persistence.inbox import transactional_runner
 from polysaga.settings import ServiceSettings
+from polysaga_tools.servers import NatsServer
 from service_client import service_client
 
 SKU = "kettle"

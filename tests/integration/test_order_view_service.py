@@ -28,12 +28,12 @@ from prometheus_client import REGISTRY
 from order_view.bootstrap import build
 from order_view_scenario import Scenario, publish, saga_scenario
 from polysaga.app import create_app
-from polysaga.cli.servers import NatsServer
 from polysaga.events import declaration
 from polysaga.events.envelope import Envelope
 from polysaga.messaging.connection import ensure_streams
 from polysaga.mongo.client import MongoDatabase, connect
 from polysaga.settings import ServiceSettings
+from polysaga_tools.servers import NatsServer
 
 pytestmark = pytest.mark.integration
 

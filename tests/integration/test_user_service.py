@@ -13,9 +13,9 @@ from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from polysaga.cli.servers import NatsServer
 from polysaga.persistence.database import create_engine
 from polysaga.settings import ServiceSettings
+from polysaga_tools.servers import NatsServer
 from service_client import body, event_name, published, service_client
 from user.bootstrap import build
 

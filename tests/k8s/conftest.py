@@ -28,7 +28,7 @@ from k8s.operator_setup import (
     render_operator_chart,
 )
 from k8s.polling import eventually
-from polysaga.cli.servers import free_port
+from polysaga_tools.servers import free_port
 
 HERE = Path(__file__).parent
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from polysaga.cli.servers import find_binary
+from polysaga_tools.servers import find_binary
 
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR_CHART = REPO / "charts" / "polysaga-operator"

@@ -12,7 +12,7 @@ import pytest
 from k8s.apiserver import KubeApiServer
 from k8s.polling import eventually
 from k8s.resources import apply, get, service_database
-from polysaga.cli.servers import PostgresServer
+from polysaga_tools.servers import PostgresServer
 
 pytestmark = pytest.mark.usefixtures("running_operator")
 

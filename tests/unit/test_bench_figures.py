@@ -7,11 +7,11 @@ import itertools
 
 import pytest
 
-from polysaga.cli.limits import SAGA_COMMITS, SAGA_PUBLISHES, saga_bound
-from polysaga.cli.nats_sync import with_sync_setting
-from polysaga.cli.open_loop import arrival_offsets
-from polysaga.cli.quantiles import quantile
-from polysaga.cli.sustainable import Criterion, StepOutcome, next_rate, verdict
+from polysaga_tools.limits import SAGA_COMMITS, SAGA_PUBLISHES, saga_bound
+from polysaga_tools.nats_sync import with_sync_setting
+from polysaga_tools.open_loop import arrival_offsets
+from polysaga_tools.quantiles import quantile
+from polysaga_tools.sustainable import Criterion, StepOutcome, next_rate, verdict
 
 
 def test_arrivals_are_exactly_rate_times_duration_evenly_spaced() -> None:

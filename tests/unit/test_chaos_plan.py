@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from polysaga.cli.chaos import CONSUMERS, SINGLE_INSTANCE, ChaosPlan, ChaosResult, replicas
-from polysaga.cli.faults import FAULT_KINDS, KILL_SERVICE_MID_BURST, Fault
+from polysaga_tools.chaos import CONSUMERS, SINGLE_INSTANCE, ChaosPlan, ChaosResult, replicas
+from polysaga_tools.faults import FAULT_KINDS, KILL_SERVICE_MID_BURST, Fault
 
 
 def test_every_consuming_service_runs_twice_except_the_single_instance_ones() -> None:

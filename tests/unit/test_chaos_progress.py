@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from polysaga.cli.chaos_view import LiveProgress, PlainProgress
-from polysaga.cli.faults import FAULT_KINDS, KILL_NATS, Fault
-from polysaga.cli.stack import LocalStack
+from polysaga_tools.chaos_view import LiveProgress, PlainProgress
+from polysaga_tools.faults import FAULT_KINDS, KILL_NATS, Fault
+from polysaga_tools.stack import LocalStack
 
 
 def stack(tmp_path: Path) -> LocalStack:

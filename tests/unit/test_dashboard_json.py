@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from polysaga.dashboards import DASHBOARDS, OUTPUT_DIRECTORIES, differences, render_all
+from polysaga_tools.dashboards import DASHBOARDS, OUTPUT_DIRECTORIES, differences, render_all
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVISIONING = ROOT / "observability" / "grafana" / "provisioning"
@@ -83,7 +83,7 @@ def test_the_dashboards_command_writes_checks_and_refuses_a_missing_directory(
 ) -> None:
     from typer.testing import CliRunner
 
-    from polysaga.cli.main import app
+    from polysaga_tools.main import app
 
     runner = CliRunner()
     into = ["--into", str(tmp_path)]

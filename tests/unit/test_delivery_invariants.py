@@ -3,7 +3,7 @@ a redelivered copy or a dead-lettered event for either."""
 
 from __future__ import annotations
 
-from polysaga.cli.delivery import (
+from polysaga_tools.delivery import (
     DELIVERY_INVARIANTS,
     ConsumerState,
     DeliveryFacts,

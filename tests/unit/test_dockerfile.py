@@ -140,6 +140,6 @@ def test_the_installed_distribution_holds_every_image_module() -> None:
     """The builder installs the project (pip install /src); each module must be in it."""
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     where = pyproject["tool"]["setuptools"]["packages"]["find"]["where"]
-    assert set(where) == {"services", "operator"}
+    assert set(where) == {"services", "tools", "operator"}
     for module in MODULES:
         assert any((REPO / root / module / "__init__.py").is_file() for root in where), module

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from polysaga.cli.faults import (
+from polysaga_tools.faults import (
     FAULT_KINDS,
     KILL_SERVICE,
     KILL_SERVICE_MID_BURST,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from polysaga.cli.histograms import bucket_counts, delta, quantile
+from polysaga_tools.histograms import bucket_counts, delta, quantile
 
 
 def exposition(observations: dict[str, list[float]]) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from polysaga.cli.invariants import INVARIANTS, Baseline, OrderFacts, evaluate
+from polysaga_tools.invariants import INVARIANTS, Baseline, OrderFacts, evaluate
 
 
 def facts(

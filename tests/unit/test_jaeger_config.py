@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from polysaga.cli.servers import prepare_jaeger
+from polysaga_tools.servers import prepare_jaeger
 
 
 def test_every_listener_is_on_loopback_at_the_ports_the_state_file_names(

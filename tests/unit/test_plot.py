@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from polysaga.cli.plot import RunSample, plot_run
+from polysaga_tools.plot import RunSample, plot_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from polysaga.cli.read_side import details_mismatches, summary_mismatches
+from polysaga_tools.read_side import details_mismatches, summary_mismatches
 
 ORDER = {
     "order_id": "o1",

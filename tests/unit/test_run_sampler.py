@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from polysaga.cli.run_sampler import RunSampler
+from polysaga_tools.run_sampler import RunSampler
 
 SERVICES = {"order": "http://order.test", "order-view": "http://view.test"}
 

@@ -7,8 +7,8 @@ import asyncpg
 from litestar import Litestar, get
 from litestar.testing import TestClient
 
-from polysaga.cli.servers import free_port
 from polysaga.problems import EXCEPTION_HANDLERS, PROBLEM_JSON
+from polysaga_tools.servers import free_port
 
 
 @get("/needs-the-database")

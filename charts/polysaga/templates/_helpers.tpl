@@ -52,7 +52,7 @@ characters so a StatefulSet's pods and revision labels (name + 11) still fit 63.
 {{- end }}
 
 {{/*
-The store each service's code uses (services/polysaga/cli/stack.py SERVICE_STORES): fixed by
+The store each service's code uses (tools/polysaga_tools/stack.py SERVICE_STORES): fixed by
 the code, so not a value. "" means no store.
 */}}
 {{- define "polysaga.engines" -}}

@@ -6,7 +6,7 @@ Features relied on (all in FerretDB v1 and MongoDB ≥ 4.4): single-document ato
 DuplicateKeyError), find with sort/skip/limit, unique and secondary indexes, delete_many.
 On FerretDB v1 a single-document update is atomic only if no other connection updates the
 same document at the same moment (it reads, modifies and writes back the document); the
-local stack therefore gives each process one connection (see polysaga.cli.servers). Only
+local stack therefore gives each process one connection (see polysaga_tools.servers). Only
 one replica of a Mongo-backed service may run against FerretDB.
 Not used: multi-document transactions, change streams, $pull with conditions,
 renameCollection with dropTarget, TTL indexes.

@@ -19,8 +19,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 import httpx
 
-from polysaga.cli.databases import close_maintenance_databases, provision_owned_database
-from polysaga.cli.servers import (
+from polysaga.events import declaration
+from polysaga.messaging.permissions import service_permissions
+from polysaga_tools.databases import close_maintenance_databases, provision_owned_database
+from polysaga_tools.servers import (
     FerretDBServer,
     JaegerServer,
     NatsUser,
@@ -41,9 +43,7 @@ from polysaga.cli.servers import (
     wait_nats_ready,
     wait_prometheus_ready,
 )
-from polysaga.cli.supervisor import ProcessSpec, SupervisedProcess
-from polysaga.events import declaration
-from polysaga.messaging.permissions import service_permissions
+from polysaga_tools.supervisor import ProcessSpec, SupervisedProcess
 
 # Every service, the store it owns, in start order (the gateway calls the others).
 SERVICE_STORES: dict[str, str | None] = {

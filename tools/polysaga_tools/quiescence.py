@@ -14,13 +14,13 @@ import asyncpg
 import httpx
 import nats
 
-from polysaga.cli.delivery_facts import (
+from polysaga_tools.delivery_facts import (
     UNPUBLISHED,
     consumer_states,
     libpq,
     mongo_outbox_pending,
 )
-from polysaga.cli.stack import nats_admin_login
+from polysaga_tools.stack import nats_admin_login
 
 
 async def backlog(client: httpx.AsyncClient, state: dict[str, Any]) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """Samples a load run once a second from the services' own ``/metrics`` (no Prometheus
 needed): sagas completed per second, and p50/p99 of saga duration and of the order-view
-consistency lag over the last window. The samples feed ``polysaga.cli.plot``."""
+consistency lag over the last window. The samples feed ``polysaga_tools.plot``."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from types import TracebackType
 
 import httpx
 
-from polysaga.cli.histograms import Buckets, bucket_counts, delta, quantile
-from polysaga.cli.plot import RunSample
-from polysaga.cli.read_side import LAG_HISTOGRAM
+from polysaga_tools.histograms import Buckets, bucket_counts, delta, quantile
+from polysaga_tools.plot import RunSample
+from polysaga_tools.read_side import LAG_HISTOGRAM
 
 SAGA_HISTOGRAM = "polysaga_saga_duration_seconds"
 

@@ -24,8 +24,6 @@ from urllib.parse import quote
 
 import httpx
 
-import polysaga
-
 
 class ServerError(RuntimeError):
     """A server could not be found, initialised or started."""
@@ -327,7 +325,7 @@ def prepare_smtp(data_root: Path) -> SmtpServer:
 
 def observability_dir() -> Path:
     """The repository's observability/ directory (the package is installed editable)."""
-    path = Path(polysaga.__file__).resolve().parents[2] / "observability"
+    path = Path(__file__).resolve().parents[2] / "observability"
     if not (path / "prometheus" / "polysaga-rules.yml").is_file():
         raise ServerError(
             f"{path / 'prometheus' / 'polysaga-rules.yml'} not found; --with-prometheus needs"

@@ -1,4 +1,4 @@
-"""Injecting the faults of ``polysaga.cli.faults`` into a running local stack: signals to the
+"""Injecting the faults of ``polysaga_tools.faults`` into a running local stack: signals to the
 supervised processes, ``pg_ctl stop`` for PostgreSQL, and re-published copies of events.
 
 Every fault is undone by the system itself: the supervisor restarts what was killed or
@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable
 
 import nats
 
-from polysaga.cli import faults
-from polysaga.cli.servers import ServerError, find_binary, postgres_user
-from polysaga.cli.stack import LocalStack, nats_admin_login
 from polysaga.events.declaration import INVENTORY, ORDERS, PAYMENTS
 from polysaga.events.envelope import NATS_MSG_ID
+from polysaga_tools import faults
+from polysaga_tools.servers import ServerError, find_binary, postgres_user
+from polysaga_tools.stack import LocalStack, nats_admin_login
 
 # Duplicates are copied from the saga's streams, where a duplicate effect would hurt most.
 DUPLICATED_STREAMS = (ORDERS.stream, INVENTORY.stream, PAYMENTS.stream)

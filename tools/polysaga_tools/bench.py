@@ -23,19 +23,19 @@ import nats
 from nats.aio.client import Client
 from rich.progress import Progress
 
-from polysaga.cli import limits, peer
-from polysaga.cli.bench_load import PlacedOrder, SagaEnds, run_open_loop
-from polysaga.cli.bench_probes import PeakRss, consumer_backlogs, lag_histogram
-from polysaga.cli.demo import _register_users, _seed
-from polysaga.cli.histograms import Buckets, delta
-from polysaga.cli.histograms import quantile as histogram_quantile
-from polysaga.cli.invariants import Baseline
-from polysaga.cli.nats_sync import restart_nats
-from polysaga.cli.plot import RunSample
-from polysaga.cli.quantiles import quantile
-from polysaga.cli.servers import ServerError
-from polysaga.cli.stack import APP_SERVICES, nats_admin_login, postgres_admin_dsn
-from polysaga.cli.sustainable import Criterion, StepOutcome, next_rate, verdict
+from polysaga_tools import limits, peer
+from polysaga_tools.bench_load import PlacedOrder, SagaEnds, run_open_loop
+from polysaga_tools.bench_probes import PeakRss, consumer_backlogs, lag_histogram
+from polysaga_tools.demo import _register_users, _seed
+from polysaga_tools.histograms import Buckets, delta
+from polysaga_tools.histograms import quantile as histogram_quantile
+from polysaga_tools.invariants import Baseline
+from polysaga_tools.nats_sync import restart_nats
+from polysaga_tools.plot import RunSample
+from polysaga_tools.quantiles import quantile
+from polysaga_tools.servers import ServerError
+from polysaga_tools.stack import APP_SERVICES, nats_admin_login, postgres_admin_dsn
+from polysaga_tools.sustainable import Criterion, StepOutcome, next_rate, verdict
 
 log = logging.getLogger(__name__)
 
@@ -423,7 +423,7 @@ async def run_bench(duration_s: float, attach: Path | None, plot: Path | None) -
     stopped afterwards)."""
     from rich.console import Console
 
-    from polysaga.cli.stack import LocalStack, load_state
+    from polysaga_tools.stack import LocalStack, load_state
 
     plan = BenchPlan(duration_s)
     console = Console(stderr=True)
@@ -450,7 +450,7 @@ async def run_bench(duration_s: float, attach: Path | None, plot: Path | None) -
 
 
 def draw(report: BenchReport, path: Path) -> None:
-    from polysaga.cli.plot import plot_run
+    from polysaga_tools.plot import plot_run
 
     plot_run(report.samples, path, title=f"polysaga bench: max {report.max_sagas_per_s:g} sagas/s")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from polysaga.cli.servers import ServerError
+from polysaga_tools.servers import ServerError
 
 
 def with_sync_setting(config: str, *, sync_always: bool) -> str:

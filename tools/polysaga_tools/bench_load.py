@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
-from polysaga.cli.open_loop import arrival_offsets
+from polysaga_tools.open_loop import arrival_offsets
 
 TERMINAL_EVENTS = ("OrderConfirmed", "OrderCancelled")
 

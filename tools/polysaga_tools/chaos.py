@@ -16,16 +16,16 @@ from typing import Any, Protocol
 
 import httpx
 
-from polysaga.cli import faults, invariants
-from polysaga.cli.delivery import evaluate_delivery
-from polysaga.cli.delivery_facts import gather_delivery_facts, mail_resends
-from polysaga.cli.demo import DemoPlan, prepare_workload
-from polysaga.cli.fault_injection import FaultInjector
-from polysaga.cli.load import OpenLoopLoad
-from polysaga.cli.quiescence import wait_quiescent
-from polysaga.cli.read_side import check_read_side
-from polysaga.cli.stack import APP_SERVICES, LocalStack
 from polysaga.events import declaration
+from polysaga_tools import faults, invariants
+from polysaga_tools.delivery import evaluate_delivery
+from polysaga_tools.delivery_facts import gather_delivery_facts, mail_resends
+from polysaga_tools.demo import DemoPlan, prepare_workload
+from polysaga_tools.fault_injection import FaultInjector
+from polysaga_tools.load import OpenLoopLoad
+from polysaga_tools.quiescence import wait_quiescent
+from polysaga_tools.read_side import check_read_side
+from polysaga_tools.stack import APP_SERVICES, LocalStack
 
 # Every consuming service runs twice: the instances share each durable pull consumer (the
 # server hands a message to one of them) and the outbox relays claim rows with FOR UPDATE

@@ -12,8 +12,8 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from polysaga.cli import faults
-from polysaga.cli.stack import LocalStack
+from polysaga_tools import faults
+from polysaga_tools.stack import LocalStack
 
 
 class PlainProgress:

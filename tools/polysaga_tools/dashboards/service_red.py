@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
-from polysaga.dashboards.panels import (
+from polysaga_tools.dashboards.panels import (
     RATE_WINDOW,
     SERVICE_MATCHER,
     graph,

@@ -12,7 +12,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from polysaga.cli.stack import LocalStack
+from polysaga_tools.stack import LocalStack
 
 
 async def _metric_sum(client: httpx.AsyncClient, url: str, name: str) -> float:

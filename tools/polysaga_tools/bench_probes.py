@@ -11,9 +11,9 @@ import httpx
 import psutil
 from nats.js import JetStreamContext
 
-from polysaga.cli.histograms import Buckets, bucket_counts
-from polysaga.cli.read_side import LAG_HISTOGRAM
 from polysaga.events import declaration
+from polysaga_tools.histograms import Buckets, bucket_counts
+from polysaga_tools.read_side import LAG_HISTOGRAM
 
 
 async def consumer_backlogs(js: JetStreamContext) -> dict[str, int]:

@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from polysaga.cli.invariants import Baseline, CheckReport, check, dead_lettered
-from polysaga.cli.plot import RunSample
-from polysaga.cli.quiescence import wait_quiescent
-from polysaga.cli.read_side import check_read_side, lag_quantiles
-from polysaga.cli.run_sampler import RunSampler
 from polysaga.money import format_money
+from polysaga_tools.invariants import Baseline, CheckReport, check, dead_lettered
+from polysaga_tools.plot import RunSample
+from polysaga_tools.quiescence import wait_quiescent
+from polysaga_tools.read_side import check_read_side, lag_quantiles
+from polysaga_tools.run_sampler import RunSampler
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
-from polysaga.dashboards.panels import (
+from polysaga_tools.dashboards.panels import (
     RATE_WINDOW,
     graph,
     new_dashboard,

@@ -11,7 +11,12 @@ from pathlib import Path
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from polysaga.dashboards import consistency_lag, outbox_and_consumers, saga_overview, service_red
+from polysaga_tools.dashboards import (
+    consistency_lag,
+    outbox_and_consumers,
+    saga_overview,
+    service_red,
+)
 
 # File name -> builder; the file names are what Grafana's provisioning and the chart load.
 DASHBOARDS: dict[str, Callable[[], Dashboard]] = {

@@ -15,8 +15,8 @@ import httpx
 import typer
 from rich.console import Console
 
-from polysaga.cli.servers import ServerError
-from polysaga.cli.stack import DEFAULT_STATE_FILE, LocalStack
+from polysaga_tools.servers import ServerError
+from polysaga_tools.stack import DEFAULT_STATE_FILE, LocalStack
 
 app = typer.Typer(
     help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
@@ -101,7 +101,7 @@ async def _run_until_signal(stack: LocalStack, *, view: bool) -> None:
     print(json.dumps(ready), flush=True)
     try:
         if view:
-            from polysaga.cli.live_view import run_live_view
+            from polysaga_tools.live_view import run_live_view
 
             await run_live_view(stack, stop)
         else:
@@ -154,8 +154,8 @@ def dashboards(
         typer.Option(help="Directory to write into (repeatable); default: the two committed ones."),
     ] = None,
 ) -> None:
-    """Write the Grafana dashboards (JSON) generated from polysaga.dashboards."""
-    from polysaga import dashboards as generated
+    """Write the Grafana dashboards (JSON) generated from polysaga_tools.dashboards."""
+    from polysaga_tools import dashboards as generated
 
     directories = into or list(generated.OUTPUT_DIRECTORIES)
     missing = [d for d in directories if not d.is_dir()]
@@ -229,7 +229,7 @@ def demo(
     ] = None,
 ) -> None:
     """Place N orders, wait for every saga to end, check the invariants. Exit 0 only if all hold."""
-    from polysaga.cli.demo import DemoPlan, run_demo
+    from polysaga_tools.demo import DemoPlan, run_demo
 
     if plot is not None:
         _check_writable_file(plot)
@@ -243,7 +243,7 @@ def demo(
     body = result.as_json()
     _print_report(body, as_json)
     if plot is not None:
-        from polysaga.cli.plot import plot_run
+        from polysaga_tools.plot import plot_run
 
         title = f"polysaga demo: {result.placed} orders, concurrency {concurrency}"
         try:
@@ -261,9 +261,9 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check the invariants of a running stack over all its orders."""
-    from polysaga.cli import invariants
-    from polysaga.cli.read_side import check_read_side
-    from polysaga.cli.stack import load_state
+    from polysaga_tools import invariants
+    from polysaga_tools.read_side import check_read_side
+    from polysaga_tools.stack import load_state
 
     async def run() -> dict[str, object]:
         state = load_state(attach)
@@ -309,9 +309,9 @@ def chaos(
     kind of fault was injected."""
     import tempfile
 
-    from polysaga.cli.chaos import ChaosPlan, run_chaos
-    from polysaga.cli.chaos_view import LiveProgress, PlainProgress
-    from polysaga.cli.faults import ScheduleError, minimum_duration_s
+    from polysaga_tools.chaos import ChaosPlan, run_chaos
+    from polysaga_tools.chaos_view import LiveProgress, PlainProgress
+    from polysaga_tools.faults import ScheduleError, minimum_duration_s
 
     if duration < minimum_duration_s():
         raise _fail(
@@ -348,8 +348,8 @@ def rebuild(
 ) -> None:
     """Rebuild a read model from event history into fresh collections and swap it in; report
     whether the rebuilt view equals the one it replaced."""
-    from polysaga.cli.read_side import rebuild_and_compare
-    from polysaga.cli.stack import load_state
+    from polysaga_tools.read_side import rebuild_and_compare
+    from polysaga_tools.stack import load_state
 
     if read_model != "order-view":
         raise _fail(f"unknown read model {read_model!r}; the one read model is order-view")
@@ -388,7 +388,7 @@ def bench(
 ) -> None:
     """Benchmark: max sustainable sagas/s, latency and lag at 100/s, machine limits, a peer
     event store and the cost of NATS sync_interval: always (see BENCHMARKS.md)."""
-    from polysaga.cli.bench import run_bench
+    from polysaga_tools.bench import run_bench
 
     if plot is not None:
         if plot.suffix.lower() != ".png":
@@ -402,7 +402,7 @@ def bench(
     if as_json:
         print(json.dumps(body, indent=2))
     else:
-        from polysaga.cli.bench import print_report
+        from polysaga_tools.bench import print_report
 
         print_report(report)
 
@@ -420,7 +420,7 @@ def _check_writable_file(path: Path) -> None:
 
 async def _with_stack(attach: Path | None, work):  # type: ignore[no-untyped-def]
     """Run work against an attached stack, or against one started (and stopped) for it."""
-    from polysaga.cli.stack import load_state
+    from polysaga_tools.stack import load_state
 
     if attach is not None:
         return await work(load_state(attach))

@@ -1,5 +1,5 @@
 """Quantiles of raw samples (saga latencies the benchmark measured itself); histograms read
-from /metrics have theirs in ``polysaga.cli.histograms``."""
+from /metrics have theirs in ``polysaga_tools.histograms``."""
 
 from __future__ import annotations
 

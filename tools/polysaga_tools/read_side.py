@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from polysaga.cli.histograms import bucket_counts, quantile
 from polysaga.money import parse_money
+from polysaga_tools.histograms import bucket_counts, quantile
 
 LAG_HISTOGRAM = "polysaga_consistency_lag_seconds"
 

@@ -21,12 +21,12 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from polysaga.cli.delivery import ConsumerState, DeliveryFacts, StreamEvent
-from polysaga.cli.stack import nats_admin_login
 from polysaga.events import declaration
 from polysaga.events.envelope import MalformedEventError, decode
 from polysaga.mongo.client import connect as mongo_connect
 from polysaga.mongo.outbox import PENDING_FIELD
+from polysaga_tools.delivery import ConsumerState, DeliveryFacts, StreamEvent
+from polysaga_tools.stack import nats_admin_login
 
 _VIEW = "order-view"
 UNPUBLISHED = "SELECT count(*) FROM outbox WHERE published_at IS NULL"

@@ -1,3 +1,0 @@
-from polysaga.cli.main import app
-
-app()

@@ -1,0 +1,3 @@
+from polysaga_tools.main import app
+
+app()
