@@ -70,6 +70,15 @@ MIGRATIONS = (
             "ALTER TABLE order_status ADD COLUMN trace_context jsonb",
         ),
     ),
+    Migration(
+        "order",
+        4,
+        (
+            # How the order's saga runs: the deadline sweeper cancels choreographed orders
+            # only (an orchestrated saga's end is the orchestrator's to decide).
+            "ALTER TABLE order_status ADD COLUMN saga text NOT NULL DEFAULT 'choreography'",
+        ),
+    ),
 )
 
 
@@ -206,8 +215,8 @@ class OrderStore:
         await self._conn.execute(
             text(
                 "INSERT INTO order_status (order_id, user_id, status, version, placed_at,"
-                " deadline_at, updated_at, trace_context) VALUES (:id, :user, :status, :v,"
-                " :placed, :deadline, :updated, CAST(:trace AS jsonb))"
+                " deadline_at, updated_at, trace_context, saga) VALUES (:id, :user, :status,"
+                " :v, :placed, :deadline, :updated, CAST(:trace AS jsonb), :saga)"
                 " ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status,"
                 " version = EXCLUDED.version, updated_at = EXCLUDED.updated_at"
             ),
@@ -220,6 +229,7 @@ class OrderStore:
                 "placed": order.placed_at,
                 "deadline": order.deadline_at,
                 "updated": order.updated_at,
+                "saga": order.saga.value,
             },
         )
 
@@ -229,7 +239,7 @@ class OrderStore:
         rows = await self._conn.execute(
             text(
                 "SELECT order_id::text AS order_id, trace_context::text AS trace_context"
-                " FROM order_status WHERE status = 'PENDING'"
+                " FROM order_status WHERE status = 'PENDING' AND saga = 'choreography'"
                 " AND deadline_at < :now ORDER BY deadline_at LIMIT :limit"
                 " FOR UPDATE SKIP LOCKED"
             ),

@@ -15,6 +15,7 @@ from order.adapters import OrderStore
 from order.domain import Order, OrderStatus
 from polysaga import metrics, tracing
 from polysaga.events.envelope import Envelope
+from polysaga.events.saga_style import SagaStyle
 from polysaga.money import parse_money
 
 
@@ -31,9 +32,13 @@ class PlaceOrder:
     user_id: str
     items: tuple[tuple[str, int], ...]
     idempotency_key: str | None = None
+    saga: SagaStyle = SagaStyle.CHOREOGRAPHY
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(msgspec.json.encode([self.user_id, self.items])).hexdigest()
+        body: list[object] = [self.user_id, self.items]
+        if self.saga is not SagaStyle.CHOREOGRAPHY:  # keys taken before styles keep theirs
+            body.append(self.saga.value)
+        return hashlib.sha256(msgspec.json.encode(body)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ async def place_order(
             prices,
             now,
             now + timedelta(seconds=deadline_s),
+            command.saga,
         )
         order = await store.append(None, event)
     metrics.SAGAS_STARTED.inc()
@@ -83,20 +89,39 @@ def _record_end(order: Order, now: datetime) -> None:
     metrics.SAGA_DURATION.labels(outcome=outcome).observe((now - order.placed_at).total_seconds())
 
 
-async def cancel_if_pending(store: OrderStore, order_id: str, reason: str, now: datetime) -> bool:
-    """Cancel a pending order; an order that already ended is left as it is (a late event's
-    effects are compensated by inventory and payment reacting to OrderCancelled)."""
+async def cancel_if_pending(
+    store: OrderStore,
+    order_id: str,
+    reason: str,
+    now: datetime,
+    style: SagaStyle = SagaStyle.CHOREOGRAPHY,
+) -> bool:
+    """Cancel a pending order of the given saga style; an order that already ended is left
+    as it is (a late event's effects are compensated by inventory and payment reacting to
+    OrderCancelled, or by the orchestrator)."""
     order = await _load(store, order_id)
-    if order.status is not OrderStatus.PENDING:
+    if order.status is not OrderStatus.PENDING or order.saga is not style:
         return False
     _record_end(await store.append(order, order.cancel(reason, now)), now)
     return True
 
 
+async def confirm_if_pending(
+    store: OrderStore, order_id: str, now: datetime, style: SagaStyle = SagaStyle.CHOREOGRAPHY
+) -> bool:
+    order = await _load(store, order_id)
+    if order.status is not OrderStatus.PENDING or order.saga is not style:
+        return False
+    _record_end(await store.append(order, order.confirm(now)), now)
+    return True
+
+
+# Choreography: the order ends on the participants' events. An orchestrated order ignores
+# them and ends when the orchestrator says so.
+
+
 async def on_payment_processed(event: Envelope, store: OrderStore, now: datetime) -> None:
-    order = await _load(store, event.data["order_id"])
-    if order.status is OrderStatus.PENDING:
-        _record_end(await store.append(order, order.confirm(now)), now)
+    await confirm_if_pending(store, event.data["order_id"], now)
 
 
 async def on_payment_failed(event: Envelope, store: OrderStore, now: datetime) -> None:
@@ -107,6 +132,19 @@ async def on_payment_failed(event: Envelope, store: OrderStore, now: datetime) -
 async def on_stock_reservation_failed(event: Envelope, store: OrderStore, now: datetime) -> None:
     reason = event.data.get("reason", "unknown")
     await cancel_if_pending(store, event.data["order_id"], f"stock_unavailable: {reason}", now)
+
+
+# Orchestration: the orchestrator's outcome.
+
+
+async def on_saga_completed(event: Envelope, store: OrderStore, now: datetime) -> None:
+    await confirm_if_pending(store, event.data["order_id"], now, SagaStyle.ORCHESTRATION)
+
+
+async def on_saga_compensated(event: Envelope, store: OrderStore, now: datetime) -> None:
+    await cancel_if_pending(
+        store, event.data["order_id"], event.data["reason"], now, SagaStyle.ORCHESTRATION
+    )
 
 
 async def cancel_overdue(store: OrderStore, now: datetime, limit: int = 100) -> int:
@@ -143,6 +181,8 @@ EVENT_HANDLERS: dict[str, SagaReaction] = {
     "PaymentProcessed": on_payment_processed,
     "PaymentFailed": on_payment_failed,
     "StockReservationFailed": on_stock_reservation_failed,
+    "SagaCompleted": on_saga_completed,
+    "SagaCompensated": on_saga_compensated,
     "ProductCreated": on_product_priced,
     "ProductPriceChanged": on_product_priced,
 }

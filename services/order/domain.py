@@ -10,6 +10,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from polysaga.events.saga_style import SagaStyle, style_of
 from polysaga.money import MAX_AMOUNT, format_money, parse_money
 
 
@@ -72,6 +73,11 @@ class Order:
     deadline_at: datetime
     updated_at: datetime
     cancel_reason: str | None = None
+    saga: SagaStyle = SagaStyle.CHOREOGRAPHY
+
+    @property
+    def orchestrated(self) -> bool:
+        return self.saga is SagaStyle.ORCHESTRATION
 
     # --- commands -----------------------------------------------------------------------
 
@@ -83,6 +89,7 @@ class Order:
         prices: dict[str, Decimal],
         now: datetime,
         deadline_at: datetime,
+        saga: SagaStyle = SagaStyle.CHOREOGRAPHY,
     ) -> OrderEvent:
         unknown = {sku for sku, _ in quantities if sku not in prices}
         if unknown:
@@ -105,6 +112,7 @@ class Order:
                 "total": format_money(total),
                 "placed_at": now.isoformat(),
                 "deadline_at": deadline_at.isoformat(),
+                "saga": saga.value,
             },
             now,
         )
@@ -127,6 +135,7 @@ class Order:
             "user_id": self.user_id,
             "total": format_money(self.total),
             "items": [line.as_dict() for line in self.items],
+            "saga": self.saga.value,
         }
 
     # --- evolution ----------------------------------------------------------------------
@@ -163,6 +172,7 @@ class Order:
             placed_at=datetime.fromisoformat(d["placed_at"]),
             deadline_at=datetime.fromisoformat(d["deadline_at"]),
             updated_at=event.occurred_at,
+            saga=style_of(d),
         )
 
     @staticmethod
@@ -186,6 +196,7 @@ class Order:
             "deadline_at": self.deadline_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "cancel_reason": self.cancel_reason,
+            "saga": self.saga.value,
         }
 
     @staticmethod
@@ -201,4 +212,5 @@ class Order:
             deadline_at=datetime.fromisoformat(data["deadline_at"]),
             updated_at=datetime.fromisoformat(data["updated_at"]),
             cancel_reason=data.get("cancel_reason"),
+            saga=style_of(data),
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -20,6 +20,7 @@ from order.application import (
 )
 from order.domain import Order, OrderTooLargeError, UnknownProductError
 from polysaga.api_types import UUID_PATTERN, Identifier, Quantity, Sku, StrictStruct
+from polysaga.events.saga_style import SagaStyle
 from polysaga.money import MoneyText, format_money, parse_money
 from polysaga.problems import Problem, problem_responses
 from polysaga.runtime import ServiceRuntime
@@ -33,6 +34,9 @@ class OrderItemIn(StrictStruct):
 class PlaceOrderIn(StrictStruct):
     user_id: Identifier
     items: Annotated[list[OrderItemIn], msgspec.Meta(min_length=1, max_length=100)]
+    # Who runs the saga: the participants reacting to each other's events, or the
+    # orchestrator (its state: GET /sagas/{order_id} on the orchestrator).
+    saga: Literal["choreography", "orchestration"] = "choreography"
 
 
 class PlacedOut(msgspec.Struct):
@@ -56,6 +60,7 @@ class OrderOut(msgspec.Struct):
     cancel_reason: str | None
     placed_at: datetime
     updated_at: datetime
+    saga: str
 
 
 class OrderListItem(msgspec.Struct):
@@ -95,6 +100,7 @@ def _order_out(order: Order) -> OrderOut:
         cancel_reason=order.cancel_reason,
         placed_at=order.placed_at,
         updated_at=order.updated_at,
+        saga=order.saga.value,
     )
 
 
@@ -115,6 +121,7 @@ async def place(
         user_id=data.user_id,
         items=tuple((item.sku, item.quantity) for item in data.items),
         idempotency_key=idempotency_key,
+        saga=SagaStyle(data.saga),
     )
     try:
         async with runtime.transaction() as conn:

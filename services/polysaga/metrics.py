@@ -77,3 +77,13 @@ HTTP_REQUEST_DURATION = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+SAGA_STEP_TIMEOUTS = Counter(
+    "polysaga_saga_step_timeouts_total",
+    "Orchestrated saga steps whose reply did not come in time (orchestrator).",
+    ["step"],  # ReserveStock | ChargePayment | RefundPayment | ReleaseStock
+)
+ORCHESTRATED_SAGAS = Gauge(
+    "polysaga_orchestrated_sagas",
+    "Orchestrated sagas by state, from the orchestrator's table.",
+    ["state"],  # Started | StockReserved | Completed | Compensating | Compensated
+)

@@ -69,3 +69,11 @@ class ServiceSettings(BaseSettings):
     order_deadline_s: float = Field(default=30.0, gt=0)
     deadline_sweep_interval_s: float = Field(default=1.0, gt=0)
     snapshot_every: int = Field(default=10, ge=1)
+
+    # Orchestrator only: each saga step's own timeout (a compensation's doubles on every
+    # resend, up to the cap), and how often steps past their timeout are looked for.
+    saga_reserve_stock_timeout_s: float = Field(default=10.0, gt=0)
+    saga_charge_payment_timeout_s: float = Field(default=10.0, gt=0)
+    saga_compensation_timeout_s: float = Field(default=10.0, gt=0)
+    saga_compensation_timeout_max_s: float = Field(default=120.0, gt=0)
+    saga_timeout_sweep_interval_s: float = Field(default=0.5, gt=0)

@@ -10,7 +10,14 @@ from polysaga_tools.faults import FAULT_KINDS, KILL_SERVICE_MID_BURST, Fault
 
 
 def test_every_consuming_service_runs_twice_except_the_single_instance_ones() -> None:
-    assert set(CONSUMERS) == {"order", "inventory", "payment", "notification", "order-view"}
+    assert set(CONSUMERS) == {
+        "order",
+        "inventory",
+        "payment",
+        "notification",
+        "order-view",
+        "orchestrator",
+    }
     assert replicas() == {s: 1 if s in SINGLE_INSTANCE else 2 for s in CONSUMERS}
     assert replicas()["order-view"] == 1 and "FerretDB" in SINGLE_INSTANCE["order-view"]
 

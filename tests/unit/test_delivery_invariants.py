@@ -31,6 +31,8 @@ def world() -> DeliveryFacts:
             "order": {"e3"},
             "order-view": {"e1", "e2", "e3", "e4"},
             "notification": {"e4"},
+            # the orchestrator hears of every placed order (and leaves choreographed ones be)
+            "orchestrator": {"e1"},
         },
         dead_lettered=set(),
         outbox_pending={"order": 0, "inventory": 0},

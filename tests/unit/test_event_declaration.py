@@ -13,6 +13,7 @@ from polysaga.events.declaration import (
     INVENTORY,
     ORDERS,
     PAYMENTS,
+    SAGAS,
     UnknownEventError,
     catalogue_markdown,
     consumed_by,
@@ -20,7 +21,16 @@ from polysaga.events.declaration import (
     spec,
 )
 
-SERVICES = ("order", "inventory", "payment", "user", "catalog", "order-view", "notification")
+SERVICES = (
+    "order",
+    "inventory",
+    "payment",
+    "user",
+    "catalog",
+    "order-view",
+    "notification",
+    "orchestrator",
+)
 PRODUCERS = tuple(c.producer for c in declaration.CONTEXTS)
 
 
@@ -65,7 +75,7 @@ def test_a_producer_publishes_only_under_its_own_context(service: str) -> None:
     assert published
     for event in published:
         assert event.context == context
-        assert event.subject == f"{context.name}.events.{event.name}"
+        assert event.subject == f"{context.name}.{event.kind.value}.{event.name}"
         assert event.subject.startswith(context.subjects.removesuffix(">"))
 
 
@@ -78,15 +88,36 @@ def test_payment_consumption_is_grouped_by_stream() -> None:
     assert consumed_by("payment") == {
         ORDERS: (spec("OrderCancelled"),),
         INVENTORY: (spec("StockReserved"),),
+        SAGAS: (spec("ChargePayment"), spec("RefundPayment")),
     }
 
 
 def test_order_consumes_from_inventory_payments_and_the_catalog() -> None:
     grouped = consumed_by("order")
 
-    assert set(grouped) == {INVENTORY, PAYMENTS, CATALOG}
+    assert set(grouped) == {INVENTORY, PAYMENTS, CATALOG, SAGAS}
     assert [e.name for e in grouped[PAYMENTS]] == ["PaymentProcessed", "PaymentFailed"]
     assert [e.name for e in grouped[CATALOG]] == ["ProductCreated", "ProductPriceChanged"]
+    assert [e.name for e in grouped[SAGAS]] == ["SagaCompleted", "SagaCompensated"]
+
+
+def test_commands_go_to_one_handler_and_replies_back_to_the_orchestrator() -> None:
+    commands = [e for e in EVENTS if e.kind is declaration.Kind.COMMAND]
+    replies = [e for e in EVENTS if e.kind is declaration.Kind.REPLY]
+    assert {c.name for c in commands} == {
+        "ReserveStock",
+        "ReleaseStock",
+        "ChargePayment",
+        "RefundPayment",
+    }
+    for command in commands:
+        assert command.context is SAGAS and command.producer == "orchestrator"
+        assert command.subject == f"sagas.commands.{command.name}"
+        (handler,) = command.consumers
+        (answer,) = [r for r in replies if r.name == f"{command.name}Reply"]
+        assert answer.producer == handler and answer.consumers == {"orchestrator"}
+        assert answer.subject.endswith(f".replies.{command.name}Reply")
+    assert len(replies) == len(commands)
 
 
 @pytest.mark.parametrize("service", ["user", "catalog"])

@@ -7,7 +7,13 @@ from typing import cast
 import pytest
 
 from inventory.adapters import InventoryStore, Reservation
-from inventory.application import EVENT_HANDLERS, on_order_cancelled, on_order_placed
+from inventory.application import (
+    EVENT_HANDLERS,
+    on_order_cancelled,
+    on_order_placed,
+    on_release_stock,
+    on_reserve_stock,
+)
 from inventory.domain import ReservationStatus, quantities_by_sku
 from polysaga.events.envelope import Envelope, new_event
 
@@ -97,7 +103,12 @@ def fake() -> FakeInventoryStore:
 
 
 def test_handler_map() -> None:
-    assert {"OrderPlaced": on_order_placed, "OrderCancelled": on_order_cancelled} == EVENT_HANDLERS
+    assert {
+        "OrderPlaced": on_order_placed,
+        "OrderCancelled": on_order_cancelled,
+        "ReserveStock": on_reserve_stock,
+        "ReleaseStock": on_release_stock,
+    } == EVENT_HANDLERS
 
 
 def test_quantities_are_merged_per_sku_and_sorted() -> None:
@@ -124,6 +135,7 @@ async def test_order_placed_reserves_every_line(fake: FakeInventoryStore) -> Non
         "user_id": "user-1",
         "items": [{"sku": "APPLE", "quantity": 3}, {"sku": "PEAR", "quantity": 1}],
         "total": "9.99",
+        "saga": "choreography",
     }
     assert event.trace_headers == TRACE
     assert fake.available == {"APPLE": 2, "PEAR": 2}
@@ -207,3 +219,80 @@ async def test_cancel_before_placed_leaves_a_tombstone(fake: FakeInventoryStore)
     assert await on_order_placed(order_placed(("APPLE", 2)), as_store(fake)) == []
     assert fake.available == {"APPLE": 5, "PEAR": 3}
     assert fake.reservations[ORDER].status is ReservationStatus.CANCELLED
+
+
+# --- orchestration: commands, with the same rules, answered with a reply -----------------
+
+
+def command(name: str, order_id: str = ORDER, **data: object) -> Envelope:
+    return new_event(name, order_id, {"order_id": order_id, **data}, trace_headers=TRACE)
+
+
+def reserve_stock(*items: tuple[str, int]) -> Envelope:
+    lines = [{"sku": s, "quantity": q} for s, q in items]
+    return command("ReserveStock", user_id="user-1", items=lines, total="9.99")
+
+
+async def test_an_orchestrated_order_placed_is_left_to_the_orchestrator(
+    fake: FakeInventoryStore,
+) -> None:
+    placed = order_placed(("APPLE", 1))
+    placed = new_event("OrderPlaced", ORDER, {**placed.data, "saga": "orchestration"})
+    assert await on_order_placed(placed, as_store(fake)) == []
+    cancelled = order_cancelled()
+    cancelled = new_event("OrderCancelled", ORDER, {**cancelled.data, "saga": "orchestration"})
+    assert await on_order_cancelled(cancelled, as_store(fake)) == []
+    assert fake.reservations == {} and fake.available == {"APPLE": 5, "PEAR": 3}
+
+
+async def test_reserve_stock_reserves_announces_and_replies(fake: FakeInventoryStore) -> None:
+    cmd = reserve_stock(("APPLE", 2))
+    reserved, reply = await on_reserve_stock(cmd, as_store(fake))
+    assert reserved.name == "StockReserved" and reserved.data["saga"] == "orchestration"
+    assert (
+        reply.name == "ReserveStockReply" and reply.subject == "inventory.replies.ReserveStockReply"
+    )
+    assert reply.data == {
+        "order_id": ORDER,
+        "command_id": cmd.event_id,
+        "succeeded": True,
+        "reason": None,
+    }
+    assert reply.trace_headers == TRACE
+    # The same command again (re-sent): the decision stands, nothing is taken twice.
+    (again,) = await on_reserve_stock(reserve_stock(("APPLE", 2)), as_store(fake))
+    assert again.data["succeeded"] is True
+    assert fake.available["APPLE"] == 3
+
+
+async def test_reserve_stock_without_enough_stock_fails_with_the_reason(
+    fake: FakeInventoryStore,
+) -> None:
+    failed, reply = await on_reserve_stock(reserve_stock(("PEAR", 4)), as_store(fake))
+    assert failed.name == "StockReservationFailed"
+    assert (reply.data["succeeded"], reply.data["reason"]) == (False, "insufficient_stock")
+    assert fake.available["PEAR"] == 3
+
+
+async def test_release_before_reserve_leaves_a_tombstone_a_late_reserve_respects(
+    fake: FakeInventoryStore,
+) -> None:
+    (reply,) = await on_release_stock(command("ReleaseStock"), as_store(fake))
+    assert reply.name == "ReleaseStockReply" and reply.data["succeeded"] is True
+    (late,) = await on_reserve_stock(reserve_stock(("APPLE", 1)), as_store(fake))
+    assert late.data == {
+        "order_id": ORDER,
+        "command_id": late.data["command_id"],
+        "succeeded": False,
+        "reason": "cancelled_before_reserve",
+    }
+    assert fake.available["APPLE"] == 5
+
+
+async def test_release_stock_gives_back_once(fake: FakeInventoryStore) -> None:
+    await on_reserve_stock(reserve_stock(("APPLE", 2)), as_store(fake))
+    released, reply = await on_release_stock(command("ReleaseStock"), as_store(fake))
+    assert released.name == "StockReleased" and reply.data["succeeded"] is True
+    (again,) = await on_release_stock(command("ReleaseStock"), as_store(fake))
+    assert again.data["succeeded"] is True
+    assert fake.available == {"APPLE": 5, "PEAR": 3} and fake.reserved["APPLE"] == 0

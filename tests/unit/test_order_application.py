@@ -20,11 +20,14 @@ from order.application import (
     on_payment_failed,
     on_payment_processed,
     on_product_priced,
+    on_saga_compensated,
+    on_saga_completed,
     on_stock_reservation_failed,
     place_order,
 )
 from order.domain import Order, OrderEvent, OrderStatus, UnknownProductError
 from polysaga.events.envelope import Envelope, new_event
+from polysaga.events.saga_style import SagaStyle
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 DEADLINE_S = 30.0
@@ -68,7 +71,10 @@ class FakeOrderStore:
         pending = [
             order
             for order in (Order.replay(events) for events in self.streams.values())
-            if order is not None and order.status is OrderStatus.PENDING and order.deadline_at < now
+            if order is not None
+            and order.status is OrderStatus.PENDING
+            and not order.orchestrated  # as the real query: choreographed orders only
+            and order.deadline_at < now
         ]
         by_deadline = sorted(pending, key=lambda o: o.deadline_at)
         return [OverdueOrder(o.order_id, {}) for o in by_deadline][:limit]
@@ -90,9 +96,10 @@ async def place(
     key: str | None = None,
     user: str = "user-1",
     now: datetime = NOW,
+    saga: SagaStyle = SagaStyle.CHOREOGRAPHY,
 ) -> str:
     placed = await place_order(
-        as_store(fake), PlaceOrder(user, items, key), now=now, deadline_s=DEADLINE_S
+        as_store(fake), PlaceOrder(user, items, key, saga), now=now, deadline_s=DEADLINE_S
     )
     return placed.order_id
 
@@ -199,6 +206,8 @@ def test_handler_map_covers_the_reactions() -> None:
         "PaymentProcessed": on_payment_processed,
         "PaymentFailed": on_payment_failed,
         "StockReservationFailed": on_stock_reservation_failed,
+        "SagaCompleted": on_saga_completed,
+        "SagaCompensated": on_saga_compensated,
         "ProductCreated": on_product_priced,
         "ProductPriceChanged": on_product_priced,
     } == EVENT_HANDLERS
@@ -325,3 +334,45 @@ async def test_cancel_overdue_honours_the_limit_and_is_repeatable(
     assert await cancel_overdue(as_store(fake), later, limit=2) == 2
     assert await cancel_overdue(as_store(fake), later, limit=2) == 1
     assert await cancel_overdue(as_store(fake), later, limit=2) == 0
+
+
+# --- an orchestrated order ends when the orchestrator says so -------------------------
+
+
+async def test_an_orchestrated_order_ignores_the_choreography_and_ends_on_the_saga_outcome(
+    fake: FakeOrderStore,
+) -> None:
+    order_id = await place(fake, saga=SagaStyle.ORCHESTRATION)
+    placed = fake.streams[order_id][0]
+    assert placed.data["saga"] == "orchestration"
+    for reaction, name, extra in (
+        (on_payment_processed, "PaymentProcessed", {"amount": "2.50"}),
+        (on_payment_failed, "PaymentFailed", {"reason": "insufficient_funds"}),
+        (on_stock_reservation_failed, "StockReservationFailed", {"reason": "x"}),
+    ):
+        await reaction(payment_event(name, order_id, **extra), as_store(fake), NOW)
+    assert (await status_of(fake, order_id)).status is OrderStatus.PENDING
+    # Nor does the deadline end it: the orchestrator's step timeouts do.
+    assert await cancel_overdue(as_store(fake), NOW + timedelta(seconds=DEADLINE_S + 1)) == 0
+    outcome = new_event("SagaCompleted", order_id, {"order_id": order_id})
+    await on_saga_completed(outcome, as_store(fake), NOW)
+    order = await status_of(fake, order_id)
+    assert order.status is OrderStatus.CONFIRMED and order.orchestrated
+    assert fake.streams[order_id][-1].data["saga"] == "orchestration"
+
+
+async def test_a_compensated_saga_cancels_its_order_with_the_reason(fake: FakeOrderStore) -> None:
+    order_id = await place(fake, saga=SagaStyle.ORCHESTRATION)
+    body = {"order_id": order_id, "reason": "step_timeout: ChargePayment"}
+    await on_saga_compensated(new_event("SagaCompensated", order_id, body), as_store(fake), NOW)
+    order = await status_of(fake, order_id)
+    assert order.status is OrderStatus.CANCELLED
+    assert order.cancel_reason == "step_timeout: ChargePayment"
+
+
+async def test_a_choreographed_order_ignores_saga_outcomes(fake: FakeOrderStore) -> None:
+    order_id = await place(fake)
+    await on_saga_completed(
+        new_event("SagaCompleted", order_id, {"order_id": order_id}), as_store(fake), NOW
+    )
+    assert (await status_of(fake, order_id)).status is OrderStatus.PENDING

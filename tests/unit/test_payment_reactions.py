@@ -9,7 +9,13 @@ from typing import cast
 import pytest
 
 from payment.adapters import Payment, PaymentStore
-from payment.application import EVENT_HANDLERS, on_order_cancelled, on_stock_reserved
+from payment.application import (
+    EVENT_HANDLERS,
+    on_charge_payment,
+    on_order_cancelled,
+    on_refund_payment,
+    on_stock_reserved,
+)
 from payment.domain import PaymentStatus
 from polysaga.events.envelope import Envelope, new_event
 
@@ -108,6 +114,8 @@ def test_handler_map() -> None:
     assert {
         "StockReserved": on_stock_reserved,
         "OrderCancelled": on_order_cancelled,
+        "ChargePayment": on_charge_payment,
+        "RefundPayment": on_refund_payment,
     } == EVENT_HANDLERS
 
 
@@ -197,3 +205,62 @@ async def test_cancel_before_charge_leaves_a_tombstone(fake: FakePaymentStore) -
     assert await on_stock_reserved(stock_reserved("30.50"), as_store(fake)) == []
     assert fake.balances[USER] == Decimal("100.00")
     assert fake.payments[ORDER].status is PaymentStatus.CANCELLED
+
+
+# --- orchestration: commands, with the same rules, answered with a reply -----------------
+
+
+def command(name: str, **data: object) -> Envelope:
+    return new_event(name, ORDER, {"order_id": ORDER, "user_id": USER, **data}, trace_headers=TRACE)
+
+
+async def test_an_orchestrated_stock_reservation_is_not_charged_by_the_choreography(
+    fake: FakePaymentStore,
+) -> None:
+    reserved = stock_reserved("30.50")
+    reserved = new_event("StockReserved", ORDER, {**reserved.data, "saga": "orchestration"})
+    assert await on_stock_reserved(reserved, as_store(fake)) == []
+    assert fake.payments == {}
+
+
+async def test_charge_payment_charges_once_and_replies(fake: FakePaymentStore) -> None:
+    cmd = command("ChargePayment", amount="30.50")
+    processed, reply = await on_charge_payment(cmd, as_store(fake))
+    assert processed.name == "PaymentProcessed" and processed.data["amount"] == "30.50"
+    assert reply.subject == "payments.replies.ChargePaymentReply"
+    assert reply.data == {
+        "order_id": ORDER,
+        "command_id": cmd.event_id,
+        "succeeded": True,
+        "reason": None,
+    }
+    (again,) = await on_charge_payment(command("ChargePayment", amount="30.50"), as_store(fake))
+    assert again.data["succeeded"] is True
+    assert fake.balances[USER] == Decimal("69.50")
+
+
+async def test_charge_payment_without_funds_fails_with_the_reason(fake: FakePaymentStore) -> None:
+    failed, reply = await on_charge_payment(
+        command("ChargePayment", amount="500.00"), as_store(fake)
+    )
+    assert failed.name == "PaymentFailed"
+    assert (reply.data["succeeded"], reply.data["reason"]) == (False, "insufficient_funds")
+
+
+async def test_refund_before_charge_leaves_a_tombstone_a_late_charge_respects(
+    fake: FakePaymentStore,
+) -> None:
+    (reply,) = await on_refund_payment(command("RefundPayment"), as_store(fake))
+    assert reply.data["succeeded"] is True
+    (late,) = await on_charge_payment(command("ChargePayment", amount="30.50"), as_store(fake))
+    assert (late.data["succeeded"], late.data["reason"]) == (False, "cancelled_before_charge")
+    assert fake.balances[USER] == Decimal("100.00")
+
+
+async def test_refund_payment_gives_a_charge_back_once(fake: FakePaymentStore) -> None:
+    await on_charge_payment(command("ChargePayment", amount="30.50"), as_store(fake))
+    refunded, reply = await on_refund_payment(command("RefundPayment"), as_store(fake))
+    assert refunded.name == "PaymentRefunded" and reply.data["succeeded"] is True
+    (again,) = await on_refund_payment(command("RefundPayment"), as_store(fake))
+    assert again.data["succeeded"] is True
+    assert fake.balances[USER] == Decimal("100.00")

@@ -56,6 +56,8 @@ class ChaosPlan:
     ack_wait_s: float = 3.0
     payment_failure_rate: float = 0.1
     settle_timeout_s: float = 240.0
+    # Each order's saga run by the choreography or the orchestrator, drawn at random.
+    saga_style: str = "mixed"
 
     @property
     def pause_s(self) -> float:
@@ -151,6 +153,7 @@ async def _run(stack: LocalStack, plan: ChaosPlan, progress: Progress) -> ChaosR
                 payment_failure_rate=plan.payment_failure_rate,
                 scarce_stock=True,
                 seed=plan.seed,
+                saga_style=plan.saga_style,
             ),
         )
         load = OpenLoopLoad(client, state["instances"]["order"], workload.orders)
@@ -200,6 +203,7 @@ async def _run(stack: LocalStack, plan: ChaosPlan, progress: Progress) -> ChaosR
             "duration_s": plan.duration_s,
             "confirmed": report.confirmed,
             "cancelled": report.cancelled,
+            "saga_styles": report.by_style,
             "compensations": report.compensations,
             "events": delivery.events,
             "duplicate_deliveries": delivery.copies,

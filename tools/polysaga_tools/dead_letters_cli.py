@@ -100,7 +100,7 @@ def list_letters(
         table.add_row(
             str(letter.letter_id),
             letter.service,
-            letter.event_type or letter.original_subject,
+            letter.event_type.removeprefix("io.polysaga.") or letter.original_subject,
             letter.reason,
             str(letter.deliveries),
             letter.last_seen.isoformat(timespec="seconds"),

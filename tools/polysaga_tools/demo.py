@@ -22,6 +22,8 @@ from polysaga_tools.quiescence import wait_quiescent
 from polysaga_tools.read_side import check_read_side, lag_quantiles
 from polysaga_tools.run_sampler import RunSampler
 
+SAGA_STYLES = ("choreography", "orchestration", "mixed")
+
 
 @dataclass(frozen=True)
 class DemoPlan:
@@ -31,6 +33,17 @@ class DemoPlan:
     scarce_stock: bool = False
     seed: int = 1
     skus: int = 5
+    # Who runs each order's saga: one style for all, or each order's drawn at random.
+    saga_style: str = "choreography"
+
+    def __post_init__(self) -> None:
+        if self.saga_style not in SAGA_STYLES:
+            raise ValueError(f"saga style {self.saga_style!r} is none of {SAGA_STYLES}")
+
+    def draw_style(self, rng: random.Random) -> str:
+        if self.saga_style == "mixed":
+            return rng.choice(("choreography", "orchestration"))
+        return self.saga_style
 
 
 @dataclass
@@ -51,6 +64,7 @@ class DemoResult:
             "unfinished": r.unfinished,
             "compensations": r.compensations,
             "dead_lettered": self.dead_lettered,
+            "saga_styles": r.by_style,
             "invariants": r.invariants,
             "sagas_per_s": round(r.orders / self.elapsed_s, 1) if self.elapsed_s else None,
             "consistency_lag_ms": self.consistency_lag_ms,
@@ -82,11 +96,12 @@ async def prepare_workload(
     rich = [users[n] for n in rich_names]
     poor = [users[n] for n in poor_names]
     orders: list[dict[str, Any]] = []
+    styles = random.Random(f"{plan.seed}-saga-styles")  # the same mix of orders in every style
     for _ in range(plan.orders):
         user = rng.choice(poor if rng.random() < plan.payment_failure_rate else rich)
         lines = rng.sample(sorted(prices), k=rng.randint(1, min(3, len(prices))))
         items = [{"sku": s, "quantity": rng.randint(1, 3)} for s in lines]
-        orders.append({"user_id": user, "items": items})
+        orders.append({"user_id": user, "items": items, "saga": plan.draw_style(styles)})
     demand = {
         sku: sum(i["quantity"] for o in orders for i in o["items"] if i["sku"] == sku)
         for sku in prices

@@ -25,7 +25,10 @@ INVARIANTS = (
     "money_conserved",
     "no_double_charge",
     "cancelled_orders_compensated",
+    "orchestrated_sagas_agree",
 )
+# An orchestrated order's status and its saga's state at the orchestrator, once both ended.
+_SAGA_STATE_OF = {"CONFIRMED": "Completed", "CANCELLED": "Compensated"}
 
 
 @dataclass
@@ -39,6 +42,7 @@ class OrderFacts:
     order: dict[str, Any]
     reservation: dict[str, Any] | None
     payments: list[dict[str, Any]]
+    saga: dict[str, Any] | None = None  # the orchestrator's, for an orchestrated order
 
 
 @dataclass
@@ -51,6 +55,8 @@ class CheckReport:
     invariants: dict[str, bool]
     violations: list[str]
     order_documents: list[dict[str, Any]] = field(default_factory=list)
+    # Per saga style: {"orders", "confirmed", "cancelled"}.
+    by_style: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -87,10 +93,15 @@ async def gather_facts(
             payments = await client.get(
                 f"{services['payment']}/payments", params={"order_id": order_id}
             )
+            saga = None
+            if order.json().get("saga") == "orchestration" and "orchestrator" in services:
+                found = await client.get(f"{services['orchestrator']}/sagas/{order_id}")
+                saga = found.json() if found.status_code == 200 else None
             return OrderFacts(
                 order.json(),
                 reservation.json() if reservation.status_code == 200 else None,
                 payments.raise_for_status().json(),
+                saga,
             )
 
     return list(await asyncio.gather(*(facts(i) for i in order_ids)))
@@ -156,6 +167,14 @@ def _check_order(found: _Findings, f: OrderFacts) -> None:
             "cancelled_orders_compensated",
             f"{oid}: cancelled but still holds {f.reservation} / {charges}",
         )
+    if f.order.get("saga") == "orchestration":
+        state = (f.saga or {}).get("state")
+        expected = _SAGA_STATE_OF.get(status)
+        if f.saga is None or (expected is not None and state != expected):
+            found.fail(
+                "orchestrated_sagas_agree",
+                f"{oid}: order {status}, saga at the orchestrator {state or 'missing'}",
+            )
 
 
 def _check_balances(
@@ -186,6 +205,13 @@ def evaluate(
     if baseline is not None:
         _check_balances(found, facts, balances, baseline)
     status = Counter(f.order["status"] for f in facts)
+    by_style: dict[str, dict[str, int]] = {}
+    for f in facts:
+        counts = by_style.setdefault(
+            f.order.get("saga", "choreography"), {"orders": 0, "confirmed": 0, "cancelled": 0}
+        )
+        counts["orders"] += 1
+        counts[f.order["status"].lower()] = counts.get(f.order["status"].lower(), 0) + 1
     compensations = sum(
         (f.reservation is not None and f.reservation["status"] == "RELEASED")
         + any(p["status"] == "REFUNDED" for p in f.payments)
@@ -200,6 +226,7 @@ def evaluate(
         invariants=found.invariants,
         violations=found.violations,
         order_documents=[f.order for f in facts],
+        by_style=by_style,
     )
 
 

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +30,12 @@ err = Console(stderr=True)
 def _fail(message: str) -> typer.Exit:
     err.print(f"[bold red]error:[/] {message}")
     return typer.Exit(code=2)
+
+
+class SagaStyleChoice(StrEnum):
+    CHOREOGRAPHY = "choreography"
+    ORCHESTRATION = "orchestration"
+    MIXED = "mixed"
 
 
 StateFileOption = Annotated[
@@ -190,9 +197,16 @@ def _print_report(result: dict[str, object], as_json: bool) -> None:
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in result.items():
-        if key in ("invariants", "violations"):
+        if key in ("invariants", "violations", "saga_styles"):
             continue
         table.add_row(key, str(value))
+    styles = result.get("saga_styles") or {}
+    assert isinstance(styles, dict)
+    for style, counts in styles.items():
+        table.add_row(
+            f"{style} sagas",
+            f"{counts['orders']} ({counts['confirmed']} confirmed, {counts['cancelled']} cancelled)",
+        )
     invariants = result.get("invariants", {})
     assert isinstance(invariants, dict)
     for name, ok in invariants.items():
@@ -217,6 +231,14 @@ def demo(
         bool, typer.Option("--scarce-stock", help="Stock fewer units than are ordered.")
     ] = False,
     seed: Annotated[int, typer.Option(help="Random seed for the order mix.")] = 1,
+    saga_style: Annotated[
+        SagaStyleChoice,
+        typer.Option(
+            "--saga-style",
+            help="Who runs each saga: the choreography, the orchestrator, or each order's"
+            " drawn at random (mixed).",
+        ),
+    ] = SagaStyleChoice.CHOREOGRAPHY,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     attach: Annotated[
         Path | None, typer.Option(help="Use the stack this state file describes.")
@@ -235,7 +257,9 @@ def demo(
 
     if plot is not None:
         _check_writable_file(plot)
-    plan = DemoPlan(orders, concurrency, payment_failure_rate, scarce_stock, seed)
+    plan = DemoPlan(
+        orders, concurrency, payment_failure_rate, scarce_stock, seed, saga_style=saga_style.value
+    )
     try:
         result = asyncio.run(
             _with_stack(attach, lambda state: run_demo(state, plan, sample=plot is not None))

@@ -50,6 +50,7 @@ SERVICE_STORES: dict[str, str | None] = {
     "order": "postgres",
     "inventory": "postgres",
     "payment": "postgres",
+    "orchestrator": "postgres",
     "user": "postgres",
     "notification": "postgres",
     "catalog": "mongo",

@@ -1,4 +1,10 @@
-"""The one declaration of every event: its bounded context, version, producer and consumers.
+"""The one declaration of every message: its bounded context, kind, version, producer and
+consumers.
+
+Most messages are events (facts a context announces). The orchestrated saga adds commands
+(the orchestrator asks one participant to do something) and replies (the participant says
+how it went); they travel, are stored, deduplicated and consumed exactly as events are, on
+``<context>.commands.<Name>`` and ``<context>.replies.<Name>``.
 
 Streams, consumers, NATS permissions and the README's event catalogue are all derived from
 this module; nothing else names a subject by hand.
@@ -8,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 DEAD_LETTER_STREAM = "DEADLETTER"
 DEAD_LETTER_PREFIX = "deadletter"
@@ -24,7 +31,18 @@ class Context:
 
     @property
     def subjects(self) -> str:
-        return f"{self.name}.events.>"
+        """Every message of the context: its events, and its commands or replies."""
+        return f"{self.name}.>"
+
+
+class Kind(StrEnum):
+    EVENT = "events"  # a fact, for whoever is interested
+    COMMAND = "commands"  # a request to the one service that handles it
+    REPLY = "replies"  # how a command went, for the one that sent it
+
+    @property
+    def singular(self) -> str:
+        return {"events": "event", "commands": "command", "replies": "reply"}[self.value]
 
 
 @dataclass(frozen=True)
@@ -33,10 +51,11 @@ class EventSpec:
     version: int
     context: Context
     consumers: frozenset[str]
+    kind: Kind = Kind.EVENT
 
     @property
     def subject(self) -> str:
-        return f"{self.context.name}.events.{self.name}"
+        return f"{self.context.name}.{self.kind.value}.{self.name}"
 
     @property
     def ce_type(self) -> str:
@@ -53,8 +72,18 @@ PAYMENTS = Context("payments", "PAYMENTS", producer="payment")
 USERS = Context("users", "USERS", producer="user")
 CATALOG = Context("catalog", "CATALOG", producer="catalog")
 NOTIFICATIONS = Context("notifications", "NOTIFICATIONS", producer="notification")
+# The orchestrated saga: its commands to the participants and its outcome for the order.
+SAGAS = Context("sagas", "SAGAS", producer="orchestrator")
 
-CONTEXTS: tuple[Context, ...] = (ORDERS, INVENTORY, PAYMENTS, USERS, CATALOG, NOTIFICATIONS)
+CONTEXTS: tuple[Context, ...] = (
+    ORDERS,
+    INVENTORY,
+    PAYMENTS,
+    USERS,
+    CATALOG,
+    NOTIFICATIONS,
+    SAGAS,
+)
 
 # The read side follows every step of the saga, compensations included.
 _VIEW = "order-view"
@@ -62,12 +91,24 @@ _VIEW = "order-view"
 READ_MODELS = frozenset({_VIEW})
 
 
+_ORCHESTRATOR = "orchestrator"
+
+
 def _event(name: str, version: int, context: Context, consumers: Iterable[str]) -> EventSpec:
     return EventSpec(name, version, context, frozenset(consumers))
 
 
+def _command(name: str, version: int, handler: str) -> EventSpec:
+    return EventSpec(name, version, SAGAS, frozenset({handler}), Kind.COMMAND)
+
+
+def _reply(command: str, version: int, context: Context) -> EventSpec:
+    return EventSpec(f"{command}Reply", version, context, frozenset({_ORCHESTRATOR}), Kind.REPLY)
+
+
 EVENTS: tuple[EventSpec, ...] = (
-    _event("OrderPlaced", 1, ORDERS, {"inventory", _VIEW}),
+    # The orchestrator starts a saga for an order placed with "saga": "orchestration".
+    _event("OrderPlaced", 1, ORDERS, {"inventory", _VIEW, _ORCHESTRATOR}),
     _event("OrderConfirmed", 1, ORDERS, {_VIEW, "notification"}),
     _event("OrderCancelled", 1, ORDERS, {"inventory", "payment", _VIEW, "notification"}),
     _event("StockReserved", 1, INVENTORY, {"payment", _VIEW}),
@@ -83,6 +124,16 @@ EVENTS: tuple[EventSpec, ...] = (
     _event("ProductPriceChanged", 1, CATALOG, {"order", _VIEW}),
     _event("ProductRenamed", 1, CATALOG, {_VIEW}),
     _event("NotificationSent", 1, NOTIFICATIONS, set()),
+    _command("ReserveStock", 1, "inventory"),
+    _command("ReleaseStock", 1, "inventory"),
+    _command("ChargePayment", 1, "payment"),
+    _command("RefundPayment", 1, "payment"),
+    _reply("ReserveStock", 1, INVENTORY),
+    _reply("ReleaseStock", 1, INVENTORY),
+    _reply("ChargePayment", 1, PAYMENTS),
+    _reply("RefundPayment", 1, PAYMENTS),
+    _event("SagaCompleted", 1, SAGAS, {"order"}),
+    _event("SagaCompensated", 1, SAGAS, {"order"}),
 )
 
 _BY_NAME = {spec.name: spec for spec in EVENTS}
@@ -126,10 +177,13 @@ def dead_letter_subject(service: str, subject: str) -> str:
 def catalogue_markdown() -> str:
     """The README's event catalogue, rendered from the declaration."""
     lines = [
-        "| event | version | subject | producer | consumers |",
-        "|---|---|---|---|---|",
+        "| message | kind | version | subject | producer | consumers |",
+        "|---|---|---|---|---|---|",
     ]
     for e in EVENTS:
         consumers = ", ".join(sorted(e.consumers)) or "—"
-        lines.append(f"| {e.name} | v{e.version} | `{e.subject}` | {e.producer} | {consumers} |")
+        lines.append(
+            f"| {e.name} | {e.kind.singular} | v{e.version} | `{e.subject}` | {e.producer}"
+            f" | {consumers} |"
+        )
     return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""Wires the orchestrator: its migrations, reactions, the route and the timeout sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from orchestrator import application
+from orchestrator.adapters import MIGRATIONS, SagaStore
+from orchestrator.domain import StepTimeouts
+from orchestrator.http import ROUTES
+from polysaga import metrics
+from polysaga.events.envelope import Envelope
+from polysaga.messaging.consumer import EventHandler
+from polysaga.persistence import outbox
+from polysaga.runtime import BackgroundLoop, ServiceDefinition, ServiceRuntime
+from polysaga.schedule import run_periodically
+from polysaga.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+STATE_GAUGE_INTERVAL_S = 5.0
+
+
+def step_timeouts(settings: ServiceSettings) -> StepTimeouts:
+    return StepTimeouts(
+        reserve_stock_s=settings.saga_reserve_stock_timeout_s,
+        charge_payment_s=settings.saga_charge_payment_timeout_s,
+        compensation_s=settings.saga_compensation_timeout_s,
+        compensation_max_s=settings.saga_compensation_timeout_max_s,
+    )
+
+
+def _consume(reaction: application.Reaction, timeouts: StepTimeouts) -> EventHandler:
+    async def handle(event: Envelope, conn: AsyncConnection) -> None:
+        messages = await reaction(event, SagaStore(conn), datetime.now(UTC), timeouts)
+        await outbox.append(conn, messages)
+
+    return handle
+
+
+def timeout_sweeper(timeouts: StepTimeouts) -> BackgroundLoop:
+    async def sweep_loop(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
+        """Turns the sagas whose awaited step ran out of time."""
+
+        async def sweep() -> bool:
+            async with runtime.transaction() as conn:
+                messages = await application.sweep_timeouts(
+                    SagaStore(conn), datetime.now(UTC), timeouts
+                )
+                await outbox.append(conn, messages)
+            return len(messages) > 0  # a full batch may leave more behind
+
+        await run_periodically(
+            stop, runtime.settings.saga_timeout_sweep_interval_s, sweep, name="saga timeouts"
+        )
+
+    return sweep_loop
+
+
+async def state_gauges(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
+    """Exports the sagas per state from the table, right after restarts too."""
+
+    async def refresh() -> None:
+        async with runtime.engine.connect() as conn:
+            counts = await SagaStore(conn).counts()
+        for state, n in counts.items():
+            metrics.ORCHESTRATED_SAGAS.labels(state=state).set(n)
+
+    await run_periodically(stop, STATE_GAUGE_INTERVAL_S, refresh, name="saga state gauges")
+
+
+def build(settings: ServiceSettings) -> ServiceDefinition:
+    timeouts = step_timeouts(settings)
+    return ServiceDefinition(
+        name="orchestrator",
+        migrations=MIGRATIONS,
+        event_handlers={
+            name: _consume(reaction, timeouts)
+            for name, reaction in application.EVENT_HANDLERS.items()
+        },
+        route_handlers=ROUTES,
+        background_loops=[timeout_sweeper(timeouts), state_gauges],
+    )
