@@ -24,6 +24,7 @@ SERVICES = (
     "order",
     "inventory",
     "payment",
+    "orchestrator",
     "user",
     "catalog",
     "order-view",

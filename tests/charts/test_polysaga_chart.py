@@ -37,6 +37,7 @@ STORES = {
     "order": "postgresql",
     "inventory": "postgresql",
     "payment": "postgresql",
+    "orchestrator": "postgresql",
     "user": "postgresql",
     "notification": "postgresql",
     "catalog": "mongodb",

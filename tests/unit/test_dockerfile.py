@@ -19,6 +19,7 @@ MODULES = (
     "order",
     "inventory",
     "payment",
+    "orchestrator",
     "user",
     "catalog",
     "order_view",

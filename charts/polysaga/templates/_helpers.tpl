@@ -59,6 +59,7 @@ the code, so not a value. "" means no store.
 order: postgresql
 inventory: postgresql
 payment: postgresql
+orchestrator: postgresql
 user: postgresql
 notification: postgresql
 catalog: mongodb
