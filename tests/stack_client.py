@@ -36,9 +36,16 @@ class StackClient:
                 )
             ).raise_for_status()
 
-    async def place(self, user: str, items: dict[str, int], key: str | None = None) -> str:
+    async def place(
+        self, user: str, items: dict[str, int], key: str | None = None, saga: str | None = None
+    ) -> str:
         headers = {"Idempotency-Key": key} if key else {}
-        body = {"user_id": user, "items": [{"sku": s, "quantity": q} for s, q in items.items()]}
+        body: dict[str, Any] = {
+            "user_id": user,
+            "items": [{"sku": s, "quantity": q} for s, q in items.items()],
+        }
+        if saga is not None:
+            body["saga"] = saga
         response = await self.http.post(f"{self.order_url}/orders", json=body, headers=headers)
         assert response.status_code == 202, response.text
         return str(response.json()["order_id"])

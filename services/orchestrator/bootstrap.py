@@ -13,6 +13,7 @@ from orchestrator.adapters import MIGRATIONS, SagaStore
 from orchestrator.domain import StepTimeouts
 from orchestrator.http import ROUTES
 from polysaga import metrics
+from polysaga.events import declaration
 from polysaga.events.envelope import Envelope
 from polysaga.messaging.consumer import EventHandler
 from polysaga.persistence import outbox
@@ -23,6 +24,9 @@ from polysaga.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 STATE_GAUGE_INTERVAL_S = 5.0
+# After a start (a crash, a deploy), replies that arrived meanwhile are applied before any
+# step is declared timed out; at most this long, since under load there is always more.
+CATCH_UP_BEFORE_TIMEOUTS_S = 30.0
 
 
 def step_timeouts(settings: ServiceSettings) -> StepTimeouts:
@@ -45,6 +49,7 @@ def _consume(reaction: application.Reaction, timeouts: StepTimeouts) -> EventHan
 def timeout_sweeper(timeouts: StepTimeouts) -> BackgroundLoop:
     async def sweep_loop(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
         """Turns the sagas whose awaited step ran out of time."""
+        await _caught_up(runtime, stop, CATCH_UP_BEFORE_TIMEOUTS_S)
 
         async def sweep() -> bool:
             async with runtime.transaction() as conn:
@@ -59,6 +64,20 @@ def timeout_sweeper(timeouts: StepTimeouts) -> BackgroundLoop:
         )
 
     return sweep_loop
+
+
+async def _caught_up(runtime: ServiceRuntime, stop: asyncio.Event, within_s: float) -> None:
+    """Wait until every stream the orchestrator consumes has nothing left for it."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    streams = [context.stream for context in declaration.consumed_by(runtime.definition.name)]
+    while not stop.is_set() and asyncio.get_running_loop().time() < deadline:
+        try:
+            infos = [await runtime.js.consumer_info(s, runtime.definition.name) for s in streams]
+            if all(not i.num_pending and not i.num_ack_pending for i in infos):
+                return
+        except Exception:  # NATS not reachable yet: the timeouts can wait for it too
+            log.debug("consumer info unavailable", exc_info=True)
+        await asyncio.sleep(0.2)
 
 
 async def state_gauges(runtime: ServiceRuntime, stop: asyncio.Event) -> None:

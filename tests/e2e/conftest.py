@@ -21,6 +21,8 @@ import httpx
 import pytest
 
 ORDER_DEADLINE_S = 8.0
+# The orchestrator's step timeouts: short, so the timeout paths are testable.
+CHARGE_PAYMENT_TIMEOUT_S = 4.0
 
 
 class Stack:
@@ -59,6 +61,9 @@ def stack() -> Iterator[Stack]:
         "POLYSAGA_ORDER_DEADLINE_S": str(ORDER_DEADLINE_S),
         "POLYSAGA_REDELIVERY_BACKOFF_S": "0.2",
         "POLYSAGA_REDELIVERY_BACKOFF_MAX_S": "2",
+        "POLYSAGA_SAGA_RESERVE_STOCK_TIMEOUT_S": "6",
+        "POLYSAGA_SAGA_CHARGE_PAYMENT_TIMEOUT_S": str(CHARGE_PAYMENT_TIMEOUT_S),
+        "POLYSAGA_SAGA_COMPENSATION_TIMEOUT_S": "3",
     }
     log = open(root / "up.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(

@@ -48,12 +48,17 @@ def test_chaos_injects_every_fault_and_every_invariant_holds() -> None:
         "money_conserved",
         "no_double_charge",
         "cancelled_orders_compensated",
+        "orchestrated_sagas_agree",
         "read_model_converged",
         "no_lost_event",
         "no_duplicated_effect",
         "outbox_drained",
         "consumers_drained",
     } <= set(report["invariants"])
+    # Both saga styles ran on the one stack, through the same faults.
+    styles = report["saga_styles"]
+    assert set(styles) == {"choreography", "orchestration"}, context
+    assert all(s["confirmed"] > 0 and s["cancelled"] > 0 for s in styles.values()), context
 
 
 def test_chaos_refuses_a_run_too_short_for_every_fault() -> None:

@@ -31,9 +31,19 @@ async def wait_restarted(stack: Stack, name: str, old_pid: int, timeout_s: float
     raise AssertionError(f"{name} was not restarted within {timeout_s} s")
 
 
-@pytest.mark.parametrize("victim", ["inventory", "payment", "order"])
+@pytest.mark.parametrize(
+    ("victim", "saga"),
+    [
+        ("inventory", "choreography"),
+        ("payment", "choreography"),
+        ("order", "choreography"),
+        # The orchestrator killed in the middle of sagas it runs: they resume from its
+        # database (state, awaited step, its timeout) and its outbox once it is back.
+        ("orchestrator", "orchestration"),
+    ],
+)
 async def test_service_killed_mid_saga_is_restarted_and_every_saga_ends(
-    stack: Stack, http: httpx.AsyncClient, unique: str, victim: str
+    stack: Stack, http: httpx.AsyncClient, unique: str, victim: str, saga: str
 ) -> None:
     c = StackClient(http, stack.state["services"])
     skus = [f"{unique}-k{i}" for i in range(3)]
@@ -46,7 +56,7 @@ async def test_service_killed_mid_saga_is_restarted_and_every_saga_ends(
     async def place(i: int) -> str:
         for _ in range(100):  # the order service itself may be the one down
             try:
-                return await c.place(user, {skus[i % 3]: 1 + i % 2}, key=f"{unique}-{i}")
+                return await c.place(user, {skus[i % 3]: 1 + i % 2}, key=f"{unique}-{i}", saga=saga)
             except httpx.TransportError:
                 await asyncio.sleep(0.1)
         raise AssertionError("could not place an order")
@@ -72,6 +82,11 @@ async def test_service_killed_mid_saga_is_restarted_and_every_saga_ends(
         assert level == {"sku": sku, "available": 40 - held, "reserved": held}
     spent = sum(float(o["total"]) for o in confirmed)
     assert float(await c.balance(user)) == pytest.approx(80.0 - spent)
+    if saga == "orchestration":
+        expected = {"CONFIRMED": "Completed", "CANCELLED": "Compensated"}
+        for o in orders:
+            found = await http.get(f"{stack.url('orchestrator')}/sagas/{o['order_id']}")
+            assert found.json()["state"] == expected[o["status"]], found.json()
 
 
 def test_check_command_reports_every_invariant_holding(stack: Stack) -> None:
@@ -79,7 +94,11 @@ def test_check_command_reports_every_invariant_holding(stack: Stack) -> None:
     report = json.loads(result.stdout)
     assert result.returncode == 0, report
     assert report["unfinished"] == 0 and report["orders"] > 0
-    assert all(report["invariants"].values()), report
+    assert all(report["invariants"].values())
+    styles = report["saga_styles"]
+    assert set(styles) == {"choreography", "orchestration"}
+    assert sum(s["orders"] for s in styles.values()) == 80
+    assert all(s["confirmed"] > 0 for s in styles.values()), report
 
 
 def test_demo_attached_to_the_stack_exits_zero_with_compensations(stack: Stack) -> None:
@@ -94,6 +113,8 @@ def test_demo_attached_to_the_stack_exits_zero_with_compensations(stack: Stack) 
         "--scarce-stock",
         "--seed",
         "7",
+        "--saga-style",
+        "mixed",
         "--json",
     )
     report = json.loads(result.stdout)
@@ -107,6 +128,7 @@ def test_demo_attached_to_the_stack_exits_zero_with_compensations(stack: Stack) 
         "money_conserved",
         "no_double_charge",
         "cancelled_orders_compensated",
+        "orchestrated_sagas_agree",
         "read_model_converged",
         "composition_matches_read_model",
         "rebuild_reproduces_read_model",

@@ -135,6 +135,69 @@ async def test_a_failed_payment_saga_is_one_trace_across_every_service(
     )
 
 
+# An orchestrated saga whose charge fails: the orchestrator's commands, each participant's
+# handling and reply, the compensation it sends, and the order's cancellation.
+ORCHESTRATED = {
+    ("order", "publish orders.events.OrderPlaced"),
+    ("orchestrator", "process orders.events.OrderPlaced"),
+    ("orchestrator", "publish sagas.commands.ReserveStock"),
+    ("inventory", "process sagas.commands.ReserveStock"),
+    ("inventory", "publish inventory.replies.ReserveStockReply"),
+    ("orchestrator", "process inventory.replies.ReserveStockReply"),
+    ("payment", "process sagas.commands.ChargePayment"),
+    ("orchestrator", "process payments.replies.ChargePaymentReply"),
+    ("inventory", "process sagas.commands.ReleaseStock"),
+    ("orchestrator", "process inventory.replies.ReleaseStockReply"),
+    ("orchestrator", "publish sagas.events.SagaCompensated"),
+    ("order", "process sagas.events.SagaCompensated"),
+    ("notification", "process orders.events.OrderCancelled"),
+}
+
+
+async def test_an_orchestrated_saga_is_one_trace_through_the_orchestrator(
+    stack: Stack, http: httpx.AsyncClient, unique: str
+) -> None:
+    jaeger = stack.state["jaeger"]
+    c = StackClient(http, stack.state["services"])
+    registered = await http.post(
+        f"{stack.url('user')}/users",
+        json={"name": "Grace Hopper", "email": f"grace-{unique}@example.com"},
+    )
+    assert registered.status_code == 201, registered.text
+    user, sku = registered.json()["user_id"], f"{unique}-otrace"
+    await c.seed(prices={sku: "40.00"}, stock={sku: 3}, balances={user: "5.00"})
+    order = await c.wait_ended(await c.place(user, {sku: 1}, saga="orchestration"))
+    order_id = order["order_id"]
+    assert order["cancel_reason"] == "payment_failed: insufficient_funds"
+
+    traces: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 90
+    while True:
+        traces = await traces_of_order(http, jaeger["api"], order_id)
+        seen = {(service(t, s), s["operationName"]) for t in traces for s in t["spans"]}
+        if seen >= ORCHESTRATED:
+            break
+        assert time.monotonic() < deadline, f"missing from Jaeger: {sorted(ORCHESTRATED - seen)}"
+        await asyncio.sleep(1)
+
+    assert len(traces) == 1, [t["traceID"] for t in traces]
+    (trace,) = traces
+    spans = {s["spanID"]: s for s in trace["spans"]}
+    # Each command is published from inside the handling of the message that led to it.
+    for command, cause in (
+        ("sagas.commands.ReserveStock", "orders.events.OrderPlaced"),
+        ("sagas.commands.ChargePayment", "inventory.replies.ReserveStockReply"),
+        ("sagas.commands.ReleaseStock", "payments.replies.ChargePaymentReply"),
+    ):
+        (publish,) = [s for s in spans.values() if s["operationName"] == f"publish {command}"]
+        handling = spans[parent_id(publish) or ""]
+        assert handling["operationName"] == f"process {cause}"
+        assert service(trace, handling) == "orchestrator"
+    for span in spans.values():
+        if service(trace, span) == "orchestrator":
+            assert tags(span).get("app.order.id") == order_id, span["operationName"]
+
+
 async def test_the_gateways_calls_continue_the_callers_trace(
     stack: Stack, http: httpx.AsyncClient, unique: str
 ) -> None:
