@@ -73,8 +73,8 @@ class StepRecord:
 class StepTimeouts:
     """Each step's own timeout; a compensation's doubles on every resend, up to the cap."""
 
-    reserve_stock_s: float = 10.0
-    charge_payment_s: float = 10.0
+    reserve_stock_s: float = 15.0
+    charge_payment_s: float = 15.0
     compensation_s: float = 10.0
     compensation_max_s: float = 120.0
 

@@ -72,8 +72,10 @@ class ServiceSettings(BaseSettings):
 
     # Orchestrator only: each saga step's own timeout (a compensation's doubles on every
     # resend, up to the cap), and how often steps past their timeout are looked for.
-    saga_reserve_stock_timeout_s: float = Field(default=10.0, gt=0)
-    saga_charge_payment_timeout_s: float = Field(default=10.0, gt=0)
+    # Together as long as the choreography's order deadline, so both styles give a saga as
+    # much time before they give up on it.
+    saga_reserve_stock_timeout_s: float = Field(default=15.0, gt=0)
+    saga_charge_payment_timeout_s: float = Field(default=15.0, gt=0)
     saga_compensation_timeout_s: float = Field(default=10.0, gt=0)
     saga_compensation_timeout_max_s: float = Field(default=120.0, gt=0)
     saga_timeout_sweep_interval_s: float = Field(default=0.5, gt=0)

@@ -124,3 +124,29 @@ def test_an_unacknowledged_message_breaks_consumers_drained() -> None:
     facts = world()
     facts.consumers = {"payment on INVENTORY": ConsumerState(pending=0, ack_pending=1)}
     assert not evaluate_delivery(facts).invariants["consumers_drained"]
+
+
+def test_a_resent_command_and_its_second_reply_are_not_duplicated_effects() -> None:
+    facts = world()
+    facts.events += [
+        StreamEvent("SAGAS", "c1", "ReleaseStock", "o1"),
+        StreamEvent("SAGAS", "c2", "ReleaseStock", "o1"),  # resent after its timeout
+        StreamEvent("INVENTORY", "r1", "ReleaseStockReply", "o1"),
+        StreamEvent("INVENTORY", "r2", "ReleaseStockReply", "o1"),
+    ]
+    facts.handled["inventory"] |= {"c1", "c2"}
+    facts.handled["orchestrator"] |= {"r1", "r2"}
+    report = evaluate_delivery(facts)
+    assert report.duplicated_effects == 0 and report.lost == 0, report.violations
+
+
+def test_two_ends_of_one_orchestrated_saga_are_a_duplicated_effect() -> None:
+    facts = world()
+    facts.events += [
+        StreamEvent("SAGAS", "s1", "SagaCompleted", "o1"),
+        StreamEvent("SAGAS", "s2", "SagaCompensated", "o1"),
+    ]
+    facts.handled["order"] |= {"s1", "s2"}
+    report = evaluate_delivery(facts)
+    assert report.duplicated_effects == 1
+    assert "order o1: 2 distinct saga outcome events" in report.violations

@@ -7,7 +7,9 @@ hold against what every consumer recorded. Pure evaluation over gathered facts (
   in its stream.
 - no_duplicated_effect: one saga step happens once per order: two different events of one
   type for one order (two StockReserved, two charges, two OrderCancelled...) mean an effect
-  ran twice. Copies of one event (same event id) are deliveries, not effects.
+  ran twice. Copies of one event (same event id) are deliveries, not effects. Commands and
+  replies are not effects: the orchestrator sends a compensation again when it times out,
+  and each copy is answered; the participant's rules make the effect (the event) happen once.
 - outbox_drained: no producer holds an unpublished outbox entry.
 - consumers_drained: every durable consumer has nothing pending and nothing unacknowledged.
 """
@@ -35,10 +37,24 @@ SAGA_STREAMS = frozenset(
         declaration.INVENTORY.stream,
         declaration.PAYMENTS.stream,
         declaration.NOTIFICATIONS.stream,
+        declaration.SAGAS.stream,
     }
 )
-# An order has one outcome: both would be a duplicated (and contradictory) effect.
-_OUTCOMES = frozenset({"OrderConfirmed", "OrderCancelled"})
+# An order has one outcome, and an orchestrated saga one end: both would be a duplicated
+# (and contradictory) effect.
+_OUTCOMES = {
+    "OrderConfirmed": "outcome",
+    "OrderCancelled": "outcome",
+    "SagaCompleted": "saga outcome",
+    "SagaCompensated": "saga outcome",
+}
+
+
+def _is_effect(name: str) -> bool:
+    try:
+        return declaration.spec(name).kind is declaration.Kind.EVENT
+    except declaration.UnknownEventError:
+        return True
 
 
 @dataclass(frozen=True)
@@ -106,8 +122,8 @@ def lost_deliveries(facts: DeliveryFacts) -> list[str]:
 def duplicated_effects(events: Sequence[StreamEvent]) -> list[str]:
     steps: dict[tuple[str, str], set[str]] = defaultdict(set)
     for event in _unique(events).values():
-        if event.stream in SAGA_STREAMS:
-            name = "outcome" if event.name in _OUTCOMES else event.name
+        if event.stream in SAGA_STREAMS and _is_effect(event.name):
+            name = _OUTCOMES.get(event.name, event.name)
             steps[(event.aggregate_id, name)].add(event.event_id)
     return [
         f"order {aggregate}: {len(ids)} distinct {name} events"
