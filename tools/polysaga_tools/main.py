@@ -203,10 +203,8 @@ def _print_report(result: dict[str, object], as_json: bool) -> None:
     styles = result.get("saga_styles") or {}
     assert isinstance(styles, dict)
     for style, counts in styles.items():
-        table.add_row(
-            f"{style} sagas",
-            f"{counts['orders']} ({counts['confirmed']} confirmed, {counts['cancelled']} cancelled)",
-        )
+        ended = f"{counts['confirmed']} confirmed, {counts['cancelled']} cancelled"
+        table.add_row(f"{style} sagas", f"{counts['orders']} ({ended})")
     invariants = result.get("invariants", {})
     assert isinstance(invariants, dict)
     for name, ok in invariants.items():
