@@ -21,7 +21,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from conftest import Stack
 from polysaga.events import declaration
 
-POSTGRES_SERVICES = ("order", "inventory", "payment", "user", "notification")
+POSTGRES_SERVICES = ("order", "inventory", "payment", "user", "notification", "orchestrator")
 MONGO_SERVICES = ("catalog", "order-view")
 # A read of each service that needs its database.
 PROBES = {
@@ -30,6 +30,7 @@ PROBES = {
     "payment": "/accounts/none",
     "user": "/users/00000000-0000-0000-0000-000000000000",
     "notification": "/notifications",
+    "orchestrator": "/sagas/00000000-0000-0000-0000-000000000000",
     "catalog": "/products/none",
     "order-view": "/users/none/orders",
 }
