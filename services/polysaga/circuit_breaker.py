@@ -49,7 +49,12 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probing = False
         self._state = BreakerState.CLOSED
-        self._publish()
+        # Read at each scrape, so an open circuit whose interval is over shows as half-open
+        # before anyone calls.
+        for state in BreakerState:
+            metrics.CIRCUIT_BREAKER_STATE.labels(upstream=name, state=state.value).set_function(
+                lambda state=state: 1.0 if self.state is state else 0.0  # type: ignore[misc]
+            )
 
     @property
     def state(self) -> BreakerState:
@@ -90,10 +95,3 @@ class CircuitBreaker:
 
     def _enter(self, state: BreakerState) -> None:
         self._state = state
-        self._publish()
-
-    def _publish(self) -> None:
-        for state in BreakerState:
-            metrics.CIRCUIT_BREAKER_STATE.labels(upstream=self.name, state=state.value).set(
-                1 if state is self._state else 0
-            )

@@ -14,24 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
-import uvicorn
 from litestar import Litestar, Request, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.testing import AsyncTestClient
 
 from gateway.bootstrap import build
+from http_peers import closed_port_url, serving
 from polysaga.app import create_app
 from polysaga.settings import ServiceSettings
 from polysaga_tools.local_identity import LocalIdentity
@@ -81,9 +79,6 @@ def bearer(user_id: str, *roles: str, **claims: Any) -> dict[str, str]:
     else:
         token = IDENTITY.token(user_id, roles, ttl_s=60)
     return {"Authorization": f"Bearer {token}"}
-
-
-OWNER = bearer("user-1")
 
 
 def problem(status: int, title: str, headers: Mapping[str, str] | None = None) -> Response[Any]:
@@ -155,39 +150,6 @@ async def peer_too_slow(path: FromPath[str]) -> dict[str, str]:
     return {"late": path}
 
 
-@contextmanager
-def serving(app: Litestar) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free port, in a thread with its own event loop: the
-    Litestar test client blocks the test's loop while the gateway handles a request, so a
-    peer on that loop could never answer."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="warning", lifespan="off", loop="asyncio", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "test peer did not start"
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
-def closed_port_url() -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"  # nobody listens here now: connections are refused
-
-
 @pytest.fixture(scope="module")
 def peers() -> Iterator[dict[str, str]]:
     healthy = Litestar(
@@ -202,7 +164,7 @@ def peers() -> Iterator[dict[str, str]]:
 
 @asynccontextmanager
 async def gateway(
-    peers: Mapping[str, str], *, as_user: Mapping[str, str] = OWNER, **overrides: str
+    peers: Mapping[str, str], *, as_user: Mapping[str, str] | None = None, **overrides: str
 ) -> AsyncIterator[AsyncTestClient[Any]]:
     """A gateway whose dependencies are all the healthy peer, except ``overrides``
     (service name -> "slow" | "closed"); its client sends ``as_user``'s token (by default
@@ -218,7 +180,7 @@ async def gateway(
         jwt_audience=IDENTITY.audience,
     )
     async with AsyncTestClient(create_app(build(settings), settings)) as client:
-        client.headers.update(as_user)
+        client.headers.update(bearer("user-1") if as_user is None else as_user)
         ASKED.clear()
         yield client
 
