@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image per service and one for the operator, all from this file; SERVICE names the Python
 # module the image runs (python -m $SERVICE):
-#   order inventory payment orchestrator user catalog order_view notification gateway polysaga_operator
+#   order inventory payment orchestrator sales user catalog order_view notification gateway polysaga_operator
 #   docker build --build-arg SERVICE=order_view -t polysaga-order-view .
 # skaffold.yaml builds each of them. Images run as a numeric non-root user on a read-only root
 # filesystem: the only writable path is /tmp (an emptyDir in the charts).

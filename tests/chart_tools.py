@@ -25,6 +25,7 @@ SERVICES = (
     "inventory",
     "payment",
     "orchestrator",
+    "sales",
     "user",
     "catalog",
     "order-view",

@@ -38,6 +38,7 @@ STORES = {
     "inventory": "postgresql",
     "payment": "postgresql",
     "orchestrator": "postgresql",
+    "sales": "postgresql",
     "user": "postgresql",
     "notification": "postgresql",
     "catalog": "mongodb",

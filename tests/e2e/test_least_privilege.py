@@ -21,7 +21,15 @@ from pymongo.errors import OperationFailure, PyMongoError
 from conftest import Stack
 from polysaga.events import declaration
 
-POSTGRES_SERVICES = ("order", "inventory", "payment", "user", "notification", "orchestrator")
+POSTGRES_SERVICES = (
+    "order",
+    "inventory",
+    "payment",
+    "user",
+    "notification",
+    "orchestrator",
+    "sales",
+)
 MONGO_SERVICES = ("catalog", "order-view")
 # A read of each service that needs its database.
 PROBES = {
@@ -31,6 +39,7 @@ PROBES = {
     "user": "/users/00000000-0000-0000-0000-000000000000",
     "notification": "/notifications",
     "orchestrator": "/sagas/00000000-0000-0000-0000-000000000000",
+    "sales": "/sales/customers/none",
     "catalog": "/products/none",
     "order-view": "/users/none/orders",
 }

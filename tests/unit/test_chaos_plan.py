@@ -17,6 +17,7 @@ def test_every_consuming_service_runs_twice_except_the_single_instance_ones() ->
         "notification",
         "order-view",
         "orchestrator",
+        "sales",
     }
     assert replicas() == {s: 1 if s in SINGLE_INSTANCE else 2 for s in CONSUMERS}
     assert replicas()["order-view"] == 1 and "FerretDB" in SINGLE_INSTANCE["order-view"]

@@ -33,6 +33,7 @@ def world() -> DeliveryFacts:
             "notification": {"e4"},
             # the orchestrator hears of every placed order (and leaves choreographed ones be)
             "orchestrator": {"e1"},
+            "sales": {"e4"},
         },
         dead_lettered=set(),
         outbox_pending={"order": 0, "inventory": 0},

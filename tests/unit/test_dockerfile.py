@@ -20,6 +20,7 @@ MODULES = (
     "inventory",
     "payment",
     "orchestrator",
+    "sales",
     "user",
     "catalog",
     "order_view",

@@ -30,6 +30,7 @@ SERVICES = (
     "order-view",
     "notification",
     "orchestrator",
+    "sales",
 )
 PRODUCERS = tuple(c.producer for c in declaration.CONTEXTS)
 

@@ -366,24 +366,31 @@ def chaos(
 
 @app.command()
 def rebuild(
-    read_model: Annotated[str, typer.Argument(help="The read model to rebuild: order-view.")],
+    read_model: Annotated[
+        str, typer.Argument(help="The read model to rebuild: order-view or sales.")
+    ],
     attach: Annotated[
         Path, typer.Option(help="The running stack's state file.")
     ] = DEFAULT_STATE_FILE,
 ) -> None:
-    """Rebuild a read model from event history into fresh collections and swap it in; report
-    whether the rebuilt view equals the one it replaced."""
+    """Rebuild a read model from event history into a fresh generation and swap it in;
+    report whether the rebuilt one equals the one it replaced."""
+    from polysaga.events.declaration import READ_MODELS
     from polysaga_tools.read_side import rebuild_and_compare
     from polysaga_tools.stack import load_state
     from polysaga_tools.stack_access import stack_client
 
-    if read_model != "order-view":
-        raise _fail(f"unknown read model {read_model!r}; the one read model is order-view")
+    if read_model not in READ_MODELS:
+        raise _fail(
+            f"unknown read model {read_model!r}; the read models: {', '.join(sorted(READ_MODELS))}"
+        )
 
     async def run() -> tuple[bool, str]:
         state = load_state(attach)
+        if read_model not in state["services"]:
+            raise ServerError(f"{read_model} is not running on this stack")
         async with stack_client(state, timeout=30) as client:
-            return await rebuild_and_compare(client, state["services"]["order-view"])
+            return await rebuild_and_compare(client, state["services"][read_model])
 
     try:
         same, detail = asyncio.run(run())
@@ -397,40 +404,55 @@ def rebuild(
 
 
 @app.command()
-def token(
-    user: Annotated[str, typer.Option("--user", help="The user the token speaks for (its sub).")],
-    role: Annotated[
-        list[str] | None,
-        typer.Option("--role", help="A role to grant (repeatable); operator reads everything."),
-    ] = None,
-    ttl: Annotated[
-        int, typer.Option("--ttl", min=60, max=7 * 24 * 3600, help="Seconds until it expires.")
-    ] = 3600,
+def projections(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     attach: Annotated[
         Path, typer.Option(help="The running stack's state file.")
     ] = DEFAULT_STATE_FILE,
 ) -> None:
-    """Print a bearer token for the gateway, signed by the stack's local key (the key is new
-    at every `polysaga up`, so a token lives no longer than the stack that issued it)."""
-    import re
+    """Every read model: its position in each stream it consumes, its lag, and whether it
+    is live or catching up."""
+    import nats
+    from rich.table import Table
 
-    from polysaga.api_types import ID_PATTERN
-    from polysaga_tools.local_identity import LocalIdentity
-    from polysaga_tools.stack import load_state
+    from polysaga_tools.projections import overall, positions
+    from polysaga_tools.stack import load_state, nats_admin_login
 
-    if not re.match(ID_PATTERN, user):
-        raise _fail(f"--user {user!r} is not a user id (letters, digits, '._:-', at most 64)")
-    roles = role or []
-    for name in roles:
-        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", name):
-            raise _fail(f"--role {name!r} is not a role name")
+    async def run() -> dict[str, object]:
+        state = load_state(attach)
+        nc = await nats.connect(state["nats"], **nats_admin_login(state), max_reconnect_attempts=2)
+        try:
+            found = await positions(nc.jetstream())
+        finally:
+            await nc.close()
+        return {
+            model: {"state": overall(streams), "streams": [p.as_json() for p in streams]}
+            for model, streams in found.items()
+        }
+
     try:
-        auth = load_state(attach).get("auth")
-    except ServerError as exc:
+        body = asyncio.run(run())
+    except (ServerError, OSError, nats.errors.Error) as exc:
         raise _fail(str(exc)) from exc
-    if not auth or not auth.get("signing_key"):
-        raise _fail(f"{attach} holds no signing key; was the stack started by this polysaga?")
-    print(LocalIdentity.from_state(auth).token(user, roles, ttl_s=ttl))
+    if as_json:
+        print(json.dumps(body, indent=2))
+        return
+    table = Table(title="read models")
+    for column in ("read model", "state", "stream", "position", "end", "pending", "lag (s)"):
+        table.add_column(column)
+    for model, entry in body.items():
+        assert isinstance(entry, dict)
+        for stream in entry["streams"]:
+            table.add_row(
+                model,
+                stream["state"],
+                stream["stream"],
+                str(stream["position"]),
+                str(stream["end"]),
+                str(stream["pending"]),
+                f"{stream['lag_s']:.1f}",
+            )
+    Console().print(table)
 
 
 @app.command()

@@ -52,6 +52,7 @@ SERVICE_STORES: dict[str, str | None] = {
     "inventory": "postgres",
     "payment": "postgres",
     "orchestrator": "postgres",
+    "sales": "postgres",
     "user": "postgres",
     "notification": "postgres",
     "catalog": "mongo",
@@ -93,12 +94,16 @@ class LocalStack:
         replicas: Mapping[str, int] | None = None,
         service_env: Mapping[str, str] | None = None,
         with_jaeger: bool = False,
+        deferred: frozenset[str] = frozenset(),
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.state_file = state_file
         self.services = services
         # Instances of each service (default one); every instance is a supervised process.
         self.instances = {s: instance_names(s, (replicas or {}).get(s, 1)) for s in services}
+        # Services set up (database, NATS user) but started later, by start_deferred: a new
+        # read model started on a system that already has history.
+        self._deferred = set(deferred) & set(services)
         self._service_env = dict(service_env or {})
         self._external_postgres = postgres_url
         self._external_nats = nats_url
@@ -136,6 +141,8 @@ class LocalStack:
             await self._start_smtp()
             await self._start_jaeger()  # before the services, which export to it
             for service in self.services:
+                if service in self._deferred:
+                    continue
                 for instance in self.instances[service]:
                     await self._start_service(service, instance)
             await self._wait_services_ready(ready_timeout_s)
@@ -325,13 +332,28 @@ class LocalStack:
         argv = [sys.executable, "-m", module_name(service)]
         await self._supervise(ProcessSpec(instance, argv, env=env, log_file=self._log(instance)))
 
+    def _running_services(self) -> list[str]:
+        return [s for s in self.services if s in self._service_ports and s not in self._deferred]
+
     def service_url(self, instance: str) -> str:
         """The URL of a service (its first instance) or of one named instance."""
         return f"http://127.0.0.1:{self._service_ports[instance]}"
 
+    async def start_deferred(self, service: str, ready_timeout_s: float = 90) -> None:
+        """Start a service held back at start (see ``deferred``) and wait until it is ready."""
+        if service not in self._deferred:
+            raise ServerError(f"{service} is not a deferred service of this stack")
+        self._deferred.discard(service)
+        for instance in self.instances[service]:
+            await self._start_service(service, instance)
+        await self._wait_services_ready(ready_timeout_s)
+        self._write_state()
+
     async def _wait_services_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        pending = {i for names in self.instances.values() for i in names}
+        pending = {
+            i for s, names in self.instances.items() if s not in self._deferred for i in names
+        }
         async with httpx.AsyncClient(timeout=2) as client:
             while pending:
                 for service in list(pending):
@@ -386,11 +408,10 @@ class LocalStack:
         return {
             "started_at": self._started_at,
             "data_dir": str(self.data_dir),
-            "services": {s: self.service_url(s) for s in self.services if s in self._service_ports},
+            "services": {s: self.service_url(s) for s in self._running_services()},
             "instances": {
-                s: [self.service_url(i) for i in names]
-                for s, names in self.instances.items()
-                if s in self._service_ports
+                s: [self.service_url(i) for i in self.instances[s]]
+                for s in self._running_services()
             },
             "processes": {name: proc.pid for name, proc in self._procs.items()},
             "restarts": {name: proc.restarts for name, proc in self._procs.items()},

@@ -60,6 +60,7 @@ order: postgresql
 inventory: postgresql
 payment: postgresql
 orchestrator: postgresql
+sales: postgresql
 user: postgresql
 notification: postgresql
 catalog: mongodb

@@ -87,8 +87,9 @@ CONTEXTS: tuple[Context, ...] = (
 
 # The read side follows every step of the saga, compensations included.
 _VIEW = "order-view"
+_SALES = "sales"
 # Services whose state can be rebuilt by replaying the streams they consume from the start.
-READ_MODELS = frozenset({_VIEW})
+READ_MODELS = frozenset({_VIEW, _SALES})
 
 
 _ORCHESTRATOR = "orchestrator"
@@ -109,7 +110,7 @@ def _reply(command: str, version: int, context: Context) -> EventSpec:
 EVENTS: tuple[EventSpec, ...] = (
     # The orchestrator starts a saga for an order placed with "saga": "orchestration".
     _event("OrderPlaced", 1, ORDERS, {"inventory", _VIEW, _ORCHESTRATOR}),
-    _event("OrderConfirmed", 1, ORDERS, {_VIEW, "notification"}),
+    _event("OrderConfirmed", 1, ORDERS, {_VIEW, "notification", _SALES}),
     _event("OrderCancelled", 1, ORDERS, {"inventory", "payment", _VIEW, "notification"}),
     _event("StockReserved", 1, INVENTORY, {"payment", _VIEW}),
     _event("StockReservationFailed", 1, INVENTORY, {"order", _VIEW}),
