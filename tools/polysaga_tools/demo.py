@@ -134,7 +134,7 @@ async def run_demo(
         sampler = RunSampler(client, services) if sample else None
         started = time.monotonic()
         async with sampler or contextlib.nullcontext():
-            order_ids = await _place_all(
+            order_ids = await place_all(
                 client, services["order"], workload.orders, plan.concurrency
             )
             await wait_settled(client, services["order"], order_ids, settle_timeout_s)
@@ -206,7 +206,7 @@ async def _seed(
             await asyncio.sleep(0.1)
 
 
-async def _place_all(
+async def place_all(
     client: httpx.AsyncClient, order_url: str, orders: list[dict[str, Any]], concurrency: int
 ) -> list[str]:
     limit = asyncio.Semaphore(concurrency)
