@@ -32,7 +32,7 @@ timed() {
 }
 
 require_go() {
-  command -v go >/dev/null || { log "Go is required to build $1 (install Go ≥ 1.24)"; exit 1; }
+  command -v go >/dev/null || { log "Go is required to build $1 (Go ≥ 1.24; Helm and etcd need ≥ 1.26)"; exit 1; }
 }
 
 # Builds a Go program from a module that `go install module@version` refuses (it has `replace`
@@ -91,7 +91,7 @@ resolve() {
   part_groups[$name]="${groups[*]}"
   local need
   for need in "${needs[@]}"; do resolve "$need"; done
-  part_seen[$name]=done
+  part_seen[$name]="done"
   ordered+=("$name")
 }
 
