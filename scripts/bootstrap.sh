@@ -16,7 +16,8 @@ cache=${POLYSAGA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/polysaga}
 venv="$repo/.venv"
 python=${PYTHON:-python3}
 
-log() { printf '[bootstrap] %s\n' "$*" >&2; }
+# Each line says how long the bootstrap has run so far: the cold figures in the README come from these.
+log() { printf '[bootstrap %ds] %s\n' "$SECONDS" "$*" >&2; }
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
