@@ -123,13 +123,6 @@ def stack() -> Iterator[Stack]:
         yield running
 
 
-@pytest.fixture(scope="session")
-def plain_stack() -> Iterator[Stack]:
-    """A second stack with neither Jaeger nor Prometheus: nothing exports a span."""
-    with running_stack("polysaga-e2e-plain-") as running:
-        yield running
-
-
 @pytest.fixture
 async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """Authorised as the operator everywhere on the stack."""

@@ -11,20 +11,31 @@ import json
 import re
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 import nats
+import pytest
 from test_tracing import EXPECTED, SAGA_SERVICES, service, traces_of_order
 
-from conftest import Stack
+from conftest import Stack, running_stack
 from polysaga.events import declaration
 from polysaga_tools.delivery_facts import read_stream
 from polysaga_tools.stack import APP_SERVICES, nats_admin_login
 from polysaga_tools.stack_access import stack_client
 from stack_client import StackClient
+
+
+@pytest.fixture(scope="module")
+def plain_stack() -> Iterator[Stack]:
+    """A second stack with neither Jaeger nor Prometheus: nothing exports a span. Stopped
+    when this module is done, so the rest of the session has one stack again."""
+    with running_stack("polysaga-e2e-plain-") as running:
+        yield running
+
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 

@@ -32,11 +32,11 @@ async def test_its_tokens_verify_against_its_own_jwks_only(tmp_path: Path) -> No
         identity.token("user-1", ["operator"])
     )
     assert (principal.user_id, principal.operator) == ("user-1", True)
-    other = LocalIdentity.new()
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    another_stack = verifier_for(LocalIdentity.new(), other_dir)
     with pytest.raises(Problem) as refused:
-        other_dir = tmp_path / "other"
-        other_dir.mkdir()
-        await verifier_for(other, other_dir).verify(identity.token("user-1"))
+        await another_stack.verify(identity.token("user-1"))
     assert refused.value.status_code == 401
 
 
