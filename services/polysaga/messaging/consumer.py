@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -28,8 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from polysaga import metrics, tracing
 from polysaga.events import declaration
 from polysaga.events.decoding import UnsupportedVersionError, decode
-from polysaga.events.envelope import NATS_MSG_ID, Envelope, known_event_name
+from polysaga.events.envelope import Envelope, known_event_name
 from polysaga.events.payloads import Payload
+from polysaga.messaging.dead_letters import Reason, header_text, letter_headers
 from polysaga.persistence import outbox
 
 log = logging.getLogger(__name__)
@@ -40,19 +42,12 @@ EventHandler = Callable[[Envelope[Any], Any], Awaitable[None]]
 # Runs a handler at most once per (consumer, event id); False when it had already run.
 HandlerRunner = Callable[[str, Envelope[Any], EventHandler], Awaitable[bool]]
 
-# Dead-letter details travel in a header: one line of printable text.
-_DETAIL_CHARS = 500
-
 
 def decode_message(msg: Msg) -> Envelope[Payload]:
     """The event a message carries, typed and at the current version. Raises
     UnsupportedVersionError for a version this code cannot read and MalformedEventError for
     anything else wrong with it (``polysaga.events.decoding``)."""
     return decode(msg.headers, msg.data, msg.subject)
-
-
-def _header_text(text: str) -> str:
-    return "".join(c if c.isprintable() else " " for c in text[:_DETAIL_CHARS])
 
 
 @dataclass(frozen=True)
@@ -163,18 +158,18 @@ class EventConsumer:
         try:
             event = decode_message(msg)
         except UnsupportedVersionError as exc:
-            await self._dead_letter(msg, "unsupported_version", str(exc), deliveries)
+            await self._dead_letter(msg, Reason.UNSUPPORTED_VERSION, str(exc), deliveries)
             return
         except Exception as exc:  # MalformedEventError, or a message decode cannot even read
-            await self._dead_letter(msg, "malformed", str(exc) or repr(exc), deliveries)
+            await self._dead_letter(msg, Reason.MALFORMED, str(exc) or repr(exc), deliveries)
             return
         if deliveries > self._policy.max_deliveries:
             # Only reached when a previous delivery crashed the process mid-handler.
-            await self._dead_letter(msg, "exhausted", "delivery limit reached", deliveries)
+            await self._dead_letter(msg, Reason.EXHAUSTED, "delivery limit reached", deliveries)
             return
         handler = self._handlers.get(event.name)
         if handler is None:
-            await self._dead_letter(msg, "unsupported_version", "no handler", deliveries)
+            await self._dead_letter(msg, Reason.UNSUPPORTED_VERSION, "no handler", deliveries)
             return
         try:
             with tracing.processing(msg.subject, self.service, event):
@@ -182,7 +177,7 @@ class EventConsumer:
         except Exception as exc:
             if deliveries >= self._policy.max_deliveries:
                 log.exception("%s gave up on %s %s", self.service, event.name, event.event_id)
-                await self._dead_letter(msg, "exhausted", repr(exc), deliveries)
+                await self._dead_letter(msg, Reason.EXHAUSTED, repr(exc), deliveries)
             else:
                 log.warning(
                     "%s failed on %s %s (delivery %d): %r",
@@ -219,36 +214,36 @@ class EventConsumer:
             await asyncio.sleep(wait_s)
             wait_s = min(self._policy.backoff_max_s, wait_s * 2)
 
-    async def _dead_letter(self, msg: Msg, reason: str, detail: str, deliveries: int) -> None:
-        headers = dict(msg.headers or {})
-        # The original's stream position, not its ce-id: forged or broken messages may share
-        # a ce-id (or have none), and each must be a dead letter of its own; a second
-        # dead-lettering of the same message (a crash before term) is deduplicated.
-        position = f"{msg.metadata.stream}:{msg.metadata.sequence.stream}"
-        original_id = headers.get("ce-id") or position
-        headers.update(
-            {
-                NATS_MSG_ID: f"{self.service}:{position}",
-                "polysaga-dead-letter-reason": reason,
-                "polysaga-dead-letter-detail": _header_text(detail),
-                "polysaga-deliveries": str(deliveries),
-                "polysaga-original-subject": msg.subject,
-            }
+    async def _dead_letter(self, msg: Msg, reason: Reason, detail: str, deliveries: int) -> None:
+        original = dict(msg.headers or {})
+        metadata = msg.metadata
+        headers = letter_headers(
+            original,
+            service=self.service,
+            subject=msg.subject,
+            stream=metadata.stream,
+            stream_seq=metadata.sequence.stream,
+            reason=reason,
+            detail=detail,
+            deliveries=deliveries,
+            entered_stream_at=metadata.timestamp,
+            now=datetime.now(UTC),
         )
         await self._js.publish(
             declaration.dead_letter_subject(self.service, msg.subject), msg.data, headers=headers
         )
         await msg.term()
-        metrics.DEAD_LETTERED.labels(reason=reason).inc()
+        metrics.DEAD_LETTERED.labels(reason=reason.value).inc()
         metrics.EVENTS_CONSUMED.labels(
-            event_type=known_event_name(headers.get("ce-type", "")), outcome="dead_lettered"
+            event_type=known_event_name(original.get("ce-type", "")), outcome="dead_lettered"
         ).inc()
+        original_id = original.get("ce-id") or f"{metadata.stream}-{metadata.sequence.stream}"
         log.error(
             "dead-lettered %s from %s: %s (%s)",
-            _header_text(original_id),
+            header_text(original_id),
             msg.subject,
             reason,
-            _header_text(detail),
+            header_text(detail),
         )
 
 
