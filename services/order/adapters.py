@@ -5,7 +5,6 @@ same transaction), the order-status table, the price replica and idempotency key
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -15,12 +14,13 @@ from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from order.domain import Order, OrderEvent
+from order.ports import ConcurrencyConflictError, OrderListing, OverdueOrder, StoredKey
 from polysaga import tracing
 from polysaga.events.decoding import decode_payload
 from polysaga.events.envelope import encode_body, new_event
 from polysaga.events.payloads import OrderCancelled, OrderConfirmed, OrderPlaced
 from polysaga.persistence import outbox
-from polysaga.persistence.database import Migration, RetryableConflict
+from polysaga.persistence.database import Migration
 
 MIGRATIONS = (
     Migration(
@@ -74,34 +74,9 @@ MIGRATIONS = (
 )
 
 
-class ConcurrencyConflictError(RetryableConflict):
-    """Someone appended to this order's stream first; reload and decide again."""
-
-
-@dataclass(frozen=True)
-class StoredKey:
-    request_hash: str
-    order_id: str
-    version: int
-
-
-@dataclass(frozen=True)
-class OverdueOrder:
-    order_id: str
-    trace_context: dict[str, str]  # of the request that placed it; empty when untraced
-
-
-@dataclass(frozen=True)
-class OrderListing:
-    order_id: str
-    user_id: str
-    status: str
-    version: int
-    updated_at: datetime
-
-
-class OrderStore:
-    """Everything the order service keeps, inside one caller-owned transaction."""
+class PostgresOrderStore:
+    """The order service's store (``order.ports.OrderStore``) on one connection, inside the
+    transaction of the unit of work that made it."""
 
     def __init__(self, conn: AsyncConnection, snapshot_every: int = 10) -> None:
         self._conn = conn

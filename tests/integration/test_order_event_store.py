@@ -14,12 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from event_samples import payment_processed
 from order import application
-from order.adapters import MIGRATIONS, ConcurrencyConflictError, OrderStore
+from order.adapters import MIGRATIONS
+from order.adapters import PostgresOrderStore as OrderStore
 from order.domain import OrderStatus
+from order.ports import ConcurrencyConflictError
 from polysaga.events.envelope import Envelope, new_event
 from polysaga.events.payloads import PaymentProcessed
 from polysaga.persistence.database import migrate
 from polysaga.persistence.inbox import transactional_runner
+from polysaga.persistence.unit_of_work import PostgresUnitOfWork
 
 
 @pytest.fixture
@@ -31,13 +34,12 @@ async def order_engine(engine: AsyncEngine) -> AsyncEngine:
 
 
 async def place(engine: AsyncEngine, snapshot_every: int = 10) -> str:
-    async with engine.begin() as conn:
-        placed = await application.place_order(
-            OrderStore(conn, snapshot_every),
-            application.PlaceOrder("u1", (("sku-1", 2),)),
-            now=datetime.now(UTC),
-            deadline_s=30,
-        )
+    placed = await application.place_order(
+        PostgresUnitOfWork(engine, lambda conn: OrderStore(conn, snapshot_every)),
+        application.PlaceOrder("u1", (("sku-1", 2),)),
+        now=datetime.now(UTC),
+        deadline_s=30,
+    )
     return placed.order_id
 
 

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.bootstrap import build as build_catalog
 from event_samples import product_created, product_price_changed
-from order.adapters import MIGRATIONS, OrderStore
+from order.adapters import MIGRATIONS
+from order.adapters import PostgresOrderStore as OrderStore
 from order.bootstrap import build as build_order
 from polysaga.events.envelope import Envelope, new_event
 from polysaga.messaging.consumer import EventHandler
