@@ -13,6 +13,7 @@ from inventory.application import NoReservationError, UnknownSkuError
 from inventory.ports import InventoryStore
 from polysaga.api_types import Sku, StockLevel, StrictStruct
 from polysaga.app import UnitOfWorkParam
+from polysaga.auth import require_operator
 from polysaga.problems import ProblemMap, ProblemType, validated
 
 
@@ -44,7 +45,11 @@ PROBLEMS: ProblemMap = {
 }
 
 
-@put("/stock/{sku:str}", summary="Set how many units of a SKU are available")
+@put(
+    "/stock/{sku:str}",
+    summary="Set how many units of a SKU are available (operator)",
+    guards=[require_operator],
+)
 async def set_stock(
     sku: FromPath[str], data: JSONBody[StockIn], uow: UnitOfWorkParam[InventoryStore]
 ) -> StockOut:

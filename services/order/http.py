@@ -23,6 +23,7 @@ from order.domain import Order, OrderTooLargeError, UnknownProductError
 from order.ports import OrderStore
 from polysaga.api_types import UUID_PATTERN, Identifier, Quantity, Sku, StrictStruct
 from polysaga.app import UnitOfWorkParam
+from polysaga.auth import require_operator
 from polysaga.money import MoneyText, format_money, parse_money
 from polysaga.problems import Problem, ProblemMap, ProblemType, problem_responses, validated
 from polysaga.runtime import ServiceRuntime
@@ -174,7 +175,11 @@ async def order_stats(uow: UnitOfWorkParam[OrderStore]) -> dict[str, int]:
     return await application.count_by_status(uow)
 
 
-@put("/prices/{sku:str}", summary="Set a product's price in the local replica")
+@put(
+    "/prices/{sku:str}",
+    summary="Set a product's price in the local replica (operator)",
+    guards=[require_operator],
+)
 async def set_price(
     sku: FromPath[str], data: JSONBody[PriceIn], uow: UnitOfWorkParam[OrderStore]
 ) -> PriceOut:

@@ -14,6 +14,7 @@ from payment.application import NoAccountError
 from payment.ports import PaymentStore
 from polysaga.api_types import UUID_PATTERN, Identifier, StrictStruct
 from polysaga.app import UnitOfWorkParam
+from polysaga.auth import require_operator
 from polysaga.money import MoneyText, format_money, parse_money
 from polysaga.problems import ProblemMap, ProblemType, validated
 
@@ -43,7 +44,11 @@ PROBLEMS: ProblemMap = {
 }
 
 
-@put("/accounts/{user_id:str}", summary="Open an account or set its balance")
+@put(
+    "/accounts/{user_id:str}",
+    summary="Open an account or set its balance (operator)",
+    guards=[require_operator],
+)
 async def set_account(
     user_id: FromPath[str], data: JSONBody[BalanceIn], uow: UnitOfWorkParam[PaymentStore]
 ) -> AccountOut:
