@@ -38,7 +38,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from order_view.domain import OrderStatus, StatusWrite, field_key
-from polysaga.events.payloads import OrderLine
+from order_view.ports import HistoryRecord, OrderFacts
 from polysaga.mongo.client import MongoDatabase
 
 Collection = AsyncCollection[dict[str, Any]]
@@ -170,30 +170,12 @@ class ActiveGeneration:
 # --- the projection's writes --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class OrderFacts:
-    """What every order event carries, identically: the order as it was placed."""
-
-    order_id: str
-    user_id: str
-    items: Sequence[OrderLine]
-    item_count: int
-    total: str
+def _history_path(record: HistoryRecord) -> str:
+    return f"history.{field_key(record.event_id)}"
 
 
-@dataclass(frozen=True)
-class HistoryRecord:
-    event_id: str
-    step: str
-    at: datetime
-    detail: str | None
-
-    @property
-    def path(self) -> str:
-        return f"history.{field_key(self.event_id)}"
-
-    def entry(self) -> dict[str, Any]:
-        return {"step": self.step, "at": self.at, "detail": self.detail}
+def _history_entry(record: HistoryRecord) -> dict[str, Any]:
+    return {"step": record.step, "at": record.at, "detail": record.detail}
 
 
 async def _upsert_guarded(
@@ -243,7 +225,8 @@ def _product_copy(product: Mapping[str, Any]) -> _Copy:
 
 
 class ViewStore:
-    """Reads and writes of one generation. ``lookups`` is the same generation through other
+    """Reads and writes of one generation (its writes are the projection's
+    ``order_view.ports.SummaryView``). ``lookups`` is the same generation through other
     connections: the users and products the projection reads go there, so they do not
     queue on the one connection the writes are serialised on (see ``polysaga.mongo``)."""
 
@@ -270,7 +253,7 @@ class ViewStore:
             "skus": sorted({i.sku for i in facts.items}),
             "item_count": facts.item_count,
             "total": facts.total,
-            record.path: record.entry(),
+            _history_path(record): _history_entry(record),
             "applied_at": now,
         }
         if status.overrides:
@@ -290,13 +273,16 @@ class ViewStore:
         defaults = _defaults(order_event=True, status=status)
         if defaults:
             update["$setOnInsert"] = defaults
-        guard = {"_id": facts.order_id, record.path: {"$exists": False}}
+        guard = {"_id": facts.order_id, _history_path(record): {"$exists": False}}
         return await _upsert_guarded(self.gen.summaries, guard, update)
 
     async def apply_saga_step(
         self, order_id: str, record: HistoryRecord, user_id: str | None
     ) -> None:
-        to_set: dict[str, Any] = {record.path: record.entry(), "applied_at": datetime.now(UTC)}
+        to_set: dict[str, Any] = {
+            _history_path(record): _history_entry(record),
+            "applied_at": datetime.now(UTC),
+        }
         if user_id is not None:
             to_set["user_id"] = user_id
         update = {

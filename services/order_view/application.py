@@ -1,15 +1,16 @@
-"""The order view's projection: how each consumed event changes the view. Every handler is
-idempotent and commutative (any order, any number of deliveries converges), so the same map
-serves the live consumers and a rebuild that replays the streams one after the other. The
-handler map at the bottom says who reacts to what."""
+"""The order view's projection over its store (``order_view.ports.SummaryView``): how each
+consumed event changes the view. Every handler is idempotent and commutative (any order,
+any number of deliveries converges), so the same map serves the live consumers and a rebuild
+that replays the streams one after the other. The handler map at the bottom says who reacts
+to what."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from order_view.adapters import HistoryRecord, OrderFacts, ViewStore
 from order_view.domain import history_detail, item_count, status_write
+from order_view.ports import HistoryRecord, OrderFacts, SummaryView
 from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope
 from polysaga.events.payloads import Payload
@@ -21,7 +22,7 @@ def _history(event: Envelope[Payload]) -> HistoryRecord:
     return HistoryRecord(event.event_id, event.name, event.time, history_detail(event.data))
 
 
-async def on_order_event(event: Envelope[P.OrderEvent], view: ViewStore) -> None:
+async def on_order_event(event: Envelope[P.OrderEvent], view: SummaryView) -> None:
     """OrderPlaced, OrderConfirmed and OrderCancelled all carry the order as placed."""
     data = event.data
     facts = OrderFacts(
@@ -52,7 +53,7 @@ SagaStep = (
 )
 
 
-async def on_saga_step(event: Envelope[SagaStep], view: ViewStore) -> None:
+async def on_saga_step(event: Envelope[SagaStep], view: SummaryView) -> None:
     """Reservation, payment and their compensations: a step in the order's history."""
     # The user is copied in by the order events, which always carry user_id; a step that
     # arrives first only records user_id, and the order event's copy fills the profile.
@@ -60,7 +61,7 @@ async def on_saga_step(event: Envelope[SagaStep], view: ViewStore) -> None:
     await view.apply_saga_step(str(event.data.order_id), _history(event), user_id)
 
 
-async def on_user_profile(event: Envelope[P.UserProfileEvent], view: ViewStore) -> None:
+async def on_user_profile(event: Envelope[P.UserProfileEvent], view: SummaryView) -> None:
     """UserRegistered (version 1) and UserProfileUpdated both carry the full profile."""
     data = event.data
     user_id = str(data.user_id)
@@ -68,26 +69,28 @@ async def on_user_profile(event: Envelope[P.UserProfileEvent], view: ViewStore) 
     await view.copy_user_everywhere(user_id, data.name, data.email, data.version)
 
 
-async def on_product_created(event: Envelope[P.ProductCreated], view: ViewStore) -> None:
+async def on_product_created(event: Envelope[P.ProductCreated], view: SummaryView) -> None:
     data = event.data
     await view.save_product_name(data.sku, data.name, data.version)
     await view.save_product_price(data.sku, data.price, data.version)
     await view.copy_product_name_everywhere(data.sku, data.name, data.version)
 
 
-async def on_product_renamed(event: Envelope[P.ProductRenamed], view: ViewStore) -> None:
+async def on_product_renamed(event: Envelope[P.ProductRenamed], view: SummaryView) -> None:
     data = event.data
     await view.save_product_name(data.sku, data.name, data.version)
     await view.copy_product_name_everywhere(data.sku, data.name, data.version)
 
 
-async def on_product_price_changed(event: Envelope[P.ProductPriceChanged], view: ViewStore) -> None:
+async def on_product_price_changed(
+    event: Envelope[P.ProductPriceChanged], view: SummaryView
+) -> None:
     # Summaries show the price the order was placed at; the catalogue price is kept beside.
     data = event.data
     await view.save_product_price(data.sku, data.price, data.version)
 
 
-Projection = Callable[[Envelope[Any], ViewStore], Awaitable[None]]
+Projection = Callable[[Envelope[Any], SummaryView], Awaitable[None]]
 
 EVENT_HANDLERS: dict[str, Projection] = {
     "OrderPlaced": on_order_event,

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polysaga.events import declaration
 from polysaga.messaging.connection import connect, ensure_consumers, ensure_streams
@@ -105,16 +104,6 @@ class ServiceRuntime:
         if isinstance(self.store, MongoStore):
             return MongoUnitOfWork(self.store.db, adapter, on_commit=self.store.wake_relay)
         raise AssertionError(f"{self.definition.name} has no store")
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
-            yield conn
-
-    def wake_relay(self) -> None:
-        """Tell a Mongo relay that a write staged events (there is no NOTIFY in MongoDB)."""
-        if isinstance(self.store, MongoStore):
-            self.store.wake_relay()
 
     @property
     def js(self) -> JetStreamContext:

@@ -17,10 +17,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 from nats.aio.client import Client
 
-from catalog.adapters import ProductStore
+from catalog.adapters import MongoProductStore
 from catalog.application import add_product, change_product
 from catalog.bootstrap import build
 from polysaga.mongo.client import MongoDatabase, connect
+from polysaga.mongo.unit_of_work import MongoUnitOfWork
 from polysaga.settings import ServiceSettings
 from polysaga_tools.servers import NatsServer
 from service_client import body, concurrent_client, event_name, published, service_client
@@ -216,12 +217,13 @@ async def test_concurrent_changes_keep_one_version_per_change_and_one_event_each
 
 
 async def test_a_change_read_at_a_stale_version_writes_nothing(db: MongoDatabase) -> None:
-    store = ProductStore(db)
+    store = MongoProductStore(db)
+    unit = MongoUnitOfWork(db, MongoProductStore)
     now = datetime.now(UTC)
-    await add_product(store, "desk", "Desk", Decimal("100.00"), now)
+    await add_product(unit, "desk", "Desk", Decimal("100.00"), now)
     stale = await store.get("desk")
     assert stale is not None
-    await change_product(store, "desk", now, price=Decimal("120.00"))
+    await change_product(unit, "desk", now, price=Decimal("120.00"))
 
     late, events = stale.product.change(now, name="Standing desk")
     saved = await store.save(stale, late, events)
