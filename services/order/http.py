@@ -19,7 +19,7 @@ from order.application import (
     place_order,
 )
 from order.domain import Order, OrderTooLargeError, UnknownProductError
-from polysaga.api_types import UUID_PATTERN, Identifier, Quantity, Sku, StrictStruct
+from polysaga.api_types import UUID_PATTERN, Identifier, Quantity, Sku, StrictStruct, whole
 from polysaga.money import MoneyText, format_money, parse_money
 from polysaga.problems import Problem, problem_responses
 from polysaga.runtime import ServiceRuntime
@@ -171,7 +171,7 @@ async def get_order_events(
 @get("/orders", summary="Orders by id, paged")
 async def list_orders(
     runtime: NamedDependency[ServiceRuntime],
-    status: Annotated[str | None, Parameter(pattern="^(PENDING|CONFIRMED|CANCELLED)$")] = None,
+    status: Annotated[str | None, Parameter(pattern=whole("PENDING|CONFIRMED|CANCELLED"))] = None,
     after: Annotated[str | None, Parameter(pattern=UUID_PATTERN)] = None,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
 ) -> OrderPage:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import uvicorn
 
 from polysaga.app import create_app
+from polysaga.http_framing import ProblemH11Protocol
 from polysaga.runtime import ServiceDefinition
 from polysaga.settings import ServiceSettings
 
@@ -24,6 +25,7 @@ def serve(name: str, build: DefinitionBuilder) -> None:
         host=settings.http_host,
         port=settings.http_port,
         loop="uvloop",
+        http=ProblemH11Protocol,
         lifespan="on",
         access_log=False,
         log_level="warning",

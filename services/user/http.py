@@ -11,7 +11,7 @@ from litestar import get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from polysaga.api_types import VISIBLE_TEXT_PATTERN, StrictStruct
+from polysaga.api_types import VISIBLE_TEXT_PATTERN, StrictStruct, whole
 from polysaga.problems import Problem, problem_responses
 from polysaga.runtime import ServiceRuntime
 from user.adapters import UserStore
@@ -19,10 +19,10 @@ from user.application import register_user, update_profile
 from user.domain import EmailTakenError, User, UserNotFoundError
 
 # The WHATWG form-validation shape: a local part, "@", and a dotted domain of DNS labels.
-EMAIL_PATTERN = (
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}"
+EMAIL_PATTERN = whole(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}"
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
 )
 
 UserName = Annotated[
