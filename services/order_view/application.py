@@ -12,13 +12,16 @@ from order_view.domain import history_detail, item_count, status_write
 from polysaga.events.envelope import Envelope
 
 SERVICE = "order-view"
+# The saga steps an event made the view refuse (domain.refused_steps), by name; counted
+# by the live consumer, not by a rebuild replaying what was counted already.
+Refused = list[str]
 
 
 def _history(event: Envelope) -> HistoryRecord:
     return HistoryRecord(event.event_id, event.name, event.time, history_detail(event.data))
 
 
-async def on_order_event(event: Envelope, view: ViewStore) -> None:
+async def on_order_event(event: Envelope, view: ViewStore) -> Refused:
     """OrderPlaced, OrderConfirmed and OrderCancelled all carry the order as placed."""
     data = event.data
     facts = OrderFacts(
@@ -29,7 +32,7 @@ async def on_order_event(event: Envelope, view: ViewStore) -> None:
         total=data["total"],
     )
     reason = data.get("reason") if event.name == "OrderCancelled" else None
-    await view.apply_order_event(facts, _history(event), status_write(event.name), reason)
+    refused = await view.apply_order_event(facts, _history(event), status_write(event.name), reason)
     if event.name == "OrderPlaced":
         # Always, also when the event was already applied: a crash may have come in between.
         # OrderPlaced alone suffices: its handler writes user_id and the SKUs before reading
@@ -39,46 +42,51 @@ async def on_order_event(event: Envelope, view: ViewStore) -> None:
         await view.copy_names_into(
             facts.order_id, facts.user_id, [str(i["sku"]) for i in facts.items]
         )
+    return refused
 
 
-async def on_saga_step(event: Envelope, view: ViewStore) -> None:
+async def on_saga_step(event: Envelope, view: ViewStore) -> Refused:
     """Reservation, payment and their compensations: a step in the order's history."""
     # The user is copied in by the order events, which always carry user_id; a step that
     # arrives first only records user_id, and the order event's copy fills the profile.
     order_id, user_id = event.data["order_id"], event.data.get("user_id")
-    await view.apply_saga_step(order_id, _history(event), user_id)
+    return await view.apply_saga_step(order_id, _history(event), user_id)
 
 
-async def on_user_profile(event: Envelope, view: ViewStore) -> None:
+async def on_user_profile(event: Envelope, view: ViewStore) -> Refused:
     """UserRegistered (version 1) and UserProfileUpdated both carry the full profile."""
     data = event.data
     user_id, name, email, version = data["user_id"], data["name"], data["email"], data["version"]
     await view.save_user(user_id, name, email, int(version))
     await view.copy_user_everywhere(user_id, name, email, int(version))
+    return []
 
 
-async def on_product_created(event: Envelope, view: ViewStore) -> None:
+async def on_product_created(event: Envelope, view: ViewStore) -> Refused:
     data = event.data
     version = int(data["version"])
     await view.save_product_name(data["sku"], data["name"], version)
     await view.save_product_price(data["sku"], data["price"], version)
     await view.copy_product_name_everywhere(data["sku"], data["name"], version)
+    return []
 
 
-async def on_product_renamed(event: Envelope, view: ViewStore) -> None:
+async def on_product_renamed(event: Envelope, view: ViewStore) -> Refused:
     data = event.data
     version = int(data["version"])
     await view.save_product_name(data["sku"], data["name"], version)
     await view.copy_product_name_everywhere(data["sku"], data["name"], version)
+    return []
 
 
-async def on_product_price_changed(event: Envelope, view: ViewStore) -> None:
+async def on_product_price_changed(event: Envelope, view: ViewStore) -> Refused:
     # Summaries show the price the order was placed at; the catalogue price is kept beside.
     data = event.data
     await view.save_product_price(data["sku"], data["price"], int(data["version"]))
+    return []
 
 
-Projection = Callable[[Envelope, ViewStore], Awaitable[None]]
+Projection = Callable[[Envelope, ViewStore], Awaitable[Refused]]
 
 EVENT_HANDLERS: dict[str, Projection] = {
     "OrderPlaced": on_order_event,

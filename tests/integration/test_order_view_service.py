@@ -29,7 +29,7 @@ from order_view.bootstrap import build
 from order_view_scenario import Scenario, publish, saga_scenario
 from polysaga.app import create_app
 from polysaga.events import declaration
-from polysaga.events.envelope import Envelope
+from polysaga.events.envelope import Envelope, encode_body, to_headers
 from polysaga.messaging.connection import ensure_streams
 from polysaga.mongo.client import MongoDatabase, connect
 from polysaga.settings import ServiceSettings
@@ -303,3 +303,95 @@ async def test_a_rebuild_names_the_streams_whose_history_is_gone(service: Servic
     assert result["orders"] == 1
     assert (await service.client.get(f"/orders/{recent}/summary")).status_code == 200
     assert (await service.client.get(f"/orders/{aged_out}/summary")).status_code == 404
+
+
+def refused_count(step: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "polysaga_saga_steps_refused_total", {"read_model": "order-view", "step": step}
+    )
+    return value or 0.0
+
+
+async def test_skus_no_field_name_can_hold_flow_through_the_view_and_its_rebuild(
+    service: Service,
+) -> None:
+    """Issue 14, class 5: products whose SKU has characters a MongoDB field name cannot
+    hold (empty, '$', '.', a newline), as a forged or buggy ProductCreated could carry, and
+    the SKUs the catalog accepts: every order's summary names its products, and a rebuild
+    reproduces the view exactly instead of failing."""
+    s = now_scenario(14)
+    skus = ["", "$", "$x", ".", "a..b", "X\n", "é", "a.b.c", "ok-1"]
+    orders = {}
+    for index, sku in enumerate(skus):
+        s.product(sku, f"product {index}", "1.00")
+        orders[sku] = s.order("user-k", [(sku, 1, "1.00")], "confirmed")
+    await service.publish_all(s)
+    await eventually(service.caught_up)
+    for index, sku in enumerate(skus):
+        response = await service.client.get(f"/orders/{orders[sku]}/summary")
+        assert response.status_code == 200, (sku, response.text)
+        assert [(i["sku"], i["name"]) for i in response.json()["items"]] == [
+            (sku, f"product {index}")
+        ]
+    live = (await service.client.get("/admin/digest")).json()
+    rebuilt = await service.client.post("/admin/rebuild")
+    assert rebuilt.status_code == 200, rebuilt.text
+    assert (rebuilt.json()["events_skipped"], rebuilt.json()["orders"]) == (0, len(skus))
+    again = (await service.client.get("/admin/digest")).json()
+    assert (again["count"], again["digest"]) == (live["count"], live["digest"])
+
+
+async def test_a_rebuild_skips_and_counts_events_it_cannot_apply(service: Service) -> None:
+    """Issue 14, class 5: an event the store cannot hold (a NUL in a name: FerretDB keeps
+    text in PostgreSQL) or of the wrong shape is skipped and counted by a rebuild, which
+    answers 200 with the rest of the view rebuilt; the live consumer dead-letters it."""
+    s = now_scenario(15)
+    s.product("good-1", "Kettle", "1.00")
+    order_id = s.order("user-n", [("good-1", 1, "1.00")], "confirmed")
+    s.product("bad-nul", "Ket\u0000tle", "1.00")
+    s.emit("ProductRenamed", "bad-shape", {"sku": "bad-shape", "version": 2})  # no name
+    s.emit("ProductCreated", "bad-type", {"sku": "bad-type", "name": ["x"], "price": 1})
+    await service.publish_all(s)
+    await eventually(service.caught_up, timeout_s=60)  # the live side gave up on the three
+    response = await service.client.post("/admin/rebuild")
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["events_skipped"] == 3
+    assert result["events_applied"] == len(s.events) - 3
+    summary = await service.client.get(f"/orders/{order_id}/summary")
+    assert summary.status_code == 200
+    assert summary.json()["items"][0]["name"] == "Kettle"
+
+
+async def test_a_step_the_saga_does_not_allow_is_not_shown_and_is_counted(
+    service: Service,
+) -> None:
+    """Issue 14, class 9: a StockReservationFailed after OrderConfirmed (a producer's own
+    credentials can publish one) is not in the order's history, is counted once in
+    ``polysaga_saga_steps_refused_total``, and a rebuild agrees with the live view."""
+    s = now_scenario(16)
+    order_id = s.order("user-9", [("SKU-1", 1, "20.00")], "confirmed")
+    await service.publish_all(s)
+    await eventually(service.caught_up)
+    before = refused_count("StockReservationFailed")
+    forged = s.emit("StockReservationFailed", order_id, {"order_id": order_id, "reason": "x"})
+    await publish(service.js, forged)
+    await eventually(service.caught_up)
+    assert refused_count("StockReservationFailed") == before + 1
+    # The same event again (a redelivery under another Nats-Msg-Id) is not counted twice.
+    await service.js.publish(
+        forged.subject, encode_body(forged.data), headers={**to_headers(forged), "Nats-Msg-Id": "x"}
+    )
+    await eventually(service.caught_up)
+    assert refused_count("StockReservationFailed") == before + 1
+
+    body = (await service.client.get(f"/orders/{order_id}/summary")).json()
+    assert [h["step"] for h in body["history"]] == [
+        "OrderPlaced",
+        "StockReserved",
+        "PaymentProcessed",
+        "OrderConfirmed",
+    ]
+    live = (await service.client.get("/admin/digest")).json()
+    assert (await service.client.post("/admin/rebuild")).status_code == 200
+    assert (await service.client.get("/admin/digest")).json()["digest"] == live["digest"]
