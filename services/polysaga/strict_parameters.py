@@ -55,14 +55,15 @@ def _scalar_type(field: FieldDefinition) -> type | None:
     return None
 
 
-_DECLARED: dict[int, tuple[_Param, ...]] = {}
+# By handler id, with the handler itself: an id is reused once its object is gone.
+_DECLARED: dict[int, tuple[HTTPRouteHandler, tuple[_Param, ...]]] = {}
 
 
 def _declared(handler: HTTPRouteHandler, path_params: set[str]) -> tuple[_Param, ...]:
     """The route's query and header parameters, from its signature (cached per handler)."""
     cached = _DECLARED.get(id(handler))
-    if cached is not None:
-        return cached
+    if cached is not None and cached[0] is handler:
+        return cached[1]
     dependencies = set(handler.resolve_dependencies())
     params: list[_Param] = []
     for name, field in handler.parsed_fn_signature.parameters.items():
@@ -82,7 +83,8 @@ def _declared(handler: HTTPRouteHandler, path_params: set[str]) -> tuple[_Param,
             for a in _non_none(field.annotation)
         )
         params.append(_Param(alias, "query", _scalar_type(field), repeatable))
-    _DECLARED[id(handler)] = declared = tuple(params)
+    declared = tuple(params)
+    _DECLARED[id(handler)] = (handler, declared)
     return declared
 
 
