@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from order.domain import Order, OrderEvent
 from polysaga import tracing
-from polysaga.events.envelope import Envelope, new_event
-from polysaga.events.upcasting import upcast
+from polysaga.events.decoding import decode_payload
+from polysaga.events.envelope import encode_body, new_event
+from polysaga.events.payloads import OrderCancelled, OrderConfirmed, OrderPlaced
 from polysaga.persistence import outbox
 from polysaga.persistence.database import Migration, RetryableConflict
 
@@ -158,9 +159,7 @@ class OrderStore:
         """Append one event at the next version; the same transaction writes the outbox row,
         the status row and, every N events, a snapshot."""
         new_state = Order.start(event) if order is None else order.apply(event)
-        envelope = new_event(
-            event.name, new_state.order_id, event.data, trace_headers=trace_headers
-        )
+        envelope = new_event(event.data, trace_headers=trace_headers)
         # ON CONFLICT on the stream position (not a savepoint around a failing INSERT):
         # the optimistic-concurrency check costs no extra round trips.
         inserted = await self._conn.execute(
@@ -176,7 +175,7 @@ class OrderStore:
                 "event_id": envelope.event_id,
                 "event_type": event.name,
                 "event_version": envelope.version,
-                "data": msgspec.json.encode(event.data).decode(),
+                "data": encode_body(event.data).decode(),
                 "at": event.occurred_at,
             },
         )
@@ -339,17 +338,12 @@ class OrderStore:
         return StoredKey(row.request_hash, row.order_id, row.version)
 
 
+_ORDER_EVENTS = (OrderPlaced, OrderConfirmed, OrderCancelled)
+
+
 def _to_domain(row: Row[Any]) -> OrderEvent:
-    """A stored event as the domain sees it, upcast to the current version."""
-    envelope = upcast(
-        Envelope(
-            event_id=str(row.event_id),
-            name=row.event_type,
-            version=row.event_version,
-            source="/polysaga/order",
-            aggregate_id="",
-            time=row.occurred_at,
-            data=msgspec.json.decode(row.data),
-        )
-    )
-    return OrderEvent(envelope.name, envelope.data, row.occurred_at)
+    """A stored event as the domain sees it, decoded by its Struct and upcast to the current
+    version."""
+    data = decode_payload(row.event_type, row.event_version, row.data.encode())
+    assert isinstance(data, _ORDER_EVENTS), f"{row.event_type} in an order stream"
+    return OrderEvent(data, row.occurred_at)

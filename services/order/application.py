@@ -8,12 +8,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 
 from order.adapters import OrderStore
 from order.domain import Order, OrderStatus
 from polysaga import metrics, tracing
+from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope
 from polysaga.money import parse_money
 
@@ -93,20 +95,26 @@ async def cancel_if_pending(store: OrderStore, order_id: str, reason: str, now: 
     return True
 
 
-async def on_payment_processed(event: Envelope, store: OrderStore, now: datetime) -> None:
-    order = await _load(store, event.data["order_id"])
+async def on_payment_processed(
+    event: Envelope[P.PaymentProcessed], store: OrderStore, now: datetime
+) -> None:
+    order = await _load(store, str(event.data.order_id))
     if order.status is OrderStatus.PENDING:
         _record_end(await store.append(order, order.confirm(now)), now)
 
 
-async def on_payment_failed(event: Envelope, store: OrderStore, now: datetime) -> None:
-    reason = event.data.get("reason", "unknown")
-    await cancel_if_pending(store, event.data["order_id"], f"payment_failed: {reason}", now)
+async def on_payment_failed(
+    event: Envelope[P.PaymentFailed], store: OrderStore, now: datetime
+) -> None:
+    reason = f"payment_failed: {event.data.reason}"
+    await cancel_if_pending(store, str(event.data.order_id), reason, now)
 
 
-async def on_stock_reservation_failed(event: Envelope, store: OrderStore, now: datetime) -> None:
-    reason = event.data.get("reason", "unknown")
-    await cancel_if_pending(store, event.data["order_id"], f"stock_unavailable: {reason}", now)
+async def on_stock_reservation_failed(
+    event: Envelope[P.StockReservationFailed], store: OrderStore, now: datetime
+) -> None:
+    reason = f"stock_unavailable: {event.data.reason}"
+    await cancel_if_pending(store, str(event.data.order_id), reason, now)
 
 
 async def cancel_overdue(store: OrderStore, now: datetime, limit: int = 100) -> int:
@@ -127,17 +135,18 @@ async def cancel_overdue(store: OrderStore, now: datetime, limit: int = 100) -> 
 # --- the price replica -------------------------------------------------------------------
 
 
-async def on_product_priced(event: Envelope, store: OrderStore, now: datetime) -> None:
+async def on_product_priced(
+    event: Envelope[P.ProductCreated | P.ProductPriceChanged], store: OrderStore, now: datetime
+) -> None:
     """ProductCreated and ProductPriceChanged both carry the price at a catalog version;
     the newest version wins, whatever order the events arrive in."""
-    await store.learn_price(
-        event.data["sku"], parse_money(event.data["price"]), int(event.data["version"])
-    )
+    data = event.data
+    await store.learn_price(data.sku, parse_money(data.price), data.version)
     lag = (now - event.time).total_seconds()
     metrics.CONSISTENCY_LAG.labels(read_model="order-prices").observe(max(lag, 0.0))
 
 
-SagaReaction = Callable[[Envelope, OrderStore, datetime], Awaitable[None]]
+SagaReaction = Callable[[Envelope[Any], OrderStore, datetime], Awaitable[None]]
 
 EVENT_HANDLERS: dict[str, SagaReaction] = {
     "PaymentProcessed": on_payment_processed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def _consume(reaction: application.SagaReaction, snapshot_every: int) -> EventHandler:
-    async def handle(event: Envelope, conn: AsyncConnection) -> None:
+    async def handle(event: Envelope[Any], conn: AsyncConnection) -> None:
         await reaction(event, OrderStore(conn, snapshot_every), datetime.now(UTC))
 
     return handle

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from litestar import Router
 from litestar.di import Provide
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def _live(projection: Projection, active: ActiveGeneration) -> EventHandler:
-    async def handle(event: Envelope, db: MongoDatabase) -> None:
+    async def handle(event: Envelope[Any], db: MongoDatabase) -> None:
         refused = await projection(event, await active.for_writing(db))
         for step in refused:
             metrics.SAGA_STEPS_REFUSED.labels(read_model=SERVICE, step=step).inc()

@@ -16,6 +16,9 @@ from typing import Any
 
 import msgspec
 
+from polysaga.events import payloads as P
+from polysaga.events.payloads import Payload
+
 ORDER_EVENTS = frozenset({"OrderPlaced", "OrderConfirmed", "OrderCancelled"})
 SAGA_STEPS = frozenset(
     {
@@ -96,16 +99,17 @@ def field_key(text: str) -> str:
     return "".join(chr(byte) if byte in _FIELD_SAFE else f"%{byte:02X}" for byte in encoded)
 
 
-def item_count(items: Iterable[Mapping[str, Any]]) -> int:
-    return sum(int(item["quantity"]) for item in items)
+def item_count(items: Iterable[P.OrderLine]) -> int:
+    return sum(item.quantity for item in items)
 
 
-def history_detail(data: Mapping[str, Any]) -> str | None:
+def history_detail(data: Payload) -> str | None:
     """The one fact worth showing next to a step: why it failed, or how much was paid."""
-    if data.get("reason") is not None:
-        return str(data["reason"])
-    if data.get("amount") is not None:
-        return f"amount {data['amount']}"
+    reason, amount = getattr(data, "reason", None), getattr(data, "amount", None)
+    if reason is not None:
+        return str(reason)
+    if amount is not None:
+        return f"amount {amount}"
     return None
 
 
@@ -138,16 +142,25 @@ for _a, _b in _EXCLUSIVE:
     _EXCLUDES[_b] = _EXCLUDES.get(_b, frozenset()) | {_a}
 
 
-def _precedence(key: str, entry: Mapping[str, Any]) -> tuple[int, int, datetime, str]:
-    # The order's own events first (the event-sourced order is the authority on its state),
-    # then the saga's steps in the order the saga takes them; times and ids break ties.
-    authority = 0 if entry["step"] in ORDER_EVENTS else 1
-    return (authority, _STEP_ORDER.get(entry["step"], 99), _utc(entry["at"]), key)
+# Who decides: the order's own events first (the event-sourced order is the authority on
+# its state), then inventory's steps, then payment's, as the saga takes them.
+_DECIDER = {
+    **dict.fromkeys(ORDER_EVENTS, 0),
+    **dict.fromkeys(("StockReserved", "StockReservationFailed", "StockReleased"), 1),
+    **dict.fromkeys(("PaymentProcessed", "PaymentFailed", "PaymentRefunded"), 2),
+}
+
+
+def _precedence(key: str, entry: Mapping[str, Any]) -> tuple[int, datetime, int, str]:
+    # Within one producer the earlier step wins (a second, later claim is the suspect one);
+    # the saga's order and then the key break ties.
+    step = entry["step"]
+    return (_DECIDER.get(step, 3), _utc(entry["at"]), _STEP_ORDER.get(step, 99), key)
 
 
 def refused_steps(entries: Mapping[str, Mapping[str, Any]]) -> set[str]:
     """The keys of the steps the saga does not allow beside the others: a second step of a
-    kind, or one exclusive with a step of higher precedence. Decided from the whole set,
+    kind, or one exclusive with a step that takes precedence. Decided from the whole set,
     so it does not depend on the order in which the events arrived (a rebuild replays the
     streams one after the other and must come to the same view)."""
     kept: set[str] = set()

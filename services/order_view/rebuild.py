@@ -53,8 +53,7 @@ from order_view.adapters import (
 )
 from order_view.application import EVENT_HANDLERS, SERVICE
 from polysaga.events import declaration
-from polysaga.events.envelope import MalformedEventError, decode
-from polysaga.events.upcasting import UnsupportedVersionError, upcast
+from polysaga.events.decoding import MalformedEventError, UnsupportedVersionError, decode
 from polysaga.messaging.permissions import replay_consumer_name
 from polysaga.mongo.client import MongoDatabase
 from polysaga.mongo.client import is_unavailable as mongo_unavailable
@@ -227,7 +226,7 @@ _EVENT_FAULTS = (KeyError, TypeError, ValueError, AttributeError, InvalidDocumen
 async def _apply(msg: Msg, view: ViewStore) -> Counts:
     """Apply one message; what the live consumer would dead-letter is skipped here."""
     try:
-        event = upcast(decode(msg.headers, msg.data))
+        event = decode(msg.headers, msg.data, msg.subject)
     except (MalformedEventError, UnsupportedVersionError) as exc:
         log.warning("rebuild skips %s #%s: %s", msg.subject, msg.metadata.sequence.stream, exc)
         return Counts(skipped=1)

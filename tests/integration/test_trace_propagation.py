@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 import pytest
@@ -20,6 +21,7 @@ from opentelemetry.trace import SpanKind
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from event_samples import order_placed
 from harness import record_effect
 from order import application
 from order.adapters import MIGRATIONS as ORDER_MIGRATIONS
@@ -70,8 +72,8 @@ async def traced_engine(spans: Spans, engine: AsyncEngine) -> AsyncEngine:
     return engine
 
 
-def placed(order_id: str) -> Envelope:
-    return new_event("OrderPlaced", order_id, {"order_id": order_id, "user_id": "u", "items": []})
+def placed(order_id: str) -> Envelope[Any]:
+    return new_event(order_placed(order_id=uuid.UUID(order_id)))
 
 
 def ids(traceparent: str) -> tuple[int, int]:

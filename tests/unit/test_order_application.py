@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -10,6 +11,7 @@ from typing import Any, cast
 import pytest
 from prometheus_client import REGISTRY
 
+from event_samples import sample
 from order.adapters import ConcurrencyConflictError, OrderStore, OverdueOrder, StoredKey
 from order.application import (
     EVENT_HANDLERS,
@@ -97,8 +99,8 @@ async def place(
     return placed.order_id
 
 
-def payment_event(name: str, order_id: str, **extra: Any) -> Envelope:
-    return new_event(name, order_id, {"order_id": order_id, "user_id": "user-1", **extra})
+def payment_event(name: str, order_id: str, **extra: Any) -> Envelope[Any]:
+    return new_event(sample(name, order_id=uuid.UUID(order_id), **extra))
 
 
 async def status_of(fake: FakeOrderStore, order_id: str) -> Order:
@@ -261,9 +263,7 @@ async def test_payment_failed_cancels_with_reason(fake: FakeOrderStore) -> None:
 
 async def test_stock_reservation_failed_cancels_with_reason(fake: FakeOrderStore) -> None:
     order_id = await place(fake)
-    event = new_event(
-        "StockReservationFailed", order_id, {"order_id": order_id, "reason": "insufficient_stock"}
-    )
+    event = payment_event("StockReservationFailed", order_id, reason="insufficient_stock")
 
     await on_stock_reservation_failed(event, as_store(fake), NOW)
 
@@ -290,7 +290,9 @@ async def test_failure_after_confirmation_changes_nothing(fake: FakeOrderStore) 
 async def test_reaction_to_an_unknown_order_raises(fake: FakeOrderStore) -> None:
     with pytest.raises(OrderNotFoundError):
         await on_payment_processed(
-            payment_event("PaymentProcessed", "missing", amount="1.00"), as_store(fake), NOW
+            payment_event("PaymentProcessed", str(uuid.uuid4()), amount="1.00"),
+            as_store(fake),
+            NOW,
         )
 
 

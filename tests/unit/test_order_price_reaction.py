@@ -10,6 +10,7 @@ from typing import cast
 
 from prometheus_client import REGISTRY
 
+from event_samples import product_created, product_price_changed
 from order.adapters import OrderStore
 from order.application import on_product_priced
 from polysaga.events.envelope import new_event
@@ -37,13 +38,9 @@ def lag(bucket: str) -> float:
 async def test_prices_are_learned_newest_version_first_and_lag_is_observed() -> None:
     fake = FakePriceStore()
     store = cast(OrderStore, fake)
-    created = new_event(
-        "ProductCreated", "mug", {"sku": "mug", "name": "Mug", "price": "10.00", "version": 1}
-    )
+    created = new_event(product_created(sku="mug", name="Mug", price="10.00", version=1))
     newer = new_event(
-        "ProductPriceChanged",
-        "mug",
-        {"sku": "mug", "price": "12.5", "previous_price": "10.00", "version": 2},
+        product_price_changed(sku="mug", price="12.5", previous_price="10.00", version=2)
     )
     within_5s, within_1s = lag("5.0"), lag("1.0")
 
@@ -55,9 +52,7 @@ async def test_prices_are_learned_newest_version_first_and_lag_is_observed() -> 
 
 
 async def test_an_event_from_the_future_counts_as_no_lag() -> None:
-    created = new_event(
-        "ProductCreated", "pen", {"sku": "pen", "name": "Pen", "price": "1.00", "version": 1}
-    )
+    created = new_event(product_created(sku="pen", name="Pen", price="1.00", version=1))
     early = replace(created, time=created.time + timedelta(seconds=3))
     zero = lag("0.005")
 
