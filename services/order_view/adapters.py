@@ -423,7 +423,10 @@ class ViewStore:
         return [doc async for doc in cursor]
 
     async def all_summaries(self) -> AsyncIterator[dict[str, Any]]:
-        async for doc in self.gen.summaries.find({}).sort("_id", ASCENDING):
+        """Every summary a reader can get (steps alone make no order, and are left out: a
+        forged step for an order never placed stays such a document for good)."""
+        cursor = self.gen.summaries.find({"order_version": {"$gte": 1}}).sort("_id", ASCENDING)
+        async for doc in cursor:
             yield doc
 
     async def count_orders(self) -> int:
