@@ -22,21 +22,23 @@ _ERROR_MARKS = ("unhandled error", "Traceback (most recent call last)", "gave up
 
 
 async def server_errors(http: httpx.AsyncClient, state: dict[str, Any]) -> dict[str, float]:
-    """5xx responses counted by each instance's ``polysaga_http_requests_total``."""
+    """5xx responses counted by each instance's ``polysaga_http_requests_total``, by
+    instance, method, route and status."""
     counts: dict[str, float] = {}
     for service, urls in state["instances"].items():
         for index, url in enumerate(urls):
             text = (await http.get(f"{url}/metrics")).raise_for_status().text
-            total = 0.0
             for family in text_string_to_metric_families(text):
                 if family.name != "polysaga_http_requests":
                     continue
                 for sample in family.samples:
-                    if sample.name.endswith("_total") and sample.labels.get(
-                        "status_code", ""
-                    ).startswith("5"):
-                        total += sample.value
-            counts[f"{service}#{index + 1}"] = total
+                    status = sample.labels.get("status_code", "")
+                    if sample.name.endswith("_total") and status.startswith("5"):
+                        key = (
+                            f"{service}#{index + 1} {sample.labels.get('method')}"
+                            f" {sample.labels.get('route')} {status}"
+                        )
+                        counts[key] = counts.get(key, 0.0) + sample.value
     return counts
 
 

@@ -351,13 +351,20 @@ async def test_forged_and_poison_events_move_no_money_and_break_nothing(
 
     await eventually(in_view)
     await quiet(stack, http)
+    assert await server_errors(http, stack.state) == errors_before
+    assert logs.errors() == []
+    assert restarts(stack.state_file) == restarts_before
 
-    # The CLI's own invariant checks over every order (and a rebuild of the view).
+    # The CLI's own invariant checks over every order (and a rebuild of the view). Its
+    # composition checks load the gateway: on a busy machine a dependency may not answer
+    # within the gateway's bound, which is its 503 with Retry-After, by design; nothing else.
     checked = stack.cli("check", "--json")
     report = json.loads(checked.stdout)
     assert checked.returncode == 0, report
     assert all(report["invariants"].values()), report["violations"]
-
-    assert await server_errors(http, stack.state) == errors_before
+    errors_after = await server_errors(http, stack.state)
+    assert {k: v for k, v in errors_after.items() if not k.endswith(" 503")} == {
+        k: v for k, v in errors_before.items() if not k.endswith(" 503")
+    }
     assert logs.errors() == []
     assert restarts(stack.state_file) == restarts_before
