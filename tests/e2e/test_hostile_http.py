@@ -100,7 +100,8 @@ def _body(template: dict[str, Any], path: tuple[Any, ...], value: bytes | str) -
 
 
 def _write_endpoints(w: World) -> list[tuple[str, str, str, dict[str, Any], list[tuple[Any, ...]]]]:
-    """Every write endpoint: (name, method, url, a body it accepts, the string fields)."""
+    """Every write endpoint (the gateway's too): (name, method, url, a body it accepts, its
+    string fields)."""
     s = w.services
     user_path = f"{s['user']}/users/{w.user_id}"
     return [
@@ -140,6 +141,13 @@ def _write_endpoints(w: World) -> list[tuple[str, str, str, dict[str, Any], list
             f"{s['catalog']}/products",
             {"sku": f"new-{w.sku}", "name": "Mate", "price": "3.00"},
             [("sku",), ("name",), ("price",)],
+        ),
+        (
+            "place order at the gateway",
+            "POST",
+            f"{s['gateway']}/orders",
+            {"items": [{"sku": w.sku, "quantity": 1}]},
+            [("items", 0, "sku")],
         ),
         (
             "change product",
