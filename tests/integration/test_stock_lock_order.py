@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import event_samples as samples
 from inventory import application as inventory_app
 from inventory.adapters import MIGRATIONS, InventoryStore
 from polysaga.events.envelope import Envelope, new_event
@@ -65,7 +67,7 @@ async def test_concurrent_multi_sku_orders_and_releases_never_deadlock(
         deadlocks = 0
         gate = asyncio.Semaphore(CONCURRENCY)
 
-        async def run(reaction: str, event: Envelope) -> list[Envelope]:
+        async def run(reaction: str, event: Envelope[Any]) -> list[Envelope[Any]]:
             nonlocal deadlocks
             while True:
                 try:
@@ -83,23 +85,15 @@ async def test_concurrent_multi_sku_orders_and_releases_never_deadlock(
                     deadlocks += 1
 
         async def order_and_maybe_cancel() -> None:
-            order_id = str(uuid.uuid4())
+            order_id = uuid.uuid4()
             # 1-3 SKUs out of 5, in a random order, as customers list them.
             skus = rng.sample(SKUS, rng.randint(1, 3))
-            items = [{"sku": s, "quantity": rng.randint(1, 3)} for s in skus]
-            placed = new_event(
-                "OrderPlaced",
-                order_id,
-                {"order_id": order_id, "user_id": "u", "items": items, "total": "1.00"},
-            )
+            lines = samples.order_lines(*((s, rng.randint(1, 3), "1.00") for s in skus))
+            placed = new_event(samples.order_placed(order_id=order_id, items=lines))
             emitted = await run("on_order_placed", placed)
             assert [e.name for e in emitted] == ["StockReserved"]
             if rng.random() < 0.5:
-                cancelled = new_event(
-                    "OrderCancelled",
-                    order_id,
-                    {"order_id": order_id, "user_id": "u", "reason": "payment_failed"},
-                )
+                cancelled = new_event(samples.order_cancelled(order_id=order_id, items=lines))
                 assert [e.name for e in await run("on_order_cancelled", cancelled)] == [
                     "StockReleased"
                 ]
