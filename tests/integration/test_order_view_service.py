@@ -448,3 +448,22 @@ async def test_a_step_the_saga_does_not_allow_is_not_shown_and_is_counted(
     live = (await service.client.get("/admin/digest")).json()
     assert (await service.client.post("/admin/rebuild")).status_code == 200
     assert (await service.client.get("/admin/digest")).json()["digest"] == live["digest"]
+
+
+async def test_a_rebuild_that_cannot_read_the_streams_is_a_503_and_changes_nothing(
+    service: Service,
+) -> None:
+    """Issue 14, class 5: ``POST /admin/rebuild`` never answers 500; history it cannot read
+    (here a stream gone) is a 503 with Retry-After, and the live generation stays."""
+    s = now_scenario(17)
+    order_id = s.order("user-r", [("SKU-1", 1, "20.00")], "confirmed")
+    await service.publish_all(s)
+    await eventually(service.caught_up)
+    live = (await service.client.get("/admin/digest")).json()
+    await service.js.delete_stream("PAYMENTS")
+    response = await service.client.post("/admin/rebuild")
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["type"].endswith("/event-history-unavailable")
+    assert (await service.client.get("/admin/digest")).json() == live
+    assert (await service.client.get(f"/orders/{order_id}/summary")).status_code == 200
