@@ -1,8 +1,8 @@
 """Strict request parameters, checked for every route before Litestar converts them.
 
 Litestar reads parameters leniently: percent-encoded bytes that are not UTF-8 become U+FFFD,
-``1e3`` and ``1.0`` pass as integers, a parameter given twice or one the route does not know
-is silently dropped, and a time is taken whatever its range. Here, for every route: the raw
+``1e3`` and ``1.0`` pass as integers, a parameter given twice counts once, one the route
+does not know is ignored, and a time is taken whatever its range. Here, for every route: the raw
 path and query must be UTF-8 once percent-decoded; only the route's own query parameters,
 each at most once (unless it is a list) and never empty; no value (path, query or a declared
 header) holds a control character (``api_types.unsafe_character``); integers are plain

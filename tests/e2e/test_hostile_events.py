@@ -16,16 +16,13 @@ restarted."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import msgspec
 import nats
 import pytest
 from nats.js import JetStreamContext
@@ -33,9 +30,10 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import Stack
+from forged_events import forge
 from polysaga.events import declaration
 from polysaga.messaging.permissions import inbox_prefix
-from stack_client import StackClient
+from stack_client import StackClient, eventually
 from stack_health import LogWatch, consumers_drained, restarts, server_errors
 
 pytestmark = pytest.mark.e2e
@@ -56,33 +54,6 @@ async def as_service(stack: Stack, service: str) -> AsyncIterator[JetStreamConte
         yield nc.jetstream()
     finally:
         await nc.close()
-
-
-def headers_for(name: str, aggregate_id: str, **overrides: str) -> dict[str, str]:
-    spec = declaration.spec(name)
-    event_id = str(uuid.uuid4())
-    headers = {
-        "ce-specversion": "1.0",
-        "ce-id": event_id,
-        "ce-type": spec.ce_type,
-        "ce-source": f"/polysaga/{spec.producer}",
-        "ce-subject": aggregate_id,
-        "ce-time": datetime.now(UTC).isoformat(),
-        "content-type": "application/json",
-        "Nats-Msg-Id": event_id,
-    }
-    headers.update(overrides)
-    return headers
-
-
-async def forge(
-    js: JetStreamContext, name: str, aggregate_id: str, body: bytes | dict[str, Any], **headers: str
-) -> str:
-    """Publish one message on ``name``'s subject; returns its ce-id."""
-    data = body if isinstance(body, bytes) else msgspec.json.encode(body)
-    sent = headers_for(name, aggregate_id, **headers)
-    await js.publish(declaration.spec(name).subject, data, headers=sent)
-    return sent["ce-id"]
 
 
 async def metric(http: httpx.AsyncClient, url: str, name: str, **labels: str) -> float:
@@ -126,15 +97,6 @@ async def dead_letters(stack: Stack, ce_ids: set[str]) -> dict[str, list[dict[st
     finally:
         await nc.close()
     return found
-
-
-async def eventually(probe: Any, timeout_s: float = 60) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not (result := await probe()):
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.2)
-    return result
 
 
 async def quiet(stack: Stack, http: httpx.AsyncClient) -> None:

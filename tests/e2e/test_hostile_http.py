@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from conftest import Stack
-from stack_client import StackClient
+from stack_client import StackClient, eventually
 from stack_digest import digest, quiet_digest
 from stack_health import LogWatch, server_errors
 
@@ -51,15 +51,6 @@ class Attempt:
     status: int | tuple[int, ...] = 400
 
 
-async def _eventually(probe: Any, timeout_s: float = 30) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not (result := await probe()):
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.1)
-    return result
-
-
 @pytest.fixture
 async def world(stack: Stack, http: httpx.AsyncClient, unique: str) -> World:
     services = stack.state["services"]
@@ -74,7 +65,7 @@ async def world(stack: Stack, http: httpx.AsyncClient, unique: str) -> World:
     async def price_learned() -> bool:
         return (await http.get(f"{c.order_url}/prices/{sku}")).status_code == 200
 
-    await _eventually(price_learned)
+    await eventually(price_learned)
     await c.seed(prices={}, stock={sku: 10}, balances={user_id: "100.00"})
     order = await c.wait_ended(await c.place(user_id, {sku: 1}))
     assert order["status"] == "CONFIRMED"
@@ -83,7 +74,7 @@ async def world(stack: Stack, http: httpx.AsyncClient, unique: str) -> World:
         url = f"{services['order-view']}/orders/{order['order_id']}/summary"
         return (await http.get(url)).status_code == 200
 
-    await _eventually(summarised)
+    await eventually(summarised)
     return World(sku, user_id, email, order["order_id"], services)
 
 

@@ -26,6 +26,7 @@ from litestar.testing import AsyncTestClient
 from nats.js import JetStreamContext
 from prometheus_client import REGISTRY
 
+from forged_events import forge
 from order_view.bootstrap import build
 from order_view_scenario import ADA, Scenario, publish, saga_scenario, user_id
 from polysaga.events import declaration
@@ -313,24 +314,6 @@ def refused_count(step: str) -> float:
     return value or 0.0
 
 
-async def publish_raw(js: JetStreamContext, name: str, aggregate_id: str, body: bytes) -> None:
-    """A message with a declared event's headers and any body at all, as a producer's own
-    credentials can publish one."""
-    spec = declaration.spec(name)
-    event_id = str(uuid.uuid4())
-    headers = {
-        "ce-specversion": "1.0",
-        "ce-id": event_id,
-        "ce-type": spec.ce_type,
-        "ce-source": f"/polysaga/{spec.producer}",
-        "ce-subject": aggregate_id,
-        "ce-time": datetime.now(UTC).isoformat(),
-        "content-type": "application/json",
-        "Nats-Msg-Id": event_id,
-    }
-    await js.publish(spec.subject, body, headers=headers)
-
-
 # SKUs no MongoDB field name can hold as they are; a forged or buggy event may carry them.
 HOSTILE_SKUS = ["", "$", "$x", ".", "..", "X\n", "a\u0000b", "é", "a b", "%2E"]
 
@@ -352,7 +335,7 @@ async def test_skus_no_field_name_can_hold_flow_through_the_view_and_its_rebuild
     await service.publish_all(s)
     for sku in HOSTILE_SKUS:
         product = {"sku": sku, "name": "Forged", "price": "1.00", "version": 1}
-        await publish_raw(service.js, "ProductCreated", sku, msgspec.json.encode(product))
+        await forge(service.js, "ProductCreated", sku, msgspec.json.encode(product))
         order_id = str(uuid.uuid4())
         placed = {
             "order_id": order_id,
@@ -362,7 +345,7 @@ async def test_skus_no_field_name_can_hold_flow_through_the_view_and_its_rebuild
             "placed_at": datetime.now(UTC).isoformat(),
             "deadline_at": datetime.now(UTC).isoformat(),
         }
-        await publish_raw(service.js, "OrderPlaced", order_id, msgspec.json.encode(placed))
+        await forge(service.js, "OrderPlaced", order_id, msgspec.json.encode(placed))
     await eventually(service.caught_up)
     for index, sku in enumerate(skus):
         response = await service.client.get(f"/orders/{orders[sku]}/summary")
@@ -395,7 +378,7 @@ async def test_a_rebuild_skips_and_counts_events_it_cannot_apply(service: Servic
         ("OrderConfirmed", b"[" * 5000 + b"]" * 5000),
     ]
     for name, body in poison:
-        await publish_raw(service.js, name, "poison", body)
+        await forge(service.js, name, "poison", body)
     await eventually(service.caught_up, timeout_s=60)
     response = await service.client.post("/admin/rebuild")
     assert response.status_code == 200, response.text
