@@ -17,8 +17,8 @@ from order.domain import Order, OrderEvent
 from order.ports import ConcurrencyConflictError, OrderListing, OverdueOrder, StoredKey
 from polysaga import tracing
 from polysaga.events.decoding import decode_payload
-from polysaga.events.envelope import encode_body, new_event
-from polysaga.events.payloads import OrderCancelled, OrderConfirmed, OrderPlaced
+from polysaga.events.envelope import Envelope, encode_body, new_event
+from polysaga.events.payloads import OrderCancelled, OrderConfirmed, OrderPlaced, Payload
 from polysaga.persistence import outbox
 from polysaga.persistence.database import Migration
 
@@ -174,6 +174,11 @@ class PostgresOrderStore:
                 },
             )
         return new_state
+
+    async def publish(self, events: Sequence[Envelope[Payload]]) -> None:
+        """Events about no order of this store (a payment it rejects): they have no stream
+        to join, so they go to the outbox alone, in this same transaction."""
+        await outbox.append(self._conn, events)
 
     async def _write_status(self, order: Order) -> None:
         trace_context = tracing.current_headers() if order.version == 1 else {}

@@ -3,7 +3,11 @@ the pointer that says which generation is live, and every write as one single-do
 atomic update that is idempotent and commutative.
 
 How each write stays commutative without transactions:
-- history is a map keyed by event id ($set of a key is idempotent; $push would not be);
+- history is a map keyed by event id ($set of a key is idempotent; $push would not be); it
+  holds every step received, and the summary shows those the saga allows together
+  (``domain.refused_steps``, decided from the whole set, so arrival order does not matter);
+  a write learns from the document as it was which steps it made the saga refuse;
+- a map key is never a SKU or an event id as such (``domain.field_key`` encodes it);
 - ``order_version`` is a $inc guarded by "this event id is not in the history yet", in the
   same update that adds the key, so a redelivery increments nothing;
 - created_at / updated_at are $min / $max of event times; a terminal status is $set, PENDING
@@ -33,11 +37,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from order_view.domain import OrderStatus, StatusWrite, field_key
+from order_view.domain import OrderStatus, StatusWrite, field_key, refused_steps
 from order_view.ports import HistoryRecord, OrderFacts
 from polysaga.mongo.client import MongoDatabase
 
@@ -193,6 +197,30 @@ async def _upsert_guarded(
     return True
 
 
+async def _record_step(
+    collection: Collection, guard: dict[str, Any], update: dict[str, Any], record: HistoryRecord
+) -> list[str]:
+    """``_upsert_guarded`` for an update that adds ``record`` to a summary's history, in the
+    same one round trip returning the history as it was: the steps this addition makes the
+    saga refuse (``domain.refused_steps``; the record itself, or steps it outranks) are
+    returned by name, each counted once, when it happens."""
+    # The whole document: FerretDB v1 has no projection for findAndModify.
+    options: dict[str, Any] = {"return_document": ReturnDocument.BEFORE}
+    try:
+        before = await collection.find_one_and_update(guard, update, upsert=True, **options)
+    except DuplicateKeyError:
+        before = await collection.find_one_and_update(guard, update, **options)
+        if before is None:
+            return []  # already applied
+    history: dict[str, Any] = dict((before or {}).get("history") or {})
+    if field_key(record.event_id) in history:
+        return []  # a redelivery: counted the first time
+    was_refused = refused_steps(history)
+    history[field_key(record.event_id)] = _history_entry(record)
+    now_refused = refused_steps(history) - was_refused
+    return sorted(history[key]["step"] for key in now_refused)
+
+
 def _defaults(*, order_event: bool, status: StatusWrite | None) -> dict[str, Any]:
     """$setOnInsert for fields another update may have set first; never the ones this update
     sets (MongoDB refuses two operators on one path)."""
@@ -240,8 +268,8 @@ class ViewStore:
         record: HistoryRecord,
         status: StatusWrite,
         cancel_reason: str | None,
-    ) -> bool:
-        """False when this event was already applied."""
+    ) -> list[str]:
+        """The steps the saga now refuses because of this event (see ``_record_step``)."""
         now = datetime.now(UTC)
         to_set: dict[str, Any] = {
             "order_id": facts.order_id,
@@ -274,23 +302,23 @@ class ViewStore:
         if defaults:
             update["$setOnInsert"] = defaults
         guard = {"_id": facts.order_id, _history_path(record): {"$exists": False}}
-        return await _upsert_guarded(self.gen.summaries, guard, update)
+        return await _record_step(self.gen.summaries, guard, update, record)
 
     async def apply_saga_step(
         self, order_id: str, record: HistoryRecord, user_id: str | None
-    ) -> None:
-        to_set: dict[str, Any] = {
-            _history_path(record): _history_entry(record),
-            "applied_at": datetime.now(UTC),
-        }
+    ) -> list[str]:
+        """The steps the saga now refuses because of this event (see ``_record_step``). The
+        step's user id only seeds a summary no order event has reached yet: the order's own
+        events are the authority on whose order it is."""
+        defaults = _defaults(order_event=False, status=None)
         if user_id is not None:
-            to_set["user_id"] = user_id
+            defaults["user_id"] = user_id
         update = {
-            "$set": to_set,
+            "$set": {_history_path(record): _history_entry(record), "applied_at": datetime.now(UTC)},
             "$max": {"updated_at": record.at, "user_version": 0},
-            "$setOnInsert": _defaults(order_event=False, status=None),
+            "$setOnInsert": defaults,
         }
-        await _upsert_guarded(self.gen.summaries, {"_id": order_id}, update)
+        return await _record_step(self.gen.summaries, {"_id": order_id}, update, record)
 
     async def copy_names_into(self, order_id: str, user_id: str, skus: Sequence[str]) -> None:
         """Give an order the profile and product names the users and products collections
@@ -378,7 +406,10 @@ class ViewStore:
         return [doc async for doc in cursor]
 
     async def all_summaries(self) -> AsyncIterator[dict[str, Any]]:
-        async for doc in self.gen.summaries.find({}).sort("_id", ASCENDING):
+        """Every summary a reader can get (steps alone make no order, and are left out: a
+        forged step for an order never placed stays such a document for good)."""
+        cursor = self.gen.summaries.find({"order_version": {"$gte": 1}}).sort("_id", ASCENDING)
+        async for doc in cursor:
             yield doc
 
     async def count_orders(self) -> int:

@@ -16,13 +16,16 @@ from polysaga.events.envelope import Envelope
 from polysaga.events.payloads import Payload
 
 SERVICE = "order-view"
+# The saga steps an event made the view refuse (domain.refused_steps), by name; counted
+# by the live consumer, not by a rebuild replaying what was counted already.
+Refused = list[str]
 
 
 def _history(event: Envelope[Payload]) -> HistoryRecord:
     return HistoryRecord(event.event_id, event.name, event.time, history_detail(event.data))
 
 
-async def on_order_event(event: Envelope[P.OrderEvent], view: SummaryView) -> None:
+async def on_order_event(event: Envelope[P.OrderEvent], view: SummaryView) -> Refused:
     """OrderPlaced, OrderConfirmed and OrderCancelled all carry the order as placed."""
     data = event.data
     facts = OrderFacts(
@@ -33,7 +36,7 @@ async def on_order_event(event: Envelope[P.OrderEvent], view: SummaryView) -> No
         total=data.total,
     )
     reason = data.reason if isinstance(data, P.OrderCancelled) else None
-    await view.apply_order_event(facts, _history(event), status_write(event.name), reason)
+    refused = await view.apply_order_event(facts, _history(event), status_write(event.name), reason)
     if isinstance(data, P.OrderPlaced):
         # Always, also when the event was already applied: a crash may have come in between.
         # OrderPlaced alone suffices: its handler writes user_id and the SKUs before reading
@@ -41,6 +44,7 @@ async def on_order_event(event: Envelope[P.OrderEvent], view: SummaryView) -> No
         # or product event comes last sees the other. Repeating the copy for the terminal
         # events would add FerretDB round trips (the view's bottleneck) and change nothing.
         await view.copy_names_into(facts.order_id, facts.user_id, [i.sku for i in facts.items])
+    return refused
 
 
 SagaStep = (
@@ -53,44 +57,48 @@ SagaStep = (
 )
 
 
-async def on_saga_step(event: Envelope[SagaStep], view: SummaryView) -> None:
+async def on_saga_step(event: Envelope[SagaStep], view: SummaryView) -> Refused:
     """Reservation, payment and their compensations: a step in the order's history."""
     # The user is copied in by the order events, which always carry user_id; a step that
     # arrives first only records user_id, and the order event's copy fills the profile.
     user_id = getattr(event.data, "user_id", None)
-    await view.apply_saga_step(str(event.data.order_id), _history(event), user_id)
+    return await view.apply_saga_step(str(event.data.order_id), _history(event), user_id)
 
 
-async def on_user_profile(event: Envelope[P.UserProfileEvent], view: SummaryView) -> None:
+async def on_user_profile(event: Envelope[P.UserProfileEvent], view: SummaryView) -> Refused:
     """UserRegistered (version 1) and UserProfileUpdated both carry the full profile."""
     data = event.data
     user_id = str(data.user_id)
     await view.save_user(user_id, data.name, data.email, data.version)
     await view.copy_user_everywhere(user_id, data.name, data.email, data.version)
+    return []
 
 
-async def on_product_created(event: Envelope[P.ProductCreated], view: SummaryView) -> None:
+async def on_product_created(event: Envelope[P.ProductCreated], view: SummaryView) -> Refused:
     data = event.data
     await view.save_product_name(data.sku, data.name, data.version)
     await view.save_product_price(data.sku, data.price, data.version)
     await view.copy_product_name_everywhere(data.sku, data.name, data.version)
+    return []
 
 
-async def on_product_renamed(event: Envelope[P.ProductRenamed], view: SummaryView) -> None:
+async def on_product_renamed(event: Envelope[P.ProductRenamed], view: SummaryView) -> Refused:
     data = event.data
     await view.save_product_name(data.sku, data.name, data.version)
     await view.copy_product_name_everywhere(data.sku, data.name, data.version)
+    return []
 
 
 async def on_product_price_changed(
     event: Envelope[P.ProductPriceChanged], view: SummaryView
-) -> None:
+) -> Refused:
     # Summaries show the price the order was placed at; the catalogue price is kept beside.
     data = event.data
     await view.save_product_price(data.sku, data.price, data.version)
+    return []
 
 
-Projection = Callable[[Envelope[Any], SummaryView], Awaitable[None]]
+Projection = Callable[[Envelope[Any], SummaryView], Awaitable[Refused]]
 
 EVENT_HANDLERS: dict[str, Projection] = {
     "OrderPlaced": on_order_event,

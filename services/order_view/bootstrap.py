@@ -3,6 +3,7 @@ projection handlers with their lag measured, and the routes with that generation
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,11 +26,23 @@ from polysaga.runtime import ServiceDefinition
 from polysaga.settings import ServiceSettings
 
 _LAG = metrics.CONSISTENCY_LAG.labels(read_model=SERVICE)
+log = logging.getLogger(__name__)
 
 
 def _live(projection: Projection, active: ActiveGeneration) -> EventHandler:
     async def handle(event: Envelope[Any], db: MongoDatabase) -> None:
-        await projection(event, await active.for_writing(db))
+        refused = await projection(event, await active.for_writing(db))
+        for step in refused:
+            metrics.SAGA_STEPS_REFUSED.labels(read_model=SERVICE, step=step).inc()
+        if refused:
+            log.warning(
+                "order %s: the saga does not allow %s beside its other steps (after %s %s);"
+                " not shown",
+                event.aggregate_id,
+                ", ".join(refused),
+                event.name,
+                event.event_id,
+            )
         _LAG.observe(max(0.0, (datetime.now(UTC) - event.time).total_seconds()))
 
     return handle

@@ -32,11 +32,13 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from bson.errors import InvalidDocument
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from pymongo.errors import OperationFailure
 
 from order_view.adapters import (
     POINTER_TTL_S,
@@ -54,6 +56,7 @@ from polysaga.events import declaration
 from polysaga.events.decoding import MalformedEventError, UnsupportedVersionError, decode
 from polysaga.messaging.permissions import replay_consumer_name
 from polysaga.mongo.client import MongoDatabase
+from polysaga.mongo.client import is_unavailable as mongo_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +216,13 @@ async def _replay_stream(
     return counts
 
 
+# What an event's own content can make a write fail with, whatever the store's health: a
+# payload of the wrong shape, or a value the store refuses (FerretDB cannot hold a NUL in
+# text). The live consumer dead-letters such an event; a rebuild skips and counts it, and
+# goes on. The store being unavailable is not the event's fault: that stops the rebuild.
+_EVENT_FAULTS = (KeyError, TypeError, ValueError, AttributeError, InvalidDocument, OperationFailure)
+
+
 async def _apply(msg: Msg, view: ViewStore) -> Counts:
     """Apply one message; what the live consumer would dead-letter is skipped here."""
     try:
@@ -223,5 +233,11 @@ async def _apply(msg: Msg, view: ViewStore) -> Counts:
     handler = EVENT_HANDLERS.get(event.name)
     if handler is None:
         return Counts(skipped=1)
-    await handler(event, view)
+    try:
+        await handler(event, view)
+    except _EVENT_FAULTS as exc:
+        if mongo_unavailable(exc):
+            raise
+        log.warning("rebuild skips %s %s: %r", event.name, event.event_id, exc)
+        return Counts(skipped=1)
     return Counts(applied=1)

@@ -43,7 +43,20 @@ CONSISTENCY_LAG = Histogram(
 COMPENSATIONS = Counter(
     "polysaga_compensations_total",
     "Compensating actions taken.",
-    ["action"],  # release | refund
+    ["action"],  # release | refund | refund_rejected (a charge the order service refused)
+)
+EVENTS_REJECTED = Counter(
+    "polysaga_events_rejected_total",
+    "Events a service refused to act on because they contradict what it knows (a charge for"
+    " an order it never heard of, a total or user other than the order's): forged or buggy.",
+    ["event_type", "reason"],
+)
+SAGA_STEPS_REFUSED = Counter(
+    "polysaga_saga_steps_refused_total",
+    "Saga steps a read model does not show because the saga does not allow them beside the"
+    " steps it holds (a reservation failing after the order was confirmed, a second"
+    " payment): forged or buggy events.",
+    ["read_model", "step"],
 )
 SAGAS_IN_FLIGHT = Gauge(
     "polysaga_sagas_in_flight", "Sagas started and not yet ended (orders still PENDING)."

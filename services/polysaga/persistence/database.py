@@ -54,6 +54,20 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def is_data_error(exc: BaseException) -> bool:
+    """PostgreSQL refused a value (SQLSTATE class 22: a malformed UUID, a number out of
+    range, a NUL in text): the input was wrong, and the statement's transaction is gone."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if str(getattr(current, "sqlstate", "") or "").startswith("22"):
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
+
+
 def is_unique_violation(exc: DBAPIError) -> bool:
     sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(
         getattr(exc.orig, "__cause__", None), "sqlstate", None
