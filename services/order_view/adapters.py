@@ -314,7 +314,10 @@ class ViewStore:
         if user_id is not None:
             defaults["user_id"] = user_id
         update = {
-            "$set": {_history_path(record): _history_entry(record), "applied_at": datetime.now(UTC)},
+            "$set": {
+                _history_path(record): _history_entry(record),
+                "applied_at": datetime.now(UTC),
+            },
             "$max": {"updated_at": record.at, "user_version": 0},
             "$setOnInsert": defaults,
         }

@@ -30,8 +30,8 @@ from polysaga.problems import EXCEPTION_HANDLERS, document_problems, domain_prob
 from polysaga.runtime import ServiceDefinition, ServiceRuntime
 from polysaga.settings import ServiceSettings
 from polysaga.strict_body import StrictStructSchemaPlugin, enforce_strict_body
-from polysaga.unit_of_work import UnitOfWork
 from polysaga.strict_parameters import enforce_strict_parameters
+from polysaga.unit_of_work import UnitOfWork
 
 
 def provide_runtime(state: State) -> ServiceRuntime:

@@ -371,7 +371,12 @@ async def test_a_rebuild_skips_and_counts_events_it_cannot_apply(service: Servic
     order_id = s.order("user-n", [("good-1", 1, "1.00")], "confirmed")
     await service.publish_all(s)
     poison = [
-        ("ProductCreated", b'{"sku": "bad-1", "name": "Ket\u0000tle", "price": "1", "version": 1}'),
+        # A JSON-escaped NUL in a name (the raw literal keeps the backslash).
+        (
+            "ProductCreated",
+            rb'{"sku": "bad-1", "name": "Ket\u0000tle", "price": "1",'
+            rb' "version": 1}',
+        ),
         ("ProductRenamed", b'{"sku": "bad-2", "version": 2}'),
         ("ProductCreated", b'{"sku": "bad-3", "name": ["x"], "price": 1, "version": 1}'),
         ("UserRegistered", b"\xff\xfe not even UTF-8"),

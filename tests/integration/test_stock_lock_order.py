@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import event_samples as samples
 from inventory import application as inventory_app
-from inventory.adapters import MIGRATIONS, InventoryStore
+from inventory.adapters import MIGRATIONS, PostgresInventoryStore
 from polysaga.events.envelope import Envelope, new_event
 from polysaga.persistence import outbox
 from polysaga.persistence.database import create_engine, migrate
@@ -46,7 +46,7 @@ async def test_concurrent_multi_sku_orders_and_releases_never_deadlock(
         await migrate(engine, [*outbox.MIGRATIONS, *MIGRATIONS])
         async with engine.begin() as conn:
             for sku in SKUS:
-                await InventoryStore(conn).set_available(sku, 1_000_000)
+                await PostgresInventoryStore(conn).set_available(sku, 1_000_000)
             await conn.execute(
                 text(
                     "INSERT INTO stock (sku, available)"
@@ -72,7 +72,7 @@ async def test_concurrent_multi_sku_orders_and_releases_never_deadlock(
             while True:
                 try:
                     async with gate, engine.begin() as conn:
-                        store = InventoryStore(conn)
+                        store = PostgresInventoryStore(conn)
                         emitted = await getattr(inventory_app, reaction)(event, store)
                         await outbox.append(conn, emitted)
                         # The rest of a consumer's transaction (inbox row, the commit's
@@ -101,7 +101,7 @@ async def test_concurrent_multi_sku_orders_and_releases_never_deadlock(
         await asyncio.gather(*(order_and_maybe_cancel() for _ in range(ORDERS)))
 
         async with engine.connect() as conn:
-            store = InventoryStore(conn)
+            store = PostgresInventoryStore(conn)
             levels = [await store.level(sku) for sku in SKUS]
             reserved = (
                 await conn.execute(

@@ -16,6 +16,7 @@ from fakes.order import FakeOrderStore
 from order.application import (
     EVENT_HANDLERS,
     IdempotencyKeyReusedError,
+    OrderNotFoundError,
     PlaceOrder,
     PriceNotFoundError,
     cancel_overdue,
@@ -322,17 +323,13 @@ async def test_a_payment_that_does_not_match_the_order_does_not_confirm_it(
     order_id = await place(fake)
     order = await status_of(fake, order_id)
     paid = {"user_id": order.user_id, "amount": format_money(order.total), **fields}
-    await on_payment_processed(
-        payment_event("PaymentProcessed", order_id, **paid), fake, NOW
-    )
+    await on_payment_processed(payment_event("PaymentProcessed", order_id, **paid), fake, NOW)
     assert (await status_of(fake, order_id)).status is OrderStatus.PENDING
     assert [(e.name, e.data.reason) for e in fake.published] == [("PaymentRejected", reason)]
 
     # The order's own payment still confirms it.
     matching = {"user_id": order.user_id, "amount": format_money(order.total)}
-    await on_payment_processed(
-        payment_event("PaymentProcessed", order_id, **matching), fake, NOW
-    )
+    await on_payment_processed(payment_event("PaymentProcessed", order_id, **matching), fake, NOW)
     assert (await status_of(fake, order_id)).status is OrderStatus.CONFIRMED
     assert len(fake.published) == 1
 

@@ -257,8 +257,6 @@ async def test_a_rejection_of_some_other_charge_moves_no_money(
     assert fake.payments[ORDER].status is PaymentStatus.CHARGED
 
 
-
-
 async def test_account_commands_and_queries_each_run_in_one_unit(fake: FakePaymentStore) -> None:
     unit = FakeUnitOfWork(fake)
 
