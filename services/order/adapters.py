@@ -73,6 +73,13 @@ MIGRATIONS = (
 )
 
 
+# Idempotency keys older than the retention go; a retry after that places a new order.
+PRUNE_IDEMPOTENCY_KEYS = text(
+    "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys"
+    " WHERE created_at < now() - make_interval(secs => :retention) LIMIT :chunk)"
+)
+
+
 class ConcurrencyConflictError(RetryableConflict):
     """Someone appended to this order's stream first; reload and decide again."""
 

@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from order import application
-from order.adapters import MIGRATIONS, OrderStore
+from order.adapters import MIGRATIONS, PRUNE_IDEMPOTENCY_KEYS, OrderStore
 from order.http import ROUTES
 from polysaga import metrics
 from polysaga.events.envelope import Envelope
 from polysaga.messaging.consumer import EventHandler
+from polysaga.persistence.pruning import delete_in_chunks
 from polysaga.runtime import ServiceDefinition, ServiceRuntime
 from polysaga.schedule import run_periodically
 from polysaga.settings import ServiceSettings
@@ -44,6 +45,21 @@ async def deadline_sweeper(runtime: ServiceRuntime, stop: asyncio.Event) -> None
     )
 
 
+async def idempotency_key_pruner(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
+    """Deletes idempotency keys older than their retention, so the table stops growing."""
+
+    async def prune() -> None:
+        pruned = await delete_in_chunks(
+            runtime.engine, PRUNE_IDEMPOTENCY_KEYS, runtime.settings.idempotency_key_retention_s
+        )
+        if pruned:
+            log.info("pruned %d idempotency keys", pruned)
+
+    await run_periodically(
+        stop, runtime.settings.prune_interval_s, prune, name="idempotency key pruning"
+    )
+
+
 SAGA_GAUGE_INTERVAL_S = 2.0
 
 
@@ -69,5 +85,5 @@ def build(settings: ServiceSettings) -> ServiceDefinition:
             for name, reaction in application.EVENT_HANDLERS.items()
         },
         route_handlers=ROUTES,
-        background_loops=[deadline_sweeper, saga_gauges],
+        background_loops=[deadline_sweeper, saga_gauges, idempotency_key_pruner],
     )
