@@ -38,9 +38,11 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from order_view.domain import OrderStatus, StatusWrite, field_key
+from polysaga import metrics
 from polysaga.mongo.client import MongoDatabase
 
 Collection = AsyncCollection[dict[str, Any]]
+_WRITES = metrics.VIEW_WRITES.labels(read_model="order-view")
 
 META_COLLECTION = "view_meta"
 _ACTIVE = "active"
@@ -195,16 +197,32 @@ class HistoryRecord:
         return {"step": self.step, "at": self.at, "detail": self.detail}
 
 
+def _fact_fields(facts: OrderFacts) -> dict[str, Any]:
+    return {
+        "order_id": facts.order_id,
+        "user_id": facts.user_id,
+        "items": [
+            {"sku": i["sku"], "quantity": int(i["quantity"]), "unit_price": i["unit_price"]}
+            for i in facts.items
+        ],
+        "skus": sorted({str(i["sku"]) for i in facts.items}),
+        "item_count": facts.item_count,
+        "total": facts.total,
+    }
+
+
 async def _upsert_guarded(
     collection: Collection, guard: dict[str, Any], update: dict[str, Any]
 ) -> bool:
     """Apply ``update`` where ``guard`` matches, creating the document if it is missing.
     False when the stored document fails the guard (it is already as new or newer)."""
+    _WRITES.inc()
     try:
         await collection.update_one(guard, update, upsert=True)
     except DuplicateKeyError:
         # Either the guard failed on an existing document, or a concurrent upsert created
         # the document first; now that it exists, a plain update decides which.
+        _WRITES.inc()
         result = await collection.update_one(guard, update)
         return result.matched_count == 1
     return True
@@ -260,15 +278,7 @@ class ViewStore:
         """False when this event was already applied."""
         now = datetime.now(UTC)
         to_set: dict[str, Any] = {
-            "order_id": facts.order_id,
-            "user_id": facts.user_id,
-            "items": [
-                {"sku": i["sku"], "quantity": int(i["quantity"]), "unit_price": i["unit_price"]}
-                for i in facts.items
-            ],
-            "skus": sorted({str(i["sku"]) for i in facts.items}),
-            "item_count": facts.item_count,
-            "total": facts.total,
+            **_fact_fields(facts),
             record.path: record.entry(),
             "applied_at": now,
         }
@@ -290,6 +300,44 @@ class ViewStore:
         if defaults:
             update["$setOnInsert"] = defaults
         guard = {"_id": facts.order_id, record.path: {"$exists": False}}
+        return await _upsert_guarded(self.gen.summaries, guard, update)
+
+    async def apply_together(
+        self,
+        order_id: str,
+        order_records: Sequence[HistoryRecord],
+        step_records: Sequence[HistoryRecord],
+        *,
+        facts: OrderFacts | None,
+        status: StatusWrite | None,
+        cancel_reason: str | None,
+        user_id: str | None,
+    ) -> bool:
+        """Several events of one order (order events with their facts, saga steps) in one
+        guarded upsert that sets what their one-event writes would, merged. False when any
+        of them was already applied: nothing is written then (apply them one by one)."""
+        records = [*order_records, *step_records]
+        to_set: dict[str, Any] = {r.path: r.entry() for r in records}
+        to_set["applied_at"] = datetime.now(UTC)
+        maxes: dict[str, Any] = {"updated_at": max(r.at for r in records), "user_version": 0}
+        update: dict[str, Any] = {"$set": to_set, "$max": maxes}
+        if order_records:
+            assert facts is not None, "order events carry the order's facts"
+            to_set.update(_fact_fields(facts))
+            update["$inc"] = {"order_version": len(order_records)}
+            update["$min"] = {"created_at": min(r.at for r in order_records)}
+            maxes.update({f"product_versions.{field_key(str(i['sku']))}": 0 for i in facts.items})
+        elif user_id is not None:
+            to_set["user_id"] = user_id
+        if status is not None and status.overrides:
+            to_set["status"] = status.status.value
+        if cancel_reason is not None:
+            to_set["cancel_reason"] = cancel_reason
+        defaults = _defaults(order_event=bool(order_records), status=status)
+        if defaults:
+            update["$setOnInsert"] = defaults
+        guard: dict[str, Any] = {"_id": order_id}
+        guard.update({r.path: {"$exists": False} for r in records})
         return await _upsert_guarded(self.gen.summaries, guard, update)
 
     async def apply_saga_step(
@@ -324,10 +372,12 @@ class ViewStore:
             return
         guards = {path: {"$lt": version} for guard in copies for path, version in guard[0].items()}
         values = {path: value for copy in copies for path, value in copy[1].items()}
+        _WRITES.inc()
         result = await self.gen.summaries.update_one({"_id": order_id, **guards}, {"$set": values})
         if result.matched_count == 1 or len(copies) == 1:
             return
         for guard, value in copies:  # some copy is already as new: guard each one
+            _WRITES.inc()
             await self.gen.summaries.update_one(
                 {"_id": order_id, **{path: {"$lt": v} for path, v in guard.items()}},
                 {"$set": value},
@@ -341,6 +391,7 @@ class ViewStore:
         )
 
     async def copy_user_everywhere(self, user_id: str, name: str, email: str, version: int) -> None:
+        _WRITES.inc()
         await self.gen.summaries.update_many(
             {"user_id": user_id, "user_version": {"$lt": version}},
             {"$set": {"user": {"name": name, "email": email}, "user_version": version}},
@@ -370,6 +421,7 @@ class ViewStore:
 
     async def copy_product_name_everywhere(self, sku: str, name: str, version: int) -> None:
         key = field_key(sku)
+        _WRITES.inc()
         await self.gen.summaries.update_many(
             {"skus": sku, f"product_versions.{key}": {"$lt": version}},
             {"$set": {f"product_names.{key}": name, f"product_versions.{key}": version}},

@@ -5,10 +5,10 @@ handler map at the bottom says who reacts to what."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from order_view.adapters import HistoryRecord, OrderFacts, ViewStore
-from order_view.domain import history_detail, item_count, status_write
+from order_view.domain import ORDER_EVENTS, SAGA_STEPS, history_detail, item_count, status_write
 from polysaga.events.envelope import Envelope
 
 SERVICE = "order-view"
@@ -18,16 +18,21 @@ def _history(event: Envelope) -> HistoryRecord:
     return HistoryRecord(event.event_id, event.name, event.time, history_detail(event.data))
 
 
-async def on_order_event(event: Envelope, view: ViewStore) -> None:
-    """OrderPlaced, OrderConfirmed and OrderCancelled all carry the order as placed."""
+def _facts(event: Envelope) -> OrderFacts:
     data = event.data
-    facts = OrderFacts(
+    return OrderFacts(
         order_id=data["order_id"],
         user_id=data["user_id"],
         items=data["items"],
         item_count=item_count(data["items"]),
         total=data["total"],
     )
+
+
+async def on_order_event(event: Envelope, view: ViewStore) -> None:
+    """OrderPlaced, OrderConfirmed and OrderCancelled all carry the order as placed."""
+    data = event.data
+    facts = _facts(event)
     reason = data.get("reason") if event.name == "OrderCancelled" else None
     await view.apply_order_event(facts, _history(event), status_write(event.name), reason)
     if event.name == "OrderPlaced":
@@ -76,6 +81,48 @@ async def on_product_price_changed(event: Envelope, view: ViewStore) -> None:
     # Summaries show the price the order was placed at; the catalogue price is kept beside.
     data = event.data
     await view.save_product_price(data["sku"], data["price"], int(data["version"]))
+
+
+async def project_batch(events: Sequence[Envelope], view: ViewStore) -> None:
+    """Apply a batch of events with as few writes as the view allows: the order events and
+    saga steps of one order become one write (``ViewStore.apply_together``), falling back
+    to one write per event when some were already applied; entity events one by one. Any
+    order of any events converges to the same view as applying them one at a time."""
+    by_order: dict[str, list[Envelope]] = {}
+    entities: list[Envelope] = []
+    unique = {event.event_id: event for event in events}  # a redelivery within the batch
+    for event in unique.values():
+        if event.name in ORDER_EVENTS or event.name in SAGA_STEPS:
+            by_order.setdefault(str(event.data["order_id"]), []).append(event)
+        else:
+            entities.append(event)
+    for order_id, of_order in by_order.items():
+        if len(of_order) == 1 or not await _apply_together(order_id, of_order, view):
+            for event in of_order:
+                await EVENT_HANDLERS[event.name](event, view)
+    for event in entities:
+        await EVENT_HANDLERS[event.name](event, view)
+
+
+async def _apply_together(order_id: str, events: Sequence[Envelope], view: ViewStore) -> bool:
+    order_events = [e for e in events if e.name in ORDER_EVENTS]
+    steps = [e for e in events if e.name in SAGA_STEPS]
+    terminal = [e for e in order_events if status_write(e.name).overrides]
+    cancelled = [e for e in order_events if e.name == "OrderCancelled"]
+    facts = _facts(order_events[0]) if order_events else None
+    applied = await view.apply_together(
+        order_id,
+        [_history(e) for e in order_events],
+        [_history(e) for e in steps],
+        facts=facts,
+        status=status_write(terminal[0].name) if terminal else None,
+        cancel_reason=cancelled[0].data.get("reason") if cancelled else None,
+        user_id=next((e.data["user_id"] for e in steps if e.data.get("user_id")), None),
+    )
+    if applied and facts is not None and any(e.name == "OrderPlaced" for e in order_events):
+        # As on_order_event does for OrderPlaced: copy the names after the write.
+        await view.copy_names_into(order_id, facts.user_id, [str(i["sku"]) for i in facts.items])
+    return applied
 
 
 Projection = Callable[[Envelope, ViewStore], Awaitable[None]]

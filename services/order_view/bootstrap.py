@@ -3,6 +3,8 @@ projection handlers with their lag measured, and the routes with that generation
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from litestar import Router
@@ -14,11 +16,12 @@ from order_view.adapters import (
     ensure_pointer,
     generation,
 )
-from order_view.application import EVENT_HANDLERS, SERVICE, Projection
+from order_view.application import EVENT_HANDLERS, SERVICE, Projection, project_batch
 from order_view.http import ROUTES
-from polysaga import metrics
+from order_view.writer import CoalescingWriter
+from polysaga import metrics, tracing
 from polysaga.events.envelope import Envelope
-from polysaga.messaging.consumer import EventHandler
+from polysaga.messaging.consumer import BatchRunner, EventHandler
 from polysaga.mongo.client import MongoDatabase, connect
 from polysaga.runtime import ServiceDefinition
 from polysaga.settings import ServiceSettings
@@ -29,9 +32,30 @@ _LAG = metrics.CONSISTENCY_LAG.labels(read_model=SERVICE)
 def _live(projection: Projection, active: ActiveGeneration) -> EventHandler:
     async def handle(event: Envelope, db: MongoDatabase) -> None:
         await projection(event, await active.for_writing(db))
-        _LAG.observe(max(0.0, (datetime.now(UTC) - event.time).total_seconds()))
+        _observe_lag(event)
 
     return handle
+
+
+def _observe_lag(event: Envelope) -> None:
+    _LAG.observe(max(0.0, (datetime.now(UTC) - event.time).total_seconds()))
+
+
+def _batched(writer: CoalescingWriter) -> BatchRunner:
+    """The consumers' batch runner: the batch goes to the one writer, each event inside its
+    own CONSUMER span (each continues its own publisher's trace)."""
+
+    async def run(consumer: str, items: Sequence[tuple[Envelope, EventHandler]]) -> list[bool]:
+        events = [event for event, _ in items]
+        with contextlib.ExitStack() as spans:
+            for event in events:
+                spans.enter_context(tracing.processing(event.subject, consumer, event))
+            await writer.submit(events)
+        for event in events:
+            _observe_lag(event)
+        return [True] * len(events)
+
+    return run
 
 
 def build(settings: ServiceSettings) -> ServiceDefinition:
@@ -47,6 +71,12 @@ def build(settings: ServiceSettings) -> ServiceDefinition:
     def provide_generations() -> ActiveGeneration:
         return active
 
+    def batch_runner(db: MongoDatabase) -> BatchRunner:
+        async def apply(events: Sequence[Envelope]) -> None:
+            await project_batch(events, await active.for_writing(db))
+
+        return _batched(CoalescingWriter(apply))
+
     return ServiceDefinition(
         name=SERVICE,
         store="mongo",
@@ -55,6 +85,7 @@ def build(settings: ServiceSettings) -> ServiceDefinition:
         # changes nothing without an inbox (tests/integration/test_order_view_projection.py).
         mongo_inbox=False,
         event_handlers={name: _live(p, active) for name, p in EVENT_HANDLERS.items()},
+        mongo_batch_runner=batch_runner,
         route_handlers=[
             Router(
                 path="/",

@@ -1,5 +1,6 @@
 """The benchmark's pure parts: the open-loop schedule, raw-sample quantiles, the
-sustainable-rate criterion and ramp, and the bound arithmetic."""
+sustainable-rate criterion and ramp, the bound arithmetic from measured costs, CPU per saga
+and the hop quantiles."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import itertools
 
 import pytest
 
-from polysaga_tools.limits import SAGA_COMMITS, SAGA_PUBLISHES, saga_bound
+from polysaga_tools.bench_cpu import per_saga_ms
+from polysaga_tools.bench_probes import MetricsSnapshot
+from polysaga_tools.limits import MachineLimits, SagaCosts, saga_bound
 from polysaga_tools.nats_sync import with_sync_setting
 from polysaga_tools.open_loop import arrival_offsets
 from polysaga_tools.quantiles import quantile
@@ -106,15 +109,46 @@ def test_the_ramp_grows_shrinks_then_bisects() -> None:
     assert next_rate({2.0: False}, 100) is None  # below 1 saga/s: give up
 
 
-def test_the_bound_divides_each_limit_by_what_one_saga_needs() -> None:
-    commits = sum(n for _, n in SAGA_COMMITS)
-    publishes = sum(n for _, n in SAGA_PUBLISHES)
-    assert publishes == 5
-    bound = saga_bound(commits_per_s=commits * 100.0, publishes_per_s=publishes * 300.0)
-    assert (bound.by_commits, bound.by_publishes) == (100.0, 300.0)
-    assert bound.sagas_per_s == 100.0
-    assert "= 100.0 sagas/s" in bound.arithmetic(commits * 100.0, publishes * 300.0)
-    assert saga_bound(1e9, 50.0).sagas_per_s == 10.0
+def test_the_bound_divides_each_measured_limit_by_what_one_saga_was_measured_to_cost() -> None:
+    limits = MachineLimits(
+        jetstream_publishes_per_s=20_000.0,
+        postgres_commits_per_s=12_000.0,
+        mongo_writes_per_s=600.0,
+        mongo_writes_per_s_4_connections=900.0,
+    )
+    costs = SagaCosts(commits=8.0, relay_commits=1.5, publishes=5.0, view_writes=2.0)
+    bound = saga_bound(costs, limits)
+    assert (bound.by_commits, bound.by_publishes, bound.by_view_writes) == (1500.0, 4000.0, 300.0)
+    assert bound.sagas_per_s == 300.0
+    assert bound.limited_by == "mongo_writes"
+    assert "= 300.0 sagas/s" in bound.arithmetic(costs, limits)
+    # A resource a saga did not use at all does not bound it.
+    free = saga_bound(SagaCosts(8.0, 1.5, 5.0, 0.0), limits)
+    assert free.by_view_writes == float("inf") and free.limited_by == "postgres_commits"
+
+
+def test_cpu_per_saga_is_the_difference_of_two_readings_over_the_sagas() -> None:
+    before = {"order": 10.0, "postgres": 50.0, "restarted": 9.0}
+    after = {"order": 12.5, "postgres": 51.0, "restarted": 0.5, "new": 3.0}
+    assert per_saga_ms(before, after, 500) == {"order": 5.0, "postgres": 2.0}
+    assert per_saga_ms(before, after, 0) == {}
+
+
+def test_hop_quantiles_come_from_the_difference_of_two_snapshots() -> None:
+    before = MetricsSnapshot(
+        {"created_to_published": [(0.001, 5.0), (0.01, 10.0), (float("inf"), 10.0)]},
+        {"polysaga_outbox_relay_commits_total": 3.0},
+    )
+    after = MetricsSnapshot(
+        {"created_to_published": [(0.001, 5.0), (0.01, 110.0), (float("inf"), 110.0)]},
+        {"polysaga_outbox_relay_commits_total": 10.0},
+    )
+    measured = after.since(before)
+    assert measured.counters == {"polysaga_outbox_relay_commits_total": 7.0}
+    hops = measured.hop_quantiles_ms()
+    # All 100 new observations fell between 1 and 10 ms: the median interpolates to 5.5 ms.
+    assert hops["created_to_published"] == {"p50": 5.5, "p99": 9.91}
+    assert hops["published_to_delivered"] == {"p50": None, "p99": None}
 
 
 def test_the_sync_setting_is_added_to_and_removed_from_the_jetstream_block() -> None:
