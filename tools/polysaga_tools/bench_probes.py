@@ -1,18 +1,21 @@
 """What the benchmark reads from the running stack besides sagas: every durable consumer's
-backlog, the order view's consistency-lag histogram, and each service's resident memory."""
+backlog, the order view's consistency-lag histogram, each service's resident memory, and the
+services' hop histograms and counters."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import httpx
 import psutil
 from nats.js import JetStreamContext
 
 from polysaga.events import declaration
-from polysaga_tools.histograms import Buckets, bucket_counts
+from polysaga_tools.histograms import Buckets, bucket_counts, counter_value, delta
+from polysaga_tools.histograms import quantile as histogram_quantile
 from polysaga_tools.read_side import LAG_HISTOGRAM
 
 
@@ -66,3 +69,56 @@ class PeakRss:
 
     def megabytes(self) -> dict[str, float]:
         return {s: round(b / 2**20, 1) for s, b in sorted(self.peak_bytes.items())}
+
+
+HOP_HISTOGRAM = "polysaga_event_hop_seconds"
+HOPS = ("created_to_published", "published_to_delivered", "delivered_to_committed")
+RELAY_COMMITS = "polysaga_outbox_relay_commits_total"
+VIEW_WRITES = "polysaga_view_writes_total"
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """What every service's /metrics said at one moment, summed over the services: the hop
+    histograms (``polysaga_event_hop_seconds``) and the counters the bound is built from."""
+
+    hops: dict[str, Buckets]
+    counters: dict[str, float]
+
+    def since(self, before: MetricsSnapshot) -> MetricsSnapshot:
+        return MetricsSnapshot(
+            {hop: delta(b, before.hops.get(hop, [])) for hop, b in self.hops.items()},
+            {
+                name: max(0.0, value - before.counters.get(name, 0.0))
+                for name, value in self.counters.items()
+            },
+        )
+
+    def hop_quantiles_ms(self) -> dict[str, dict[str, float | None]]:
+        def ms(q: float, buckets: Buckets) -> float | None:
+            seconds = histogram_quantile(q, buckets)
+            return None if seconds is None else round(seconds * 1000, 2)
+
+        return {
+            hop: {"p50": ms(0.5, self.hops.get(hop, [])), "p99": ms(0.99, self.hops.get(hop, []))}
+            for hop in HOPS
+        }
+
+
+async def metrics_snapshot(
+    client: httpx.AsyncClient, service_urls: Mapping[str, str]
+) -> MetricsSnapshot:
+    texts = await asyncio.gather(
+        *(client.get(f"{url}/metrics") for url in service_urls.values()), return_exceptions=True
+    )
+    hops: dict[str, dict[float, float]] = {hop: {} for hop in HOPS}
+    counters = {RELAY_COMMITS: 0.0, VIEW_WRITES: 0.0}
+    for response in texts:
+        if isinstance(response, BaseException) or not response.is_success:
+            continue
+        for hop in HOPS:
+            for le, count in bucket_counts(response.text, HOP_HISTOGRAM, {"hop": hop}):
+                hops[hop][le] = hops[hop].get(le, 0.0) + count
+        for name in counters:
+            counters[name] += counter_value(response.text, name)
+    return MetricsSnapshot({hop: sorted(b.items()) for hop, b in hops.items()}, counters)
