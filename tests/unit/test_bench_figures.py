@@ -86,6 +86,12 @@ def test_each_part_of_the_criterion_can_fail_a_step(
     assert reason in why
 
 
+def test_a_schedule_of_a_fractional_number_of_orders_is_judged_by_what_it_holds() -> None:
+    # 3.9/s for 3 s is 11.7 orders: the schedule holds 11, and sending all 11 kept it.
+    assert verdict(_step(rate_per_s=3.9, duration_s=3.0, sent=11, ended_in_grace=11))[0]
+    assert not verdict(_step(rate_per_s=3.9, duration_s=3.0, sent=10, ended_in_grace=10))[0]
+
+
 def test_the_backlog_budget_is_half_a_second_of_events() -> None:
     # 100 sagas/s x 2 events per saga x 0.5 s = 100 messages.
     assert verdict(_step(backlog_after_grace={"v/ORDERS": 100}))[0]

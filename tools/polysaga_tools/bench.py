@@ -130,9 +130,9 @@ class PhaseFigures:
 
 
 @dataclass
-class MaxPhase:
-    """The maximum rate run once more, with what it cost: CPU per process and the servers'
-    work per saga."""
+class MeasuredPhase:
+    """A fixed-rate phase with what it cost: CPU per process and the servers' work per
+    saga, from its start to when everything had settled."""
 
     figures: PhaseFigures
     sagas: int
@@ -159,11 +159,16 @@ class StyleReport:
     """Every figure of one saga style."""
 
     style: str
-    at_10_per_s: PhaseFigures
-    at_100_per_s: PhaseFigures
+    at_10_per_s: MeasuredPhase
+    at_100_per_s: MeasuredPhase
     max_sagas_per_s: float
-    at_max: MaxPhase | None
+    at_max: MeasuredPhase | None
     closed_loop: ClosedLoopResult
+
+    @property
+    def costed(self) -> MeasuredPhase:
+        """The phase the bound's costs come from: the maximum's, else the 10/s phase's."""
+        return self.at_max or self.at_10_per_s
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -198,16 +203,15 @@ class BenchReport:
     def max_sagas_per_s(self) -> float:
         return self.primary.max_sagas_per_s
 
-    def bound(self) -> SagaBound | None:
-        at_max = self.primary.at_max
-        return limits.saga_bound(at_max.costs, self.limits) if at_max else None
+    def bound(self) -> SagaBound:
+        return limits.saga_bound(self.primary.costed.costs, self.limits)
 
     def as_json(self) -> dict[str, Any]:
         primary = self.primary
         bound = self.bound()
-        bound_rate = round(bound.sagas_per_s, 1) if bound else None
-        cpu_total = sum(primary.at_max.cpu_ms_per_saga.values()) if primary.at_max else None
-        ours_p99 = primary.at_10_per_s.saga_latency_ms["p99"]
+        bound_rate = round(bound.sagas_per_s, 1)
+        cpu_total = sum(primary.costed.cpu_ms_per_saga.values())
+        ours_p99 = primary.at_10_per_s.figures.saga_latency_ms["p99"]
         dbos_rate = float(self.dbos["closed_loop_sagas_per_s"])
         max_rate = primary.max_sagas_per_s
         return {
@@ -221,10 +225,11 @@ class BenchReport:
                 ),
             },
             "bound": {
-                "by_postgres_commits": _rounded(bound.by_commits if bound else None),
-                "by_jetstream_publishes": _rounded(bound.by_publishes if bound else None),
-                "by_mongo_writes": _rounded(bound.by_view_writes if bound else None),
-                "limited_by": bound.limited_by if bound else None,
+                "costs_from": "at_max" if primary.at_max else "at_10_per_s",
+                "by_postgres_commits": _rounded(bound.by_commits),
+                "by_jetstream_publishes": _rounded(bound.by_publishes),
+                "by_mongo_writes": _rounded(bound.by_view_writes),
+                "limited_by": bound.limited_by,
                 "cpu_bound_sagas_per_s": _rounded(
                     (os.cpu_count() or 1) * 1000 / cpu_total if cpu_total else None
                 ),
@@ -338,21 +343,27 @@ class Bench:
 
     async def _style(self, client: httpx.AsyncClient, style: SagaStyle) -> StyleReport:
         """Every load phase for one saga style."""
-        low = await self._fixed_phase(
+        low = await self._measured_phase(
             client, style, f"{style.name} at 10/s", LOW_RATE, self.plan.low_phase_s
         )
-        base = await self._fixed_phase(
+        base = await self._measured_phase(
             client, style, f"{style.name} at 100/s", BASE_RATE, self.plan.base_phase_s
         )
         max_rate = await self._find_max(
             client,
             style,
             f"{style.name} ramp",
-            {BASE_RATE: base.sustainable},
+            {BASE_RATE: base.figures.sustainable, LOW_RATE: low.figures.sustainable},
             BASE_RATE,
             self.plan.max_steps,
         )
-        at_max = await self._max_phase(client, style, max_rate) if max_rate > 0 else None
+        at_max = (
+            await self._measured_phase(
+                client, style, f"{style.name} at max", max_rate, self.plan.step_s
+            )
+            if max_rate > 0
+            else None
+        )
         closed = await self._closed_loop(client, style)
         return StyleReport(style.name, low, base, max_rate, at_max, closed)
 
@@ -407,21 +418,16 @@ class Bench:
             hops_ms=step.metrics.hop_quantiles_ms(),
         )
 
-    async def _fixed_phase(
+    async def _measured_phase(
         self,
         client: httpx.AsyncClient,
         style: SagaStyle,
         phase: str,
         rate: float,
         duration_s: float,
-    ) -> PhaseFigures:
-        return self._phase_figures(rate, await self._step(client, style, phase, rate, duration_s))
-
-    async def _max_phase(
-        self, client: httpx.AsyncClient, style: SagaStyle, rate: float
-    ) -> MaxPhase:
-        """The maximum rate once more, measuring CPU per process, commits per database,
-        messages stored and the view's writes from its start to when everything settled."""
+    ) -> MeasuredPhase:
+        """One fixed-rate step, measuring CPU per process, commits per database, messages
+        stored and the view's writes from its start to when everything had settled."""
         assert self._nc is not None
         js = self._nc.jetstream()
         admin = self._admin_dsn()
@@ -429,7 +435,7 @@ class Bench:
         cpu_before = cpu_seconds(self._all_pids())
         commits_before = await limits.commits_by_database(admin)
         messages_before = await limits.stream_messages(js, streams)
-        step = await self._step(client, style, f"{style.name} at max", rate, self.plan.step_s)
+        step = await self._step(client, style, phase, rate, duration_s)
         last_arrival = max(o.due for o in step.placed)
         await asyncio.sleep(max(0.0, last_arrival + STATS_SETTLE_S - time.monotonic()))
         cpu_after = cpu_seconds(self._all_pids())
@@ -450,7 +456,7 @@ class Bench:
             publishes=(messages_after - messages_before) / per,
             view_writes=step.metrics.counters.get(VIEW_WRITES, 0.0) / per,
         )
-        return MaxPhase(
+        return MeasuredPhase(
             self._phase_figures(rate, step), sagas, per_saga_ms(cpu_before, cpu_after, sagas), costs
         )
 
@@ -766,9 +772,7 @@ def print_report(report: BenchReport) -> None:
 
     rows("", report.as_json())
     bound = report.bound()
-    at_max = report.primary.at_max
-    if bound is not None and at_max is not None:
-        table.add_row("bound arithmetic", bound.arithmetic(at_max.costs, report.limits))
+    table.add_row("bound arithmetic", bound.arithmetic(report.primary.costed.costs, report.limits))
     console = Console()
     console.print(table)
     for step in report.steps:
