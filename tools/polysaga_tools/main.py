@@ -15,12 +15,14 @@ import httpx
 import typer
 from rich.console import Console
 
+from polysaga_tools import dead_letters_cli
 from polysaga_tools.servers import ServerError
 from polysaga_tools.stack import DEFAULT_STATE_FILE, LocalStack
 
 app = typer.Typer(
     help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
 )
+app.add_typer(dead_letters_cli.app, name="dead-letters")
 err = Console(stderr=True)
 
 

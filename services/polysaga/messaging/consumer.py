@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -40,13 +41,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from polysaga import metrics, tracing
 from polysaga.events import declaration
 from polysaga.events.envelope import (
-    NATS_MSG_ID,
     Envelope,
     MalformedEventError,
     decode,
     known_event_name,
 )
 from polysaga.events.upcasting import UnsupportedVersionError, upcast
+from polysaga.messaging.dead_letters import Reason, letter_headers
 from polysaga.persistence import outbox
 
 log = logging.getLogger(__name__)
@@ -199,18 +200,18 @@ class EventConsumer:
         try:
             event = upcast(decode(msg.headers, msg.data))
         except MalformedEventError as exc:
-            await self._dead_letter(msg, "malformed", str(exc), deliveries)
+            await self._dead_letter(msg, Reason.MALFORMED, str(exc), deliveries)
             return None
         except UnsupportedVersionError as exc:
-            await self._dead_letter(msg, "unsupported_version", str(exc), deliveries)
+            await self._dead_letter(msg, Reason.UNSUPPORTED_VERSION, str(exc), deliveries)
             return None
         if deliveries > self._policy.max_deliveries:
             # Only reached when a previous delivery crashed the process mid-handler.
-            await self._dead_letter(msg, "exhausted", "delivery limit reached", deliveries)
+            await self._dead_letter(msg, Reason.EXHAUSTED, "delivery limit reached", deliveries)
             return None
         handler = self._handlers.get(event.name)
         if handler is None:
-            await self._dead_letter(msg, "unsupported_version", "no handler", deliveries)
+            await self._dead_letter(msg, Reason.UNSUPPORTED_VERSION, "no handler", deliveries)
             return None
         return _Work(msg, event, self._traced(msg.subject, handler), deliveries)
 
@@ -276,12 +277,12 @@ class EventConsumer:
             )
         except PermanentFailure as exc:
             log.error("%s cannot handle %s %s: %s", self.service, event.name, event.event_id, exc)
-            await self._dead_letter(item.msg, "rejected", str(exc), deliveries)
+            await self._dead_letter(item.msg, Reason.REJECTED, str(exc), deliveries)
             return None
         except Exception as exc:
             if deliveries >= self._policy.max_deliveries:
                 log.exception("%s gave up on %s %s", self.service, event.name, event.event_id)
-                await self._dead_letter(item.msg, "exhausted", repr(exc), deliveries)
+                await self._dead_letter(item.msg, Reason.EXHAUSTED, repr(exc), deliveries)
                 return None
             log.warning(
                 "%s failed on %s %s (delivery %d): %r",
@@ -339,21 +340,23 @@ class EventConsumer:
             await asyncio.sleep(wait_s)
             wait_s = min(self._policy.backoff_max_s, wait_s * 2)
 
-    async def _dead_letter(self, msg: Msg, reason: str, detail: str, deliveries: int) -> None:
+    async def _dead_letter(self, msg: Msg, reason: Reason, detail: str, deliveries: int) -> None:
         """Publish the message to its dead-letter subject, then terminate it; a failure to do
         either leaves it to redelivery (never raises)."""
-        headers = dict(msg.headers or {})
-        original_id = (
-            headers.get("ce-id") or f"{msg.metadata.stream}-{msg.metadata.sequence.stream}"
-        )
-        headers.update(
-            {
-                NATS_MSG_ID: f"{self.service}:{original_id}",
-                "polysaga-dead-letter-reason": reason,
-                "polysaga-dead-letter-detail": detail[:500],
-                "polysaga-deliveries": str(deliveries),
-                "polysaga-original-subject": msg.subject,
-            }
+        original = dict(msg.headers or {})
+        metadata = msg.metadata
+        original_id = original.get("ce-id") or f"{metadata.stream}-{metadata.sequence.stream}"
+        headers = letter_headers(
+            original,
+            service=self.service,
+            subject=msg.subject,
+            stream=metadata.stream,
+            stream_seq=metadata.sequence.stream,
+            reason=reason,
+            detail=detail,
+            deliveries=deliveries,
+            entered_stream_at=metadata.timestamp,
+            now=datetime.now(UTC),
         )
         try:
             await self._js.publish(
@@ -370,9 +373,9 @@ class EventConsumer:
                 exc_info=True,
             )
             return
-        metrics.DEAD_LETTERED.labels(reason=reason).inc()
+        metrics.DEAD_LETTERED.labels(reason=reason.value).inc()
         metrics.EVENTS_CONSUMED.labels(
-            event_type=known_event_name(headers.get("ce-type", "")), outcome="dead_lettered"
+            event_type=known_event_name(original.get("ce-type", "")), outcome="dead_lettered"
         ).inc()
         log.error("dead-lettered %s from %s: %s (%s)", original_id, msg.subject, reason, detail)
 
