@@ -85,6 +85,7 @@ def test_a_short_bench_prints_every_figure_consistently(tmp_path: Path) -> None:
         assert all(ms >= 0 for ms in cpu.values()) and figures["cpu_ms_per_saga_total"] > 0
         costs = figures["costs_per_saga"]
         assert costs["postgres_commits"] >= 4  # place, reserve, charge, confirm at least
+        assert 4 <= costs["postgres_write_transactions"] <= costs["postgres_commits"]
         assert costs["jetstream_messages"] >= 4
         assert costs["view_writes"] > 0 and costs["relay_commits"] > 0
     assert set(body["limits"]) == {
@@ -101,7 +102,8 @@ def test_a_short_bench_prints_every_figure_consistently(tmp_path: Path) -> None:
     assert body["bound"]["costs_from"] == ("at_max" if body["at_max"] else "at_10_per_s")
     limits, costs = body["limits"], costed["costs_per_saga"]
     by = {
-        "by_postgres_commits": limits["postgres_commits_per_s"] / costs["postgres_commits"],
+        "by_postgres_commits": limits["postgres_commits_per_s"]
+        / costs["postgres_write_transactions"],
         "by_jetstream_publishes": limits["jetstream_publishes_per_s"] / costs["jetstream_messages"],
         "by_mongo_writes": limits["mongo_writes_per_s"] / costs["view_writes"],
     }

@@ -16,6 +16,8 @@ from polysaga_tools.open_loop import arrival_offsets
 from polysaga_tools.quantiles import quantile
 from polysaga_tools.sustainable import Criterion, StepOutcome, next_rate, verdict
 
+INF = float("inf")
+
 
 def test_arrivals_are_exactly_rate_times_duration_evenly_spaced() -> None:
     offsets = arrival_offsets(100, 5)
@@ -116,20 +118,24 @@ def test_the_ramp_grows_shrinks_then_bisects() -> None:
 
 
 def test_the_bound_divides_each_measured_limit_by_what_one_saga_was_measured_to_cost() -> None:
+    # The commit limit is of writing commits: read-only transactions (20 - 8 here) flush
+    # nothing and do not count against it.
     limits = MachineLimits(
         jetstream_publishes_per_s=20_000.0,
         postgres_commits_per_s=12_000.0,
         mongo_writes_per_s=600.0,
         mongo_writes_per_s_4_connections=900.0,
     )
-    costs = SagaCosts(commits=8.0, relay_commits=1.5, publishes=5.0, view_writes=2.0)
+    costs = SagaCosts(
+        commits=20.0, write_transactions=8.0, relay_commits=1.5, publishes=5.0, view_writes=2.0
+    )
     bound = saga_bound(costs, limits)
     assert (bound.by_commits, bound.by_publishes, bound.by_view_writes) == (1500.0, 4000.0, 300.0)
     assert bound.sagas_per_s == 300.0
     assert bound.limited_by == "mongo_writes"
     assert "= 300.0 sagas/s" in bound.arithmetic(costs, limits)
     # A resource a saga did not use at all does not bound it.
-    free = saga_bound(SagaCosts(8.0, 1.5, 5.0, 0.0), limits)
+    free = saga_bound(SagaCosts(20.0, 8.0, 1.5, 5.0, 0.0), limits)
     assert free.by_view_writes == float("inf") and free.limited_by == "postgres_commits"
 
 
@@ -142,19 +148,28 @@ def test_cpu_per_saga_is_the_difference_of_two_readings_over_the_sagas() -> None
 
 def test_hop_quantiles_come_from_the_difference_of_two_snapshots() -> None:
     before = MetricsSnapshot(
-        {"created_to_published": [(0.001, 5.0), (0.01, 10.0), (float("inf"), 10.0)]},
+        {
+            "inventory": {"created_to_published": [(0.001, 5.0), (0.01, 10.0), (INF, 10.0)]},
+            "payment": {"created_to_published": [(0.001, 0.0), (0.01, 0.0), (INF, 0.0)]},
+        },
         {"polysaga_outbox_relay_commits_total": 3.0},
     )
     after = MetricsSnapshot(
-        {"created_to_published": [(0.001, 5.0), (0.01, 110.0), (float("inf"), 110.0)]},
+        {
+            "inventory": {"created_to_published": [(0.001, 5.0), (0.01, 60.0), (INF, 60.0)]},
+            "payment": {"created_to_published": [(0.001, 0.0), (0.01, 50.0), (INF, 50.0)]},
+        },
         {"polysaga_outbox_relay_commits_total": 10.0},
     )
     measured = after.since(before)
     assert measured.counters == {"polysaga_outbox_relay_commits_total": 7.0}
     hops = measured.hop_quantiles_ms()
-    # All 100 new observations fell between 1 and 10 ms: the median interpolates to 5.5 ms.
+    # All 100 new observations (50 + 50) fell between 1 and 10 ms: the median is 5.5 ms.
     assert hops["created_to_published"] == {"p50": 5.5, "p99": 9.91}
     assert hops["published_to_delivered"] == {"p50": None, "p99": None}
+    by_service = measured.hop_quantiles_ms_by_service()
+    assert set(by_service) == {"inventory", "payment"}
+    assert by_service["payment"]["created_to_published"] == {"p50": 5.5, "p99": 9.91}
 
 
 def test_the_sync_setting_is_added_to_and_removed_from_the_jetstream_block() -> None:

@@ -118,6 +118,7 @@ class PhaseFigures:
     saga_latency_ms: dict[str, float]
     consistency_lag_ms: dict[str, float | None]
     hops_ms: dict[str, dict[str, float | None]]
+    hops_ms_by_service: dict[str, dict[str, dict[str, float | None]]]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -126,6 +127,7 @@ class PhaseFigures:
             "saga_latency_ms": self.saga_latency_ms,
             "consistency_lag_ms": self.consistency_lag_ms,
             "hops_ms": self.hops_ms,
+            "hops_ms_by_service": self.hops_ms_by_service,
         }
 
 
@@ -147,6 +149,7 @@ class MeasuredPhase:
             "cpu_ms_per_saga_total": round(sum(self.cpu_ms_per_saga.values()), 2),
             "costs_per_saga": {
                 "postgres_commits": round(self.costs.commits, 2),
+                "postgres_write_transactions": round(self.costs.write_transactions, 2),
                 "relay_commits": round(self.costs.relay_commits, 2),
                 "jetstream_messages": round(self.costs.publishes, 2),
                 "view_writes": round(self.costs.view_writes, 2),
@@ -416,6 +419,7 @@ class Bench:
             saga_latency_ms=_p50_p99(step.latencies),
             consistency_lag_ms={"p50": _ms(lag_p50), "p99": _ms(lag_p99)},
             hops_ms=step.metrics.hop_quantiles_ms(),
+            hops_ms_by_service=step.metrics.hop_quantiles_ms_by_service(),
         )
 
     async def _measured_phase(
@@ -434,12 +438,14 @@ class Bench:
         streams = [c.stream for c in declaration.CONTEXTS] + [declaration.DEAD_LETTER_STREAM]
         cpu_before = cpu_seconds(self._all_pids())
         commits_before = await limits.commits_by_database(admin)
+        xids_before = await limits.transaction_ids_assigned(admin)
         messages_before = await limits.stream_messages(js, streams)
         step = await self._step(client, style, phase, rate, duration_s)
         last_arrival = max(o.due for o in step.placed)
         await asyncio.sleep(max(0.0, last_arrival + STATS_SETTLE_S - time.monotonic()))
         cpu_after = cpu_seconds(self._all_pids())
         commits_after = await limits.commits_by_database(admin)
+        xids_after = await limits.transaction_ids_assigned(admin)
         messages_after = await limits.stream_messages(js, streams)
         sagas = sum(1 for o in step.placed if o.order_id is not None)
         ours = set(self.state["postgres"].get("databases", {}).values())
@@ -452,6 +458,7 @@ class Bench:
         per = max(sagas, 1)
         costs = limits.SagaCosts(
             commits=commits / per,
+            write_transactions=(xids_after - xids_before) / per,
             relay_commits=step.metrics.counters.get(RELAY_COMMITS, 0.0) / per,
             publishes=(messages_after - messages_before) / per,
             view_writes=step.metrics.counters.get(VIEW_WRITES, 0.0) / per,

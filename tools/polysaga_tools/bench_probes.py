@@ -77,17 +77,40 @@ RELAY_COMMITS = "polysaga_outbox_relay_commits_total"
 VIEW_WRITES = "polysaga_view_writes_total"
 
 
+def _quantiles_ms(buckets: Buckets) -> dict[str, float | None]:
+    def ms(q: float) -> float | None:
+        seconds = histogram_quantile(q, buckets)
+        return None if seconds is None else round(seconds * 1000, 2)
+
+    return {"p50": ms(0.5), "p99": ms(0.99)}
+
+
+def _sum(histograms: list[Buckets]) -> Buckets:
+    total: dict[float, float] = {}
+    for buckets in histograms:
+        for le, count in buckets:
+            total[le] = total.get(le, 0.0) + count
+    return sorted(total.items())
+
+
 @dataclass(frozen=True)
 class MetricsSnapshot:
-    """What every service's /metrics said at one moment, summed over the services: the hop
-    histograms (``polysaga_event_hop_seconds``) and the counters the bound is built from."""
+    """What every service's /metrics said at one moment: the hop histograms
+    (``polysaga_event_hop_seconds``) per service and hop, and the counters the bound is
+    built from, summed over the services."""
 
-    hops: dict[str, Buckets]
+    hops: dict[str, dict[str, Buckets]]  # service -> hop -> buckets
     counters: dict[str, float]
 
     def since(self, before: MetricsSnapshot) -> MetricsSnapshot:
         return MetricsSnapshot(
-            {hop: delta(b, before.hops.get(hop, [])) for hop, b in self.hops.items()},
+            {
+                service: {
+                    hop: delta(b, before.hops.get(service, {}).get(hop, []))
+                    for hop, b in hops.items()
+                }
+                for service, hops in self.hops.items()
+            },
             {
                 name: max(0.0, value - before.counters.get(name, 0.0))
                 for name, value in self.counters.items()
@@ -95,30 +118,35 @@ class MetricsSnapshot:
         )
 
     def hop_quantiles_ms(self) -> dict[str, dict[str, float | None]]:
-        def ms(q: float, buckets: Buckets) -> float | None:
-            seconds = histogram_quantile(q, buckets)
-            return None if seconds is None else round(seconds * 1000, 2)
-
+        """Every consumer's events together."""
         return {
-            hop: {"p50": ms(0.5, self.hops.get(hop, [])), "p99": ms(0.99, self.hops.get(hop, []))}
+            hop: _quantiles_ms(_sum([hops.get(hop, []) for hops in self.hops.values()]))
             for hop in HOPS
+        }
+
+    def hop_quantiles_ms_by_service(self) -> dict[str, dict[str, dict[str, float | None]]]:
+        return {
+            service: {hop: _quantiles_ms(hops.get(hop, [])) for hop in HOPS}
+            for service, hops in sorted(self.hops.items())
+            if any(b and b[-1][1] > 0 for b in hops.values())
         }
 
 
 async def metrics_snapshot(
     client: httpx.AsyncClient, service_urls: Mapping[str, str]
 ) -> MetricsSnapshot:
+    names = list(service_urls)
     texts = await asyncio.gather(
         *(client.get(f"{url}/metrics") for url in service_urls.values()), return_exceptions=True
     )
-    hops: dict[str, dict[float, float]] = {hop: {} for hop in HOPS}
+    hops: dict[str, dict[str, Buckets]] = {}
     counters = {RELAY_COMMITS: 0.0, VIEW_WRITES: 0.0}
-    for response in texts:
+    for service, response in zip(names, texts, strict=True):
         if isinstance(response, BaseException) or not response.is_success:
             continue
-        for hop in HOPS:
-            for le, count in bucket_counts(response.text, HOP_HISTOGRAM, {"hop": hop}):
-                hops[hop][le] = hops[hop].get(le, 0.0) + count
+        hops[service] = {
+            hop: bucket_counts(response.text, HOP_HISTOGRAM, {"hop": hop}) for hop in HOPS
+        }
         for name in counters:
             counters[name] += counter_value(response.text, name)
-    return MetricsSnapshot({hop: sorted(b.items()) for hop, b in hops.items()}, counters)
+    return MetricsSnapshot(hops, counters)

@@ -48,7 +48,7 @@ class PeerFigures:
     concurrency: int
     rate_per_s: float
     latency_ms: dict[str, float]
-    outcomes: dict[str, int]
+    outcomes: dict[str, int]  # of the closed loop
 
 
 def _sync_url(dsn: str) -> str:
@@ -197,6 +197,7 @@ async def run(dsn: str, closed: int, concurrency: int, rate: float, seconds: flo
         started = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         closed_rate = closed / (time.monotonic() - started)
+        closed_outcomes = dict(outcomes)
 
         latencies: list[float] = []
 
@@ -220,7 +221,7 @@ async def run(dsn: str, closed: int, concurrency: int, rate: float, seconds: flo
             "p50": round(_rank(latencies, 0.5), 1),
             "p99": round(_rank(latencies, 0.99), 1),
         },
-        outcomes=outcomes,
+        outcomes=closed_outcomes,
     )
 
 

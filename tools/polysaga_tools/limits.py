@@ -26,7 +26,8 @@ class SagaCosts:
     it runs each MongoDB write as a PostgreSQL transaction in the view's database), of which
     the outbox relays' own, messages stored in JetStream, and the order view's writes."""
 
-    commits: float
+    commits: float  # every committed transaction, read-only ones too
+    write_transactions: float  # transaction ids assigned: the commits that write (and flush)
     relay_commits: float
     publishes: float
     view_writes: float
@@ -56,7 +57,8 @@ class SagaBound:
 
     def arithmetic(self, costs: SagaCosts, limits: MachineLimits) -> str:
         return (
-            f"min({limits.postgres_commits_per_s:.0f} commits/s / {costs.commits:.2f} per saga"
+            f"min({limits.postgres_commits_per_s:.0f} commits/s /"
+            f" {costs.write_transactions:.2f} writing transactions per saga"
             f" = {self.by_commits:.1f}, {limits.jetstream_publishes_per_s:.0f} publishes/s /"
             f" {costs.publishes:.2f} per saga = {self.by_publishes:.1f},"
             f" {limits.mongo_writes_per_s:.0f} view writes/s / {costs.view_writes:.2f} per saga"
@@ -76,8 +78,9 @@ def saga_bound(costs: SagaCosts, limits: MachineLimits) -> SagaBound:
     def per(limit: float, cost: float) -> float:
         return limit / cost if cost > 0 else float("inf")
 
+    # The commit limit is measured with writing commits; a read-only one flushes nothing.
     return SagaBound(
-        per(limits.postgres_commits_per_s, costs.commits),
+        per(limits.postgres_commits_per_s, costs.write_transactions),
         per(limits.jetstream_publishes_per_s, costs.publishes),
         per(limits.mongo_writes_per_s, costs.view_writes),
     )
@@ -95,6 +98,16 @@ async def commits_by_database(admin_dsn: str) -> dict[str, int]:
     finally:
         await conn.close()
     return {r["datname"]: int(r["xact_commit"]) for r in rows}
+
+
+async def transaction_ids_assigned(admin_dsn: str) -> int:
+    """The server's next transaction id: the difference of two readings is how many writing
+    transactions (and writing subtransactions) ran in between, on every database."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        return int(await conn.fetchval("SELECT txid_snapshot_xmax(txid_current_snapshot())"))
+    finally:
+        await conn.close()
 
 
 async def stream_messages(js: JetStreamContext, streams: Sequence[str]) -> int:
