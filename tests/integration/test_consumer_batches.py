@@ -222,3 +222,47 @@ async def test_a_failing_dead_letter_publish_leaves_the_message_to_redelivery(
     )
     await c.process_batch([msg])  # must not raise
     assert not msg.is_acked  # neither terminated nor acked: JetStream delivers it again
+
+
+async def test_a_message_arriving_while_the_consumer_waits_is_handled_at_once(
+    engine: AsyncEngine, js: JetStreamContext
+) -> None:
+    handled_at: list[float] = []
+
+    async def handler(e: Envelope, conn: AsyncConnection) -> None:
+        await record_effect(e, conn)
+        handled_at.append(asyncio.get_running_loop().time())
+
+    # A long fetch timeout: a fetch that waited to fill its batch would hold the message for
+    # the whole of it (JetStream ends a pull with no_wait and expires once it delivered).
+    slow_fetch = ConsumerPolicy(fetch_batch=64, fetch_timeout_s=5.0, backoff_s=0.2)
+    c = EventConsumer(
+        service="inventory",
+        context=ORDERS,
+        handlers={"OrderPlaced": handler},
+        runner=transactional_runner(engine),
+        batch_runner=transactional_batch_runner(engine),
+        js=js,
+        policy=slow_fetch,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(c.run(stop))
+    try:
+
+        async def waiting_for_messages() -> bool:
+            info = await js.consumer_info("ORDERS", "inventory")
+            return bool(info.num_waiting >= 1)
+
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await waiting_for_messages():
+            assert asyncio.get_running_loop().time() < deadline, "the consumer never pulled"
+            await asyncio.sleep(0.02)
+        sent_at = asyncio.get_running_loop().time()
+        await publish(js, event("OrderPlaced", str(uuid.uuid4()), "late"))
+        while not handled_at:
+            assert asyncio.get_running_loop().time() < sent_at + 10, "never handled"
+            await asyncio.sleep(0.01)
+        assert handled_at[0] - sent_at < 1.0, f"held for {handled_at[0] - sent_at:.2f} s"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
