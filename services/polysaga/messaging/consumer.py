@@ -221,6 +221,13 @@ class EventConsumer:
         async def handle(event: Envelope, store: Any) -> None:
             with tracing.processing(subject, self.service, event):
                 await handler(event, store)
+                # Inside the span: the line carries the saga's trace and order ids.
+                log.debug(
+                    "handled %s %s",
+                    event.name,
+                    event.event_id,
+                    extra={"event_type": event.name, "event_id": event.event_id},
+                )
 
         return handle
 
