@@ -3,50 +3,50 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from inventory.adapters import InventoryStore
 from inventory.domain import ReservationStatus, may_reserve, must_release, quantities_by_sku
 from polysaga import metrics
+from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope, new_event
+from polysaga.events.payloads import Payload
 
 
-async def on_order_placed(event: Envelope, store: InventoryStore) -> list[Envelope]:
-    order_id = event.data["order_id"]
+def _lines(quantities: dict[str, int]) -> list[P.StockLine]:
+    return [P.StockLine(sku=sku, quantity=q) for sku, q in quantities.items()]
+
+
+async def on_order_placed(
+    event: Envelope[P.OrderPlaced], store: InventoryStore
+) -> list[Envelope[Payload]]:
+    placed = event.data
+    order_id = str(placed.order_id)
     await store.lock_order(order_id)
     existing = await store.reservation(order_id)
     if not may_reserve(existing.status if existing else None):
         return []  # cancelled before we got here, or already decided
-    quantities = quantities_by_sku(event.data["items"])
+    quantities = quantities_by_sku((line.sku, line.quantity) for line in placed.items)
     if await store.take(quantities):
         await store.record(order_id, ReservationStatus.RESERVED, quantities)
-        return [
-            new_event(
-                "StockReserved",
-                order_id,
-                {
-                    "order_id": order_id,
-                    "user_id": event.data["user_id"],
-                    "items": [{"sku": s, "quantity": q} for s, q in quantities.items()],
-                    "total": event.data["total"],
-                },
-                trace_headers=event.trace_headers,
-            )
-        ]
+        reserved = P.StockReserved(
+            order_id=placed.order_id,
+            user_id=placed.user_id,
+            items=_lines(quantities),
+            total=placed.total,
+        )
+        return [new_event(reserved, trace_headers=event.trace_headers)]
     missing = await store.missing_skus(list(quantities))
     reason = f"unknown_sku: {', '.join(missing)}" if missing else "insufficient_stock"
     await store.record(order_id, ReservationStatus.FAILED, quantities, reason)
-    return [
-        new_event(
-            "StockReservationFailed",
-            order_id,
-            {"order_id": order_id, "reason": reason},
-            trace_headers=event.trace_headers,
-        )
-    ]
+    failed = P.StockReservationFailed(order_id=placed.order_id, reason=reason)
+    return [new_event(failed, trace_headers=event.trace_headers)]
 
 
-async def on_order_cancelled(event: Envelope, store: InventoryStore) -> list[Envelope]:
-    order_id = event.data["order_id"]
+async def on_order_cancelled(
+    event: Envelope[P.OrderCancelled], store: InventoryStore
+) -> list[Envelope[Payload]]:
+    order_id = str(event.data.order_id)
     await store.lock_order(order_id)
     existing = await store.reservation(order_id)
     if existing is None:
@@ -58,20 +58,11 @@ async def on_order_cancelled(event: Envelope, store: InventoryStore) -> list[Env
     await store.give_back(existing.items)
     await store.record(order_id, ReservationStatus.RELEASED, existing.items)
     metrics.COMPENSATIONS.labels(action="release").inc()
-    return [
-        new_event(
-            "StockReleased",
-            order_id,
-            {
-                "order_id": order_id,
-                "items": [{"sku": s, "quantity": q} for s, q in existing.items.items()],
-            },
-            trace_headers=event.trace_headers,
-        )
-    ]
+    released = P.StockReleased(order_id=event.data.order_id, items=_lines(existing.items))
+    return [new_event(released, trace_headers=event.trace_headers)]
 
 
-Reaction = Callable[[Envelope, InventoryStore], Awaitable[list[Envelope]]]
+Reaction = Callable[[Envelope[Any], InventoryStore], Awaitable[list[Envelope[Payload]]]]
 
 EVENT_HANDLERS: dict[str, Reaction] = {
     "OrderPlaced": on_order_placed,

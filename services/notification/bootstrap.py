@@ -3,10 +3,13 @@ and its routes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from notification import application
 from notification.adapters import MIGRATIONS, NotificationStore, SmtpMailer
 from notification.http import ROUTES
 from polysaga.events.envelope import Envelope
+from polysaga.events.payloads import Payload
 from polysaga.messaging.consumer import EventHandler, emitting
 from polysaga.runtime import ServiceDefinition
 from polysaga.settings import ServiceSettings
@@ -14,7 +17,7 @@ from polysaga.settings import ServiceSettings
 
 def event_handlers(mailer: application.Mailer) -> dict[str, EventHandler]:
     def bind(reaction: application.Reaction) -> EventHandler:
-        async def react(event: Envelope, store: NotificationStore) -> list[Envelope]:
+        async def react(event: Envelope[Any], store: NotificationStore) -> list[Envelope[Payload]]:
             return await reaction(event, store, mailer)
 
         return emitting(react, NotificationStore)

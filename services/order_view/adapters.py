@@ -39,6 +39,7 @@ from pymongo.errors import DuplicateKeyError
 
 from order_view.domain import OrderStatus, StatusWrite, field_key
 from polysaga import metrics
+from polysaga.events.payloads import OrderLine
 from polysaga.mongo.client import MongoDatabase
 
 Collection = AsyncCollection[dict[str, Any]]
@@ -177,7 +178,7 @@ class OrderFacts:
 
     order_id: str
     user_id: str
-    items: Sequence[Mapping[str, Any]]
+    items: Sequence[OrderLine]
     item_count: int
     total: str
 
@@ -202,10 +203,9 @@ def _fact_fields(facts: OrderFacts) -> dict[str, Any]:
         "order_id": facts.order_id,
         "user_id": facts.user_id,
         "items": [
-            {"sku": i["sku"], "quantity": int(i["quantity"]), "unit_price": i["unit_price"]}
-            for i in facts.items
+            {"sku": i.sku, "quantity": i.quantity, "unit_price": i.unit_price} for i in facts.items
         ],
-        "skus": sorted({str(i["sku"]) for i in facts.items}),
+        "skus": sorted({i.sku for i in facts.items}),
         "item_count": facts.item_count,
         "total": facts.total,
     }
@@ -293,7 +293,7 @@ class ViewStore:
             "$max": {
                 "updated_at": record.at,
                 "user_version": 0,
-                **{f"product_versions.{field_key(str(i['sku']))}": 0 for i in facts.items},
+                **{f"product_versions.{field_key(i.sku)}": 0 for i in facts.items},
             },
         }
         defaults = _defaults(order_event=True, status=status)
@@ -326,7 +326,7 @@ class ViewStore:
             to_set.update(_fact_fields(facts))
             update["$inc"] = {"order_version": len(order_records)}
             update["$min"] = {"created_at": min(r.at for r in order_records)}
-            maxes.update({f"product_versions.{field_key(str(i['sku']))}": 0 for i in facts.items})
+            maxes.update({f"product_versions.{field_key(i.sku)}": 0 for i in facts.items})
         elif user_id is not None:
             to_set["user_id"] = user_id
         if status is not None and status.overrides:

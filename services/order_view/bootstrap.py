@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from litestar import Router
 from litestar.di import Provide
@@ -30,7 +31,7 @@ _LAG = metrics.CONSISTENCY_LAG.labels(read_model=SERVICE)
 
 
 def _live(projection: Projection, active: ActiveGeneration) -> EventHandler:
-    async def handle(event: Envelope, db: MongoDatabase) -> None:
+    async def handle(event: Envelope[Any], db: MongoDatabase) -> None:
         await projection(event, await active.for_writing(db))
         _observe_lag(event)
 

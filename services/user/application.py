@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 from polysaga.events.envelope import Envelope
 from user.adapters import UserStore
@@ -35,6 +36,6 @@ async def update_profile(
     return changed
 
 
-Reaction = Callable[[Envelope, UserStore], Awaitable[None]]
+Reaction = Callable[[Envelope[Any], UserStore], Awaitable[None]]
 
 EVENT_HANDLERS: dict[str, Reaction] = {}

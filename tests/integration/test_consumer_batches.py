@@ -14,6 +14,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from event_samples import sample
 from harness import effect_count, record_effect
 from polysaga.events.declaration import ORDERS
 from polysaga.events.envelope import Envelope, encode_body, new_event, to_headers
@@ -26,11 +27,12 @@ POLICY = ConsumerPolicy(
 )
 
 
-def event(name: str, order_id: str, tag: str) -> Envelope:
-    return new_event(name, order_id, {"order_id": order_id, "tag": tag})
+def event(name: str, order_id: str, tag: str) -> Envelope[Any]:
+    """An order event told apart by its tag (carried as the user id)."""
+    return new_event(sample(name, order_id=uuid.UUID(order_id), user_id=tag))
 
 
-async def publish(js: JetStreamContext, *events: Envelope) -> None:
+async def publish(js: JetStreamContext, *events: Envelope[Any]) -> None:
     for e in events:
         await js.publish(e.subject, encode_body(e.data), headers=to_headers(e))
 
@@ -85,7 +87,7 @@ async def test_a_batch_commits_once_with_all_its_inbox_rows_then_acks(
     msgs = await fetch(js, 10)
     transactions: list[int] = []
 
-    async def handler(e: Envelope, conn: AsyncConnection) -> None:
+    async def handler(e: Envelope[Any], conn: AsyncConnection) -> None:
         backend = (await conn.execute(text("SELECT txid_current()"))).scalar_one()
         transactions.append(int(backend))
         await record_effect(e, conn)
@@ -115,9 +117,9 @@ async def test_a_failing_batch_is_handled_one_message_at_a_time(
     await publish(js, good[0], good[1], poison, good[2], good[3])
     calls: dict[str, int] = {}
 
-    async def handler(e: Envelope, conn: AsyncConnection) -> None:
-        calls[e.data["tag"]] = calls.get(e.data["tag"], 0) + 1
-        if e.data["tag"] == "poison":
+    async def handler(e: Envelope[Any], conn: AsyncConnection) -> None:
+        calls[e.data.user_id] = calls.get(e.data.user_id, 0) + 1
+        if e.data.user_id == "poison":
             raise RuntimeError("never works")
         await record_effect(e, conn)
 
@@ -142,11 +144,11 @@ async def test_a_failed_message_holds_back_the_later_ones_of_its_aggregate(
     handled: list[str] = []
     fail_first = True
 
-    async def handler(e: Envelope, conn: AsyncConnection) -> None:
-        if e.data["tag"] == "first" and fail_first:
+    async def handler(e: Envelope[Any], conn: AsyncConnection) -> None:
+        if e.data.user_id == "first" and fail_first:
             raise RuntimeError("not yet")
         await record_effect(e, conn)
-        handled.append(e.data["tag"])
+        handled.append(e.data.user_id)
 
     c = consumer(engine, js, handler, batched=False)
     await c.process_batch(await fetch(js, 3))
@@ -184,8 +186,8 @@ async def test_an_error_settling_one_message_stays_with_it_and_siblings_finish(
     first, second = await fetch(js, 2)
     slow_done = asyncio.Event()
 
-    async def handler(e: Envelope, conn: AsyncConnection) -> None:
-        if e.data["tag"] == "slow":
+    async def handler(e: Envelope[Any], conn: AsyncConnection) -> None:
+        if e.data.user_id == "slow":
             await asyncio.sleep(0.3)
             slow_done.set()
         await record_effect(e, conn)
@@ -229,7 +231,7 @@ async def test_a_message_arriving_while_the_consumer_waits_is_handled_at_once(
 ) -> None:
     handled_at: list[float] = []
 
-    async def handler(e: Envelope, conn: AsyncConnection) -> None:
+    async def handler(e: Envelope[Any], conn: AsyncConnection) -> None:
         await record_effect(e, conn)
         handled_at.append(asyncio.get_running_loop().time())
 

@@ -20,6 +20,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy import text
 
+from event_samples import order_confirmed, user_registered
 from notification.bootstrap import build
 from polysaga.app import create_app
 from polysaga.events.envelope import Envelope, encode_body, new_event, to_headers
@@ -33,6 +34,8 @@ pytestmark = pytest.mark.integration
 REFUSED = "gone@example.org"
 DEFERRED = "full@example.org"
 GOOD = "ada@example.org"
+REFUSED_USER = str(uuid.uuid4())
+GOOD_USER = str(uuid.uuid4())
 
 
 class Refusing:
@@ -98,25 +101,16 @@ async def service(
         yield client
 
 
-async def publish(js: JetStreamContext, event: Envelope) -> None:
+async def publish(js: JetStreamContext, event: Envelope[Any]) -> None:
     await js.publish(event.subject, encode_body(event.data), headers=to_headers(event))
 
 
-def registered(user_id: str, email: str) -> Envelope:
-    return new_event(
-        "UserRegistered", user_id, {"user_id": user_id, "name": "N", "email": email, "version": 1}
-    )
+def registered(user_id: str, email: str) -> Envelope[Any]:
+    return new_event(user_registered(user_id=uuid.UUID(user_id), name="N", email=email))
 
 
-def confirmed(user_id: str) -> Envelope:
-    order_id = str(uuid.uuid4())
-    data = {
-        "order_id": order_id,
-        "user_id": user_id,
-        "total": "10.00",
-        "items": [{"sku": "SKU-1", "quantity": 1, "unit_price": "10.00"}],
-    }
-    return new_event("OrderConfirmed", order_id, data)
+def confirmed(user_id: str) -> Envelope[Any]:
+    return new_event(order_confirmed(user_id=user_id))
 
 
 async def eventually(condition: Callable[[], Awaitable[bool]], timeout_s: float = 15) -> None:
@@ -145,8 +139,8 @@ async def test_a_refused_recipient_does_not_hold_up_the_next_mail(
     address: str,
 ) -> None:
     handler, _ = smtp
-    await publish(js, registered("refused-user", address))
-    await publish(js, registered("good-user", GOOD))
+    await publish(js, registered(REFUSED_USER, address))
+    await publish(js, registered(GOOD_USER, GOOD))
     engine = create_engine(database_url, pool_size=1)
     try:
 
@@ -159,13 +153,13 @@ async def test_a_refused_recipient_does_not_hold_up_the_next_mail(
     finally:
         await engine.dispose()
 
-    await publish(js, confirmed("refused-user"))
+    await publish(js, confirmed(REFUSED_USER))
 
     async def refused_once() -> bool:
         return handler.refusals.get(address, 0) >= 1
 
     await eventually(refused_once)
-    await publish(js, confirmed("good-user"))
+    await publish(js, confirmed(GOOD_USER))
 
     async def good_mailed() -> bool:
         return GOOD in handler.delivered

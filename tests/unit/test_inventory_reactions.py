@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
+from uuid import UUID
 
+import msgspec
 import pytest
 
+import event_samples as samples
 from inventory.adapters import InventoryStore, Reservation
 from inventory.application import EVENT_HANDLERS, on_order_cancelled, on_order_placed
 from inventory.domain import ReservationStatus, quantities_by_sku
+from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope, new_event
 
-ORDER = "order-1"
+ORDER = "5f0c3a8e-2d44-4c7e-8f0b-9a1d2e3f4a5b"
+OTHER = "6a1d4b9f-3e55-4d8f-9a1c-0b2e3f4a5b6c"
 TRACE = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
 
 
@@ -69,26 +74,22 @@ def as_store(fake: FakeInventoryStore) -> InventoryStore:
     return cast(InventoryStore, fake)
 
 
-def order_placed(*items: tuple[str, int], order_id: str = ORDER) -> Envelope:
-    return new_event(
-        "OrderPlaced",
-        order_id,
-        {
-            "order_id": order_id,
-            "user_id": "user-1",
-            "items": [{"sku": s, "quantity": q, "unit_price": "1.00"} for s, q in items],
-            "total": "9.99",
-        },
-        trace_headers=TRACE,
+def order_placed(*items: tuple[str, int], order_id: str = ORDER) -> Envelope[P.OrderPlaced]:
+    payload = samples.order_placed(
+        order_id=UUID(order_id),
+        items=samples.order_lines(*((s, q, "1.00") for s, q in items)),
+        total="9.99",
     )
+    return new_event(payload, trace_headers=TRACE)
 
 
-def order_cancelled(order_id: str = ORDER) -> Envelope:
-    return new_event(
-        "OrderCancelled",
-        order_id,
-        {"order_id": order_id, "user_id": "user-1", "reason": "x", "total": "9.99", "items": []},
-    )
+def order_cancelled(order_id: str = ORDER) -> Envelope[P.OrderCancelled]:
+    return new_event(samples.order_cancelled(order_id=UUID(order_id), reason="x"))
+
+
+def body(event: Envelope[Any]) -> dict[str, Any]:
+    data: dict[str, Any] = msgspec.to_builtins(event.data)
+    return data
 
 
 @pytest.fixture
@@ -101,13 +102,7 @@ def test_handler_map() -> None:
 
 
 def test_quantities_are_merged_per_sku_and_sorted() -> None:
-    merged = quantities_by_sku(
-        [
-            {"sku": "PEAR", "quantity": 1},
-            {"sku": "APPLE", "quantity": 2},
-            {"sku": "PEAR", "quantity": 4},
-        ]
-    )
+    merged = quantities_by_sku([("PEAR", 1), ("APPLE", 2), ("PEAR", 4)])
 
     assert list(merged.items()) == [("APPLE", 2), ("PEAR", 5)]
 
@@ -119,7 +114,7 @@ async def test_order_placed_reserves_every_line(fake: FakeInventoryStore) -> Non
 
     assert event.name == "StockReserved"
     assert event.aggregate_id == ORDER
-    assert event.data == {
+    assert body(event) == {
         "order_id": ORDER,
         "user_id": "user-1",
         "items": [{"sku": "APPLE", "quantity": 3}, {"sku": "PEAR", "quantity": 1}],
@@ -143,7 +138,7 @@ async def test_one_short_sku_reserves_nothing(fake: FakeInventoryStore) -> None:
     [event] = await on_order_placed(order_placed(("APPLE", 5), ("PEAR", 4)), as_store(fake))
 
     assert event.name == "StockReservationFailed"
-    assert event.data == {"order_id": ORDER, "reason": "insufficient_stock"}
+    assert body(event) == {"order_id": ORDER, "reason": "insufficient_stock"}
     assert fake.available == {"APPLE": 5, "PEAR": 3}
     assert fake.reserved == {"APPLE": 0, "PEAR": 0}
     assert fake.reservations[ORDER].status is ReservationStatus.FAILED
@@ -153,8 +148,8 @@ async def test_unknown_sku_fails_naming_it(fake: FakeInventoryStore) -> None:
     [event] = await on_order_placed(order_placed(("APPLE", 1), ("KIWI", 1)), as_store(fake))
 
     assert event.name == "StockReservationFailed"
-    assert event.data["reason"].startswith("unknown_sku")
-    assert "KIWI" in event.data["reason"]
+    assert body(event)["reason"].startswith("unknown_sku")
+    assert "KIWI" in body(event)["reason"]
     assert fake.available == {"APPLE": 5, "PEAR": 3}
 
 
@@ -166,8 +161,8 @@ async def test_a_second_order_placed_reserves_nothing_more(fake: FakeInventorySt
 
 
 async def test_orders_do_not_oversell(fake: FakeInventoryStore) -> None:
-    [first] = await on_order_placed(order_placed(("PEAR", 2), order_id="a"), as_store(fake))
-    [second] = await on_order_placed(order_placed(("PEAR", 2), order_id="b"), as_store(fake))
+    [first] = await on_order_placed(order_placed(("PEAR", 2), order_id=ORDER), as_store(fake))
+    [second] = await on_order_placed(order_placed(("PEAR", 2), order_id=OTHER), as_store(fake))
 
     assert (first.name, second.name) == ("StockReserved", "StockReservationFailed")
     assert fake.available["PEAR"] == 1
@@ -180,7 +175,7 @@ async def test_cancel_after_reserve_releases_exactly_once(fake: FakeInventorySto
     again = await on_order_cancelled(order_cancelled(), as_store(fake))
 
     assert released.name == "StockReleased"
-    assert released.data["items"] == [
+    assert body(released)["items"] == [
         {"sku": "APPLE", "quantity": 2},
         {"sku": "PEAR", "quantity": 1},
     ]

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import uuid
 from email.message import EmailMessage
-from typing import cast
+from typing import Any, cast
 
+import msgspec
 import pytest
 from prometheus_client import REGISTRY
 
+from event_samples import order_lines, sample
 from notification.adapters import Notification, NotificationStore
 from notification.application import (
     EVENT_HANDLERS,
@@ -63,21 +65,29 @@ class KeepingMailer:
         self.messages.append(message)
 
 
-def user_event(name: str, version: int, email: str, user_id: str = "user-1") -> Envelope:
-    return new_event(
-        name, user_id, {"user_id": user_id, "name": "Alice", "email": email, "version": version}
-    )
+USER = "3b7e1c2a-9d4f-4e6a-8b1c-2d3e4f5a6b7c"
 
 
-def outcome_event(name: str, order_id: str, **extra: object) -> Envelope:
-    data = {
-        "order_id": order_id,
-        "user_id": "user-1",
-        "total": "10.00",
-        "items": [{"sku": "SKU-1", "quantity": 1, "unit_price": "10.00"}],
+def user_event(name: str, version: int, email: str, user_id: str = USER) -> Envelope[Any]:
+    payload = sample(name, user_id=uuid.UUID(user_id), name="Alice", email=email, version=version)
+    return new_event(payload)
+
+
+def outcome_event(name: str, order_id: str, **extra: object) -> Envelope[Any]:
+    payload = sample(
+        name,
+        order_id=uuid.UUID(order_id),
+        user_id=USER,
+        total="10.00",
+        items=order_lines(("SKU-1", 1, "10.00")),
         **extra,
-    }
-    return new_event(name, order_id, data, trace_headers=TRACE)
+    )
+    return new_event(payload, trace_headers=TRACE)
+
+
+def body(event: Envelope[Any]) -> dict[str, Any]:
+    data: dict[str, Any] = msgspec.to_builtins(event.data)
+    return data
 
 
 def store_of(fake: FakeNotificationStore) -> NotificationStore:
@@ -98,11 +108,11 @@ async def test_an_outcome_sends_one_mail_and_emits_notification_sent() -> None:
     (sent,) = emitted
     assert sent.name == "NotificationSent" and sent.aggregate_id == order_id
     assert sent.trace_headers == TRACE
-    assert sent.data["order_id"] == order_id
-    assert sent.data["outcome"] == "confirmed"
-    assert sent.data["to"] == "alice@example.org"
-    assert sent.data["message_id"] == f"<{order_id}.confirmed@polysaga>"
-    assert store.sent[(order_id, Outcome.CONFIRMED)].message_id == sent.data["message_id"]
+    assert body(sent)["order_id"] == order_id
+    assert body(sent)["outcome"] == "confirmed"
+    assert body(sent)["to"] == "alice@example.org"
+    assert body(sent)["message_id"] == f"<{order_id}.confirmed@polysaga>"
+    assert store.sent[(order_id, Outcome.CONFIRMED)].message_id == body(sent)["message_id"]
     assert store.locks == [(order_id, Outcome.CONFIRMED)]
 
 
@@ -158,7 +168,7 @@ async def test_the_replica_keeps_the_newest_version_and_measures_lag() -> None:
     await on_user_changed(
         user_event("UserRegistered", 1, "old@example.org"), store_of(store), mailer
     )
-    assert store.recipients["user-1"].email == "new@example.org"
+    assert store.recipients[USER].email == "new@example.org"
     assert observations() == before + 1  # only the applied update is a measurement
 
 

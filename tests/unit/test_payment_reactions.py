@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
+from uuid import UUID
 
+import msgspec
 import pytest
 
+import event_samples as samples
 from payment.adapters import Payment, PaymentStore
 from payment.application import EVENT_HANDLERS, on_order_cancelled, on_stock_reserved
 from payment.domain import PaymentStatus
+from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope, new_event
 
-ORDER = "order-1"
+ORDER = "0d9a4f0e-5b0a-4c1e-9a51-3f6f2b8f9c11"
 USER = "user-1"
 TRACE = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
@@ -77,26 +81,18 @@ def as_store(fake: FakePaymentStore) -> PaymentStore:
     return cast(PaymentStore, fake)
 
 
-def stock_reserved(total: str = "30.50", user_id: str = USER) -> Envelope:
-    return new_event(
-        "StockReserved",
-        ORDER,
-        {
-            "order_id": ORDER,
-            "user_id": user_id,
-            "items": [{"sku": "APPLE", "quantity": 1}],
-            "total": total,
-        },
-        trace_headers=TRACE,
-    )
+def stock_reserved(total: str = "30.50", user_id: str = USER) -> Envelope[P.StockReserved]:
+    payload = samples.stock_reserved(order_id=UUID(ORDER), user_id=user_id, total=total)
+    return new_event(payload, trace_headers=TRACE)
 
 
-def order_cancelled() -> Envelope:
-    return new_event(
-        "OrderCancelled",
-        ORDER,
-        {"order_id": ORDER, "user_id": USER, "reason": "x", "total": "30.50", "items": []},
-    )
+def order_cancelled() -> Envelope[P.OrderCancelled]:
+    return new_event(samples.order_cancelled(order_id=UUID(ORDER), user_id=USER, reason="x"))
+
+
+def body(event: Envelope[Any]) -> dict[str, Any]:
+    data: dict[str, Any] = msgspec.to_builtins(event.data)
+    return data
 
 
 @pytest.fixture
@@ -116,7 +112,7 @@ async def test_charges_when_funds_suffice(fake: FakePaymentStore) -> None:
 
     assert event.name == "PaymentProcessed"
     assert event.version == 2
-    assert event.data == {"order_id": ORDER, "user_id": USER, "amount": "30.50"}
+    assert body(event) == {"order_id": ORDER, "user_id": USER, "amount": "30.50"}
     assert event.trace_headers == TRACE
     assert fake.balances[USER] == Decimal("69.50")
     assert fake.payments[ORDER].status is PaymentStatus.CHARGED
@@ -133,7 +129,7 @@ async def test_the_whole_balance_may_be_spent(fake: FakePaymentStore) -> None:
     [event] = await on_stock_reserved(stock_reserved("100"), as_store(fake))
 
     assert event.name == "PaymentProcessed"
-    assert event.data["amount"] == "100.00"
+    assert body(event)["amount"] == "100.00"
     assert fake.balances[USER] == Decimal("0")
 
 
@@ -141,7 +137,7 @@ async def test_insufficient_funds_fails_and_takes_nothing(fake: FakePaymentStore
     [event] = await on_stock_reserved(stock_reserved("100.01"), as_store(fake))
 
     assert event.name == "PaymentFailed"
-    assert event.data == {"order_id": ORDER, "user_id": USER, "reason": "insufficient_funds"}
+    assert body(event) == {"order_id": ORDER, "user_id": USER, "reason": "insufficient_funds"}
     assert fake.balances[USER] == Decimal("100.00")
     assert fake.payments[ORDER].status is PaymentStatus.FAILED
 
@@ -150,7 +146,7 @@ async def test_no_account_fails_with_no_account(fake: FakePaymentStore) -> None:
     [event] = await on_stock_reserved(stock_reserved(user_id="stranger"), as_store(fake))
 
     assert event.name == "PaymentFailed"
-    assert event.data["reason"] == "no_account"
+    assert body(event)["reason"] == "no_account"
     assert fake.payments[ORDER].reason == "no_account"
 
 
@@ -176,7 +172,7 @@ async def test_cancel_after_charge_refunds_exactly_once(fake: FakePaymentStore) 
     again = await on_order_cancelled(order_cancelled(), as_store(fake))
 
     assert refund.name == "PaymentRefunded"
-    assert refund.data == {"order_id": ORDER, "user_id": USER, "amount": "30.50"}
+    assert body(refund) == {"order_id": ORDER, "user_id": USER, "amount": "30.50"}
     assert again == []
     assert fake.balances[USER] == Decimal("100.00")
     assert fake.payments[ORDER].status is PaymentStatus.REFUNDED

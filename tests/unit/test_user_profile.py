@@ -5,31 +5,33 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import cast
+from uuid import UUID
 
 import msgspec
 import pytest
 
+from polysaga.events import payloads as P
 from user.adapters import UserStore
 from user.application import EVENT_HANDLERS, register_user, update_profile
 from user.domain import User, UserEvent, UserNotFoundError
 from user.http import ProfileChangeIn, RegisterIn
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+U1 = "0e6f2c1a-7b3d-4a5e-9f8c-1d2e3f4a5b6c"
 LATER = NOW + timedelta(minutes=1)
 
 
 def ada() -> User:
-    user, _ = User.register("u-1", "Ada", "ada@example.com", NOW)
+    user, _ = User.register(U1, "Ada", "ada@example.com", NOW)
     return user
 
 
 def test_registering_publishes_the_profile_at_version_1() -> None:
-    user, event = User.register("u-1", "Ada", "ada@example.com", NOW)
+    user, event = User.register(U1, "Ada", "ada@example.com", NOW)
 
     assert (user.version, user.created_at, user.updated_at) == (1, NOW, NOW)
-    assert event == UserEvent(
-        "UserRegistered",
-        {"user_id": "u-1", "name": "Ada", "email": "ada@example.com", "version": 1},
+    assert event == P.UserRegistered(
+        user_id=UUID(U1), name="Ada", email="ada@example.com", version=1
     )
 
 
@@ -50,10 +52,7 @@ def test_a_change_publishes_the_full_profile_at_the_next_version(
     assert (changed.name, changed.email, changed.version) == (*expected, 2)
     assert (changed.created_at, changed.updated_at) == (NOW, LATER)
     assert events == [
-        UserEvent(
-            "UserProfileUpdated",
-            {"user_id": "u-1", "name": expected[0], "email": expected[1], "version": 2},
-        )
+        P.UserProfileUpdated(user_id=UUID(U1), name=expected[0], email=expected[1], version=2)
     ]
 
 
@@ -108,7 +107,7 @@ async def test_commands_write_the_state_with_its_events() -> None:
 
     assert same.version == 1
     assert changed.version == 2
-    assert [e.name for e in fake.published] == ["UserRegistered", "UserProfileUpdated"]
+    assert [type(e) for e in fake.published] == [P.UserRegistered, P.UserProfileUpdated]
     assert fake.users[user.user_id] == changed
     with pytest.raises(UserNotFoundError):
         await update_profile(store, "nobody", LATER, name="X")

@@ -1,7 +1,8 @@
 """The pull-consumer loop every service runs, one per stream it consumes.
 
-Per fetched batch: decode and upcast each message (a malformed or unsupported one is
-dead-lettered at once), then handle the rest. A store with a batch runner handles the whole
+Per fetched batch: decode each message into a typed event at the current version
+(``decode_message``; a message that cannot be decoded, whatever its bytes, is dead-lettered
+at once), then handle the rest. A store with a batch runner handles the whole
 batch in one database transaction with all its inbox records and acks after the commit;
 when that transaction fails, the batch is handled again one message at a time, so one bad
 message costs only itself. One message at a time: its handler and inbox record in one
@@ -40,26 +41,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from polysaga import metrics, tracing
 from polysaga.events import declaration
-from polysaga.events.envelope import (
-    Envelope,
-    MalformedEventError,
-    decode,
-    known_event_name,
-)
-from polysaga.events.upcasting import UnsupportedVersionError, upcast
-from polysaga.messaging.dead_letters import Reason, letter_headers
+from polysaga.events.decoding import UnsupportedVersionError, decode
+from polysaga.events.envelope import Envelope, known_event_name
+from polysaga.events.payloads import Payload
+from polysaga.messaging.dead_letters import Reason, header_text, letter_headers
 from polysaga.persistence import outbox
 
 log = logging.getLogger(__name__)
 
 # A handler gets the event and the store handle its runner gives it: a connection inside an
 # open transaction (PostgreSQL) or the database (MongoDB).
-EventHandler = Callable[[Envelope, Any], Awaitable[None]]
+EventHandler = Callable[[Envelope[Any], Any], Awaitable[None]]
 # Runs a handler at most once per (consumer, event id); False when it had already run.
-HandlerRunner = Callable[[str, Envelope, EventHandler], Awaitable[bool]]
+HandlerRunner = Callable[[str, Envelope[Any], EventHandler], Awaitable[bool]]
 # Runs several handlers at once (one transaction, or one coalesced write); for each item,
 # False when it had already run. All or nothing: it raises if any handler failed.
-BatchRunner = Callable[[str, Sequence[tuple[Envelope, EventHandler]]], Awaitable[list[bool]]]
+BatchRunner = Callable[[str, Sequence[tuple[Envelope[Any], EventHandler]]], Awaitable[list[bool]]]
 
 _HOP_PUBLISHED = metrics.EVENT_HOP.labels(hop="created_to_published")
 _HOP_DELIVERED = metrics.EVENT_HOP.labels(hop="published_to_delivered")
@@ -69,6 +66,13 @@ _HOP_COMMITTED = metrics.EVENT_HOP.labels(hop="delivered_to_committed")
 class PermanentFailure(Exception):
     """The message can never succeed (e.g. a mail server refused the recipient): it is
     dead-lettered at once instead of spending its deliveries."""
+
+
+def decode_message(msg: Msg) -> Envelope[Payload]:
+    """The event a message carries, typed and at the current version. Raises
+    UnsupportedVersionError for a version this code cannot read and MalformedEventError for
+    anything else wrong with it (``polysaga.events.decoding``)."""
+    return decode(msg.headers, msg.data, msg.subject)
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ class _Work:
     """A decoded message with its handler, ready to run."""
 
     msg: Msg
-    event: Envelope
+    event: Envelope[Any]
     handler: EventHandler
     deliveries: int
 
@@ -198,12 +202,12 @@ class EventConsumer:
         """The message decoded with its handler, or None once it was dead-lettered."""
         deliveries = msg.metadata.num_delivered or 1
         try:
-            event = upcast(decode(msg.headers, msg.data))
-        except MalformedEventError as exc:
-            await self._dead_letter(msg, Reason.MALFORMED, str(exc), deliveries)
-            return None
+            event = decode_message(msg)
         except UnsupportedVersionError as exc:
             await self._dead_letter(msg, Reason.UNSUPPORTED_VERSION, str(exc), deliveries)
+            return None
+        except Exception as exc:  # MalformedEventError, or a message decode cannot even read
+            await self._dead_letter(msg, Reason.MALFORMED, str(exc) or repr(exc), deliveries)
             return None
         if deliveries > self._policy.max_deliveries:
             # Only reached when a previous delivery crashed the process mid-handler.
@@ -218,7 +222,7 @@ class EventConsumer:
     def _traced(self, subject: str, handler: EventHandler) -> EventHandler:
         """The handler inside its CONSUMER span, continuing the publisher's trace."""
 
-        async def handle(event: Envelope, store: Any) -> None:
+        async def handle(event: Envelope[Any], store: Any) -> None:
             with tracing.processing(subject, self.service, event):
                 await handler(event, store)
                 # Inside the span: the line carries the saga's trace and order ids.
@@ -384,17 +388,23 @@ class EventConsumer:
         metrics.EVENTS_CONSUMED.labels(
             event_type=known_event_name(original.get("ce-type", "")), outcome="dead_lettered"
         ).inc()
-        log.error("dead-lettered %s from %s: %s (%s)", original_id, msg.subject, reason, detail)
+        log.error(
+            "dead-lettered %s from %s: %s (%s)",
+            header_text(original_id),
+            msg.subject,
+            reason,
+            header_text(detail),
+        )
 
 
 def emitting(
-    reaction: Callable[[Envelope, Any], Awaitable[Sequence[Envelope]]],
+    reaction: Callable[[Envelope[Any], Any], Awaitable[Sequence[Envelope[Payload]]]],
     store: Callable[[AsyncConnection], Any],
 ) -> EventHandler:
     """A handler from a reaction that returns the events it causes: they are written to the
     outbox in the handler's own transaction."""
 
-    async def handle(event: Envelope, conn: AsyncConnection) -> None:
+    async def handle(event: Envelope[Any], conn: AsyncConnection) -> None:
         await outbox.append(conn, await reaction(event, store(conn)))
 
     return handle
