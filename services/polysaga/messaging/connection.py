@@ -34,8 +34,10 @@ ENTITY_STREAMS = frozenset({"USERS", "CATALOG"})
 # long as the saga streams, and at most this much. When it is full, new dead letters are
 # refused (discard new), never old ones dropped: the consumer then leaves the message
 # unacknowledged and JetStream redelivers it, so nothing is lost and the alert stays on.
+# The server reserves a stream's max_bytes from its max_file_store (the chart's default is
+# 1G), so this leaves the saga streams the rest.
 DEAD_LETTER_MAX_AGE_S = STREAM_MAX_AGE_S
-DEAD_LETTER_MAX_BYTES = 1024**3
+DEAD_LETTER_MAX_BYTES = 256 * 1024**2
 
 
 async def connect(
