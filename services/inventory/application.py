@@ -1,16 +1,58 @@
-"""Inventory's saga reactions; the handler map at the bottom says who reacts to what."""
+"""Inventory's commands, queries and saga reactions over its store (``inventory.ports``). A
+command or query runs in one unit of work; a reaction inside the unit the consumer opened
+for its event. The handler map at the bottom says who reacts to what."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from inventory.adapters import InventoryStore
 from inventory.domain import ReservationStatus, may_reserve, must_release, quantities_by_sku
+from inventory.ports import InventoryStore, Reservation, StockLevel
 from polysaga import metrics
 from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope, new_event
 from polysaga.events.payloads import Payload
+from polysaga.unit_of_work import UnitOfWork
+
+InventoryUnit = UnitOfWork[InventoryStore]
+
+
+class UnknownSkuError(LookupError):
+    """No stock record for this SKU."""
+
+
+class NoReservationError(LookupError):
+    """Inventory has seen no event for this order."""
+
+
+# --- commands and queries ----------------------------------------------------------------
+
+
+async def set_stock(uow: InventoryUnit, sku: str, available: int) -> StockLevel:
+    async with uow:
+        level = await uow.store.set_available(sku, available)
+        await uow.commit()
+    return level
+
+
+async def stock_of(uow: InventoryUnit, sku: str) -> StockLevel:
+    async with uow:
+        level = await uow.store.level(sku)
+    if level is None:
+        raise UnknownSkuError(sku)
+    return level
+
+
+async def reservation_of(uow: InventoryUnit, order_id: str) -> Reservation:
+    async with uow:
+        reservation = await uow.store.reservation(order_id)
+    if reservation is None:
+        raise NoReservationError(order_id)
+    return reservation
+
+
+# --- saga reactions ----------------------------------------------------------------------
 
 
 def _lines(quantities: dict[str, int]) -> list[P.StockLine]:

@@ -36,28 +36,29 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import Any
 
-from notification.adapters import Notification, NotificationStore
 from notification.domain import OrderOutcome, Outcome, Recipient, outcome_message
+from notification.ports import Mailer, Notification, NotificationStore
 from polysaga import metrics
 from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope, new_event
 from polysaga.events.payloads import Payload
+from polysaga.unit_of_work import UnitOfWork
 
 REPLICA = "notification-users"
+
+NotificationUnit = UnitOfWork[NotificationStore]
 
 
 class RecipientUnknownError(LookupError):
     """The user's address has not reached the replica yet; try again later."""
 
 
-class Mailer(Protocol):
-    sender: str  # the From address
-
-    async def send(self, message: EmailMessage) -> None:
-        """Return once the mail server has accepted the message; raise otherwise."""
+async def notifications_of(uow: NotificationUnit, order_id: str) -> list[Notification]:
+    """What was sent about an order, oldest first (at most one per outcome)."""
+    async with uow:
+        return await uow.store.notifications_of(order_id)
 
 
 async def on_user_changed(

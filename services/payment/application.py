@@ -1,4 +1,6 @@
-"""Payment's saga reactions; the handler map at the bottom says who reacts to what."""
+"""Payment's commands, queries and saga reactions over its store (``payment.ports``). A
+command or query runs in one unit of work; a reaction inside the unit the consumer opened
+for its event. The handler map at the bottom says who reacts to what."""
 
 from __future__ import annotations
 
@@ -6,13 +8,49 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
-from payment.adapters import PaymentStore
 from payment.domain import PaymentStatus, may_charge, must_refund
+from payment.ports import Payment, PaymentStore
 from polysaga import metrics
 from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope, new_event
 from polysaga.events.payloads import Payload
 from polysaga.money import format_money, parse_money
+from polysaga.unit_of_work import UnitOfWork
+
+PaymentUnit = UnitOfWork[PaymentStore]
+
+
+class NoAccountError(LookupError):
+    """No account for this user."""
+
+
+# --- commands and queries ----------------------------------------------------------------
+
+
+async def set_balance(uow: PaymentUnit, user_id: str, balance: Decimal) -> Decimal:
+    """Open the account or set its balance."""
+    async with uow:
+        stored = await uow.store.set_balance(user_id, balance)
+        await uow.commit()
+    return stored
+
+
+async def balance_of(uow: PaymentUnit, user_id: str) -> Decimal:
+    async with uow:
+        balance = await uow.store.balance(user_id)
+    if balance is None:
+        raise NoAccountError(user_id)
+    return balance
+
+
+async def payments_of(uow: PaymentUnit, order_id: str) -> list[Payment]:
+    """The order's payment record, if any (there is at most one)."""
+    async with uow:
+        payment = await uow.store.payment(order_id)
+    return [] if payment is None else [payment]
+
+
+# --- saga reactions ----------------------------------------------------------------------
 
 
 async def on_stock_reserved(

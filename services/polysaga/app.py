@@ -136,12 +136,12 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
             await runtime.stop()
             tracing.shutdown()  # exports the spans still buffered
 
-    operator_credential = OperatorCredential(settings.operator_token)
     # A service's own errors first: Litestar picks the handler of the nearest class.
     exception_handlers: dict[type[Exception], Any] = {
         **EXCEPTION_HANDLERS,
         **domain_problem_handlers(definition.problems),
     }
+    operator_credential = OperatorCredential(settings.operator_token)
     app = Litestar(
         route_handlers=[healthz, readyz, metrics, *definition.route_handlers],
         state=State({"operator_credential": operator_credential}),

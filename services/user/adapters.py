@@ -35,8 +35,9 @@ MIGRATIONS = (
 _COLUMNS = "user_id::text AS user_id, name, email, version, created_at, updated_at"
 
 
-class UserStore:
-    """Users, inside one caller-owned transaction."""
+class PostgresUserStore:
+    """The user service's store (``user.ports.UserStore``) on one connection, inside the
+    transaction of the unit of work that made it."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn

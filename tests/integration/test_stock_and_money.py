@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import event_samples as samples
 from inventory import application as inventory_app
 from inventory.adapters import MIGRATIONS as INVENTORY_MIGRATIONS
-from inventory.adapters import InventoryStore
+from inventory.adapters import PostgresInventoryStore as InventoryStore
 from payment import application as payment_app
 from payment.adapters import MIGRATIONS as PAYMENT_MIGRATIONS
-from payment.adapters import PaymentStore
+from payment.adapters import PostgresPaymentStore as PaymentStore
 from payment.domain import PaymentStatus
 from polysaga.events.envelope import new_event
 from polysaga.persistence.database import is_retryable, migrate
