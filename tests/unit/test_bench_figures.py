@@ -5,10 +5,12 @@ and the hop quantiles."""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import pytest
 
-from polysaga_tools.bench_cpu import per_saga_ms
+from polysaga_tools.bench_cpu import BENCH_PROCESS, cpu_seconds, per_saga_ms
 from polysaga_tools.bench_probes import MetricsSnapshot
 from polysaga_tools.limits import MachineLimits, SagaCosts, saga_bound
 from polysaga_tools.nats_sync import with_sync_setting
@@ -144,6 +146,19 @@ def test_cpu_per_saga_is_the_difference_of_two_readings_over_the_sagas() -> None
     after = {"order": 12.5, "postgres": 51.0, "restarted": 0.5, "new": 3.0}
     assert per_saga_ms(before, after, 500) == {"order": 5.0, "postgres": 2.0}
     assert per_saga_ms(before, after, 0) == {}
+
+
+BURN = "import time\nwhile time.process_time() < 0.5: pass"
+
+
+def test_the_bench_is_charged_its_own_cpu_and_not_its_childrens() -> None:
+    # The stack the bench starts runs as its children: each is counted under its own name,
+    # so the bench's figure must not count them again.
+    before = cpu_seconds({})
+    child = subprocess.run([sys.executable, "-c", BURN], check=True, timeout=120)
+    assert child.returncode == 0
+    after = cpu_seconds({})
+    assert after[BENCH_PROCESS] - before[BENCH_PROCESS] < 0.3
 
 
 def test_hop_quantiles_come_from_the_difference_of_two_snapshots() -> None:
