@@ -15,11 +15,11 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -61,6 +61,8 @@ from polysaga_tools.stack_access import stack_client
 from polysaga_tools.sustainable import Criterion, StepOutcome, next_rate, verdict
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 BASE_RATE = 100.0
 LOW_RATE = 10.0
@@ -344,6 +346,21 @@ class Bench:
             steps=self.steps,
             samples=self.samples,
         )
+
+    async def one_phase(self, rate: float, duration_s: float) -> MeasuredPhase:
+        """Seed, then one measured phase at ``rate`` for ``duration_s`` (``--rate``)."""
+        limits_http = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with stack_client(self.state, timeout=30, limits=limits_http) as client:
+            await self._connect()
+            try:
+                await self._seed(client)
+                style = STYLES[0]
+                return await self._measured_phase(
+                    client, style, f"{style.name} at {rate:g}/s", rate, duration_s
+                )
+            finally:
+                if self._nc is not None:
+                    await self._nc.close()
 
     async def _style(self, client: httpx.AsyncClient, style: SagaStyle) -> StyleReport:
         """Every load phase for one saga style."""
@@ -726,32 +743,44 @@ def _database_of(url: str) -> str:
     return urlsplit(url).path.lstrip("/")
 
 
-async def run_bench(duration_s: float, attach: Path | None, plot: Path | None) -> BenchReport:
-    """Run the benchmark against an attached stack, or against one started for it (and
-    stopped afterwards)."""
+async def run_one_phase(rate: float, duration_s: float, attach: Path | None) -> MeasuredPhase:
+    """One measured phase at ``rate`` (the first saga style), on a stack of its own or an
+    attached one: to see what one change does to CPU and costs per saga."""
+    return await _on_a_stack(
+        attach, lambda bench: bench.one_phase(rate, duration_s), BenchPlan(max(duration_s, 10))
+    )
+
+
+async def _on_a_stack(
+    attach: Path | None, work: Callable[[Bench], Awaitable[T]], plan: BenchPlan
+) -> T:
     from rich.console import Console
 
     from polysaga_tools.stack import LocalStack, load_state
 
-    plan = BenchPlan(duration_s)
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
         if attach is not None:
-            report = await Bench(lambda: load_state(attach), plan, progress).run()
-        else:
-            import shutil
-            import tempfile
+            return await work(Bench(lambda: load_state(attach), plan, progress))
+        import shutil
+        import tempfile
 
-            data_dir = Path(tempfile.mkdtemp(prefix="polysaga-bench-"))
-            stack = LocalStack(data_dir, data_dir / "stack.json")
-            task = progress.add_task(f"starting a stack in {data_dir}", total=None)
-            await stack.start()
-            progress.remove_task(task)
-            try:
-                report = await Bench(stack.state, plan, progress).run()
-            finally:
-                await stack.stop()
-                shutil.rmtree(data_dir, ignore_errors=True)
+        data_dir = Path(tempfile.mkdtemp(prefix="polysaga-bench-"))
+        stack = LocalStack(data_dir, data_dir / "stack.json")
+        task = progress.add_task(f"starting a stack in {data_dir}", total=None)
+        await stack.start()
+        progress.remove_task(task)
+        try:
+            return await work(Bench(stack.state, plan, progress))
+        finally:
+            await stack.stop()
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def run_bench(duration_s: float, attach: Path | None, plot: Path | None) -> BenchReport:
+    """Run the benchmark against an attached stack, or against one started for it (and
+    stopped afterwards)."""
+    report = await _on_a_stack(attach, lambda bench: bench.run(), BenchPlan(duration_s))
     if plot is not None:
         draw(report, plot)
     return report
