@@ -74,6 +74,13 @@ MIGRATIONS = (
 )
 
 
+# Idempotency keys older than the retention go; a retry after that places a new order.
+PRUNE_IDEMPOTENCY_KEYS = text(
+    "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys"
+    " WHERE created_at < now() - make_interval(secs => :retention) LIMIT :chunk)"
+)
+
+
 class PostgresOrderStore:
     """The order service's store (``order.ports.OrderStore``) on one connection, inside the
     transaction of the unit of work that made it."""

@@ -43,9 +43,11 @@ from pymongo.errors import DuplicateKeyError
 
 from order_view.domain import OrderStatus, StatusWrite, field_key, refused_steps
 from order_view.ports import HistoryRecord, OrderFacts
+from polysaga import metrics
 from polysaga.mongo.client import MongoDatabase
 
 Collection = AsyncCollection[dict[str, Any]]
+_WRITES = metrics.VIEW_WRITES.labels(read_model="order-view")
 
 META_COLLECTION = "view_meta"
 _ACTIVE = "active"
@@ -182,16 +184,31 @@ def _history_entry(record: HistoryRecord) -> dict[str, Any]:
     return {"step": record.step, "at": record.at, "detail": record.detail}
 
 
+def _fact_fields(facts: OrderFacts) -> dict[str, Any]:
+    return {
+        "order_id": facts.order_id,
+        "user_id": facts.user_id,
+        "items": [
+            {"sku": i.sku, "quantity": i.quantity, "unit_price": i.unit_price} for i in facts.items
+        ],
+        "skus": sorted({i.sku for i in facts.items}),
+        "item_count": facts.item_count,
+        "total": facts.total,
+    }
+
+
 async def _upsert_guarded(
     collection: Collection, guard: dict[str, Any], update: dict[str, Any]
 ) -> bool:
     """Apply ``update`` where ``guard`` matches, creating the document if it is missing.
     False when the stored document fails the guard (it is already as new or newer)."""
+    _WRITES.inc()
     try:
         await collection.update_one(guard, update, upsert=True)
     except DuplicateKeyError:
         # Either the guard failed on an existing document, or a concurrent upsert created
         # the document first; now that it exists, a plain update decides which.
+        _WRITES.inc()
         result = await collection.update_one(guard, update)
         return result.matched_count == 1
     return True
@@ -200,10 +217,21 @@ async def _upsert_guarded(
 async def _record_step(
     collection: Collection, guard: dict[str, Any], update: dict[str, Any], record: HistoryRecord
 ) -> list[str]:
-    """``_upsert_guarded`` for an update that adds ``record`` to a summary's history, in the
+    """``_record_steps`` for one record; an update already applied refuses nothing new."""
+    return await _record_steps(collection, guard, update, [record]) or []
+
+
+async def _record_steps(
+    collection: Collection,
+    guard: dict[str, Any],
+    update: dict[str, Any],
+    records: Sequence[HistoryRecord],
+) -> list[str] | None:
+    """``_upsert_guarded`` for an update that adds ``records`` to a summary's history, in the
     same one round trip returning the history as it was: the steps this addition makes the
-    saga refuse (``domain.refused_steps``; the record itself, or steps it outranks) are
-    returned by name, each counted once, when it happens."""
+    saga refuse (``domain.refused_steps``; a record itself, or steps it outranks) are
+    returned by name, each counted once, when it happens. None when the guard failed on an
+    existing summary (already applied)."""
     # The whole document: FerretDB v1 has no projection for findAndModify.
     options: dict[str, Any] = {"return_document": ReturnDocument.BEFORE}
     try:
@@ -211,12 +239,12 @@ async def _record_step(
     except DuplicateKeyError:
         before = await collection.find_one_and_update(guard, update, **options)
         if before is None:
-            return []  # already applied
+            return None
     history: dict[str, Any] = dict((before or {}).get("history") or {})
-    if field_key(record.event_id) in history:
-        return []  # a redelivery: counted the first time
     was_refused = refused_steps(history)
-    history[field_key(record.event_id)] = _history_entry(record)
+    for record in records:
+        # One already there is a redelivery: whatever it refused was counted the first time.
+        history.setdefault(field_key(record.event_id), _history_entry(record))
     now_refused = refused_steps(history) - was_refused
     return sorted(history[key]["step"] for key in now_refused)
 
@@ -272,15 +300,7 @@ class ViewStore:
         """The steps the saga now refuses because of this event (see ``_record_step``)."""
         now = datetime.now(UTC)
         to_set: dict[str, Any] = {
-            "order_id": facts.order_id,
-            "user_id": facts.user_id,
-            "items": [
-                {"sku": i.sku, "quantity": i.quantity, "unit_price": i.unit_price}
-                for i in facts.items
-            ],
-            "skus": sorted({i.sku for i in facts.items}),
-            "item_count": facts.item_count,
-            "total": facts.total,
+            **_fact_fields(facts),
             _history_path(record): _history_entry(record),
             "applied_at": now,
         }
@@ -303,6 +323,46 @@ class ViewStore:
             update["$setOnInsert"] = defaults
         guard = {"_id": facts.order_id, _history_path(record): {"$exists": False}}
         return await _record_step(self.gen.summaries, guard, update, record)
+
+    async def apply_together(
+        self,
+        order_id: str,
+        order_records: Sequence[HistoryRecord],
+        step_records: Sequence[HistoryRecord],
+        *,
+        facts: OrderFacts | None,
+        status: StatusWrite | None,
+        cancel_reason: str | None,
+        user_id: str | None,
+    ) -> list[str] | None:
+        """Several events of one order (order events with their facts, saga steps) in one
+        guarded upsert that sets what their one-event writes would, merged. None when any
+        of them was already applied: nothing is written then (apply them one by one).
+        Otherwise the steps the saga now refuses, as ``_record_step`` finds them."""
+        records = [*order_records, *step_records]
+        to_set: dict[str, Any] = {_history_path(r): _history_entry(r) for r in records}
+        to_set["applied_at"] = datetime.now(UTC)
+        maxes: dict[str, Any] = {"updated_at": max(r.at for r in records), "user_version": 0}
+        update: dict[str, Any] = {"$set": to_set, "$max": maxes}
+        defaults = _defaults(order_event=bool(order_records), status=status)
+        if order_records:
+            assert facts is not None, "order events carry the order's facts"
+            to_set.update(_fact_fields(facts))
+            update["$inc"] = {"order_version": len(order_records)}
+            update["$min"] = {"created_at": min(r.at for r in order_records)}
+            maxes.update({f"product_versions.{field_key(i.sku)}": 0 for i in facts.items})
+        elif user_id is not None:
+            # As apply_saga_step: a step's user only seeds a summary no order event reached.
+            defaults["user_id"] = user_id
+        if status is not None and status.overrides:
+            to_set["status"] = status.status.value
+        if cancel_reason is not None:
+            to_set["cancel_reason"] = cancel_reason
+        if defaults:
+            update["$setOnInsert"] = defaults
+        guard: dict[str, Any] = {"_id": order_id}
+        guard.update({_history_path(r): {"$exists": False} for r in records})
+        return await _record_steps(self.gen.summaries, guard, update, records)
 
     async def apply_saga_step(
         self, order_id: str, record: HistoryRecord, user_id: str | None
@@ -342,10 +402,12 @@ class ViewStore:
             return
         guards = {path: {"$lt": version} for guard in copies for path, version in guard[0].items()}
         values = {path: value for copy in copies for path, value in copy[1].items()}
+        _WRITES.inc()
         result = await self.gen.summaries.update_one({"_id": order_id, **guards}, {"$set": values})
         if result.matched_count == 1 or len(copies) == 1:
             return
         for guard, value in copies:  # some copy is already as new: guard each one
+            _WRITES.inc()
             await self.gen.summaries.update_one(
                 {"_id": order_id, **{path: {"$lt": v} for path, v in guard.items()}},
                 {"$set": value},
@@ -359,6 +421,7 @@ class ViewStore:
         )
 
     async def copy_user_everywhere(self, user_id: str, name: str, email: str, version: int) -> None:
+        _WRITES.inc()
         await self.gen.summaries.update_many(
             {"user_id": user_id, "user_version": {"$lt": version}},
             {"$set": {"user": {"name": name, "email": email}, "user_version": version}},
@@ -388,6 +451,7 @@ class ViewStore:
 
     async def copy_product_name_everywhere(self, sku: str, name: str, version: int) -> None:
         key = field_key(sku)
+        _WRITES.inc()
         await self.gen.summaries.update_many(
             {"skus": sku, f"product_versions.{key}": {"$lt": version}},
             {"$set": {f"product_names.{key}": name, f"product_versions.{key}": version}},

@@ -53,6 +53,21 @@ class SummaryView(Protocol):
         has reached yet."""
         ...
 
+    async def apply_together(
+        self,
+        order_id: str,
+        order_records: Sequence[HistoryRecord],
+        step_records: Sequence[HistoryRecord],
+        *,
+        facts: OrderFacts | None,
+        status: StatusWrite | None,
+        cancel_reason: str | None,
+        user_id: str | None,
+    ) -> list[str] | None:
+        """Several events of one order in one write, as their one-event writes merged: the
+        steps refused, or None (nothing written) when any of them was already applied."""
+        ...
+
     async def copy_names_into(self, order_id: str, user_id: str, skus: Sequence[str]) -> None:
         """Give the order the profile and product names known now, where newer."""
         ...

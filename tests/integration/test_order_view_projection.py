@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from order_view.adapters import ViewStore, ensure_indexes, generation
-from order_view.application import EVENT_HANDLERS
+from order_view.application import EVENT_HANDLERS, project_batch
 from order_view.domain import summary_from_document
 from order_view_scenario import (
     ADA,
@@ -142,6 +142,44 @@ async def test_any_order_with_duplicates_converges_to_the_in_order_result(
         view = await fresh_view(db, number)
         await apply(view, events, concurrency=concurrency)
         assert await contents(view) == expected, f"seed {seed}, run {number}"
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+async def test_batches_of_any_events_converge_to_the_in_order_result_with_fewer_writes(
+    db: MongoDatabase, seed: int
+) -> None:
+    """The consumers hand the view whole batches (``project_batch``): one order's events in a
+    batch become one write, and any batching of any order, with duplicates and with some
+    events applied before, gives the same view as one event at a time."""
+    from polysaga import metrics
+
+    scenario = saga_scenario(seed=seed)
+    in_order = await fresh_view(db, 1)
+    await apply(in_order, scenario.events)
+    expected = await contents(in_order)
+    rng = random.Random(seed)
+    writes = metrics.VIEW_WRITES.labels(read_model="order-view")
+
+    def batches(events: Sequence[Envelope], size: int) -> list[Sequence[Envelope]]:
+        return [events[i : i + size] for i in range(0, len(events), size)]
+
+    runs = [
+        batches(scenario.events, len(scenario.events)),  # everything at once, in order
+        batches(shuffled_with_duplicates(scenario.events, rng), 7),
+        batches(list(reversed(scenario.events)), 3),
+    ]
+    for number, run in enumerate(runs, start=2):
+        view = await fresh_view(db, number)
+        before = writes._value.get()
+        if number == 4:  # some events already applied one by one, then all again in batches
+            await apply(view, scenario.events[::2])
+        for batch in run:
+            await project_batch(batch, view)
+        assert await contents(view) == expected, f"seed {seed}, run {number}"
+        if number == 2:
+            # One batch holding everything: one write per order and a name copy per placed
+            # order, plus the entity events' writes, far fewer than one per event.
+            assert writes._value.get() - before < len(scenario.events)
 
 
 async def test_a_user_registered_after_the_order_fills_the_name(db: MongoDatabase) -> None:

@@ -76,9 +76,12 @@ def is_unique_violation(exc: DBAPIError) -> bool:
 
 
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    # No pool_pre_ping: on asyncpg it costs three round trips (BEGIN, ping, ROLLBACK) at every
+    # checkout. A connection a restart killed fails its first statement instead; SQLAlchemy
+    # then invalidates the whole pool, and that one failure is a store outage the consumers
+    # retry in place and HTTP answers with a 503 (``is_unavailable``). The asyncpg dialect
+    # prepares each statement once per connection and reuses it (its statement cache).
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
     tracing.instrument_engine(engine)
     return engine
 
