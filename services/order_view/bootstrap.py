@@ -46,8 +46,7 @@ def _count_refused(event: Envelope[Any], refused: Refused) -> None:
         metrics.SAGA_STEPS_REFUSED.labels(read_model=SERVICE, step=step).inc()
     if refused:
         log.warning(
-            "order %s: the saga does not allow %s beside its other steps (after %s %s);"
-            " not shown",
+            "order %s: the saga does not allow %s beside its other steps (after %s %s); not shown",
             event.aggregate_id,
             ", ".join(refused),
             event.name,
