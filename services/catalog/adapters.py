@@ -6,7 +6,6 @@ find_one_and_update for a change. No multi-document transaction is needed anywhe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -14,6 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from catalog.domain import Product, ProductEvent, ProductExistsError
+from catalog.ports import StoredProduct
 from polysaga.events.envelope import new_event
 from polysaga.money import format_money, parse_money
 from polysaga.mongo import outbox
@@ -30,13 +30,9 @@ async def ensure_indexes(db: MongoDatabase) -> None:
     await outbox.ensure_indexes(db[COLLECTION])
 
 
-@dataclass(frozen=True)
-class StoredProduct:
-    product: Product
-    outbox_seq: int
+class MongoProductStore:
+    """The catalog's store (``catalog.ports.ProductStore``) on its database."""
 
-
-class ProductStore:
     def __init__(self, db: MongoDatabase) -> None:
         self._products: AsyncCollection[dict[str, Any]] = db[COLLECTION]
 
@@ -49,7 +45,7 @@ class ProductStore:
         raises ProductExistsError and nothing is written."""
         update = outbox.merge_updates(
             {"$set": {**_state(product), "version": product.version}},
-            _staging(product.sku, events, last_seq=0),
+            _staging(events, last_seq=0),
         )
         try:
             await self._products.insert_one({"_id": product.sku, **_as_fields(update)})
@@ -65,15 +61,15 @@ class ProductStore:
             {"_id": changed.sku, "version": stored.product.version},
             outbox.merge_updates(
                 {"$set": _state(changed), "$inc": {"version": 1}},
-                _staging(changed.sku, events, last_seq=stored.outbox_seq),
+                _staging(events, last_seq=stored.outbox_seq),
             ),
             return_document=ReturnDocument.AFTER,
         )
         return None if document is None else _product(document)
 
 
-def _staging(sku: str, events: Sequence[ProductEvent], last_seq: int) -> dict[str, Any]:
-    envelopes = [new_event(e.name, sku, e.data) for e in events]
+def _staging(events: Sequence[ProductEvent], last_seq: int) -> dict[str, Any]:
+    envelopes = [new_event(e) for e in events]
     return outbox.merge_updates(
         outbox.staged(envelopes, first_seq=last_seq + 1), {"$inc": {SEQ_FIELD: len(envelopes)}}
     )

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from gateway.adapters import UpstreamClient, UpstreamReply, UpstreamUnavailableError
 from gateway.domain import (
     OrderDetails,
     compose_details,
@@ -26,7 +25,8 @@ from gateway.domain import (
     skus_of,
     user_id_of,
 )
-from polysaga.auth import Principal
+from gateway.ports import Upstream, UpstreamReply, UpstreamUnavailableError
+from polysaga.auth.principal import Principal
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def _sees(viewer: Principal, owner_id: object) -> bool:
     return may_see(owner_id, viewer_id=viewer.user_id, operator=viewer.operator)
 
 
-async def order_details(upstream: UpstreamClient, order_id: str, viewer: Principal) -> OrderDetails:
+async def order_details(upstream: Upstream, order_id: str, viewer: Principal) -> OrderDetails:
     order = await _order(upstream, order_id)
     user_id = user_id_of(order)
     if not _sees(viewer, user_id):
@@ -70,7 +70,7 @@ async def order_details(upstream: UpstreamClient, order_id: str, viewer: Princip
 
 
 async def read_model(
-    upstream: UpstreamClient,
+    upstream: Upstream,
     path: str,
     params: Mapping[str, str | int],
     *,
@@ -81,7 +81,7 @@ async def read_model(
 
 
 async def order_summary(
-    upstream: UpstreamClient,
+    upstream: Upstream,
     order_id: str,
     params: Mapping[str, str | int],
     *,
@@ -101,7 +101,7 @@ async def order_summary(
 
 
 async def place_order(
-    upstream: UpstreamClient,
+    upstream: Upstream,
     customer: Principal,
     items: list[dict[str, Any]],
     idempotency_key: str | None,
@@ -128,7 +128,7 @@ def user_orders_path(user_id: str) -> str:
     return f"/users/{_segment(user_id)}/orders"
 
 
-async def _order(upstream: UpstreamClient, order_id: str) -> dict[str, Any]:
+async def _order(upstream: Upstream, order_id: str) -> dict[str, Any]:
     try:
         reply = await upstream.get(ORDER, f"/orders/{_segment(order_id)}")
     except UpstreamUnavailableError as exc:
@@ -143,7 +143,7 @@ async def _order(upstream: UpstreamClient, order_id: str) -> dict[str, Any]:
     return order
 
 
-async def _part(upstream: UpstreamClient, service: str, path: str) -> dict[str, Any] | None:
+async def _part(upstream: Upstream, service: str, path: str) -> dict[str, Any] | None:
     try:
         reply = await upstream.get(service, path)
     except UpstreamUnavailableError as exc:

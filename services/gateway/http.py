@@ -20,7 +20,8 @@ from litestar.params import HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from gateway import application
-from gateway.adapters import UpstreamClient, UpstreamReply, UpstreamUnavailableError
+from gateway.adapters import UpstreamClient
+from gateway.ports import UpstreamReply, UpstreamUnavailableError
 from polysaga.api_types import ID_PATTERN, UUID_PATTERN, Quantity, Sku, StrictStruct
 from polysaga.auth import Principal, forbidden
 from polysaga.auth.schemes import BEARER_JWT_SCHEME

@@ -1,8 +1,9 @@
-"""The orchestrator's PostgreSQL adapter: one row per saga (its state, the step it waits for
-and when that step times out), its step history, and the trace context of the request that
-placed the order. Every change happens inside the caller's transaction, with the saga's row
-locked, together with the inbox record of the message that caused it and the outbox rows of
-the commands it sends: a crash at any point resumes from the last commit."""
+"""The orchestrator's PostgreSQL adapter (``orchestrator.ports.SagaStore``): one row per
+saga (its state, the step it waits for and when that step times out), its step history, and
+the trace context of the request that placed the order. Every change happens inside the
+caller's transaction, with the saga's row locked, together with the inbox record of the
+message that caused it and the outbox rows of the commands it sends: a crash at any point
+resumes from the last commit."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orchestrator.domain import OrderTerms, Saga, SagaState, Step, StepRecord
+from orchestrator.ports import HistoryEntry, TimedOut
+from polysaga.events.envelope import Envelope
+from polysaga.events.payloads import Payload
+from polysaga.persistence import outbox
 from polysaga.persistence.database import Migration
 
 MIGRATIONS = (
@@ -46,8 +51,9 @@ _COLUMNS = (
 )
 
 
-class SagaStore:
-    """The orchestrator's sagas, inside one caller-owned transaction."""
+class PostgresSagaStore:
+    """The orchestrator's sagas on one connection, inside the transaction of the unit of
+    work that made it."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -117,16 +123,16 @@ class SagaStore:
             },
         )
 
-    async def history(self, order_id: str) -> list[dict[str, Any]]:
+    async def history(self, order_id: str) -> list[HistoryEntry]:
         rows = await self._conn.execute(
             text(
                 "SELECT step, status, at, detail FROM saga_steps WHERE order_id = :id ORDER BY seq"
             ),
             {"id": order_id},
         )
-        return [{"step": r.step, "status": r.status, "at": r.at, "detail": r.detail} for r in rows]
+        return [HistoryEntry(r.step, r.status, r.at, r.detail) for r in rows]
 
-    async def timed_out(self, now: datetime, limit: int) -> list[tuple[Saga, dict[str, str]]]:
+    async def timed_out(self, now: datetime, limit: int) -> list[TimedOut]:
         """Sagas whose awaited step is past its deadline, locked (others' skipped, so two
         orchestrator instances share the work), with their stored trace context."""
         rows = await self._conn.execute(
@@ -138,7 +144,7 @@ class SagaStore:
             {"now": now, "limit": limit},
         )
         return [
-            (_saga(r), msgspec.json.decode(r.trace_context) if r.trace_context else {})
+            TimedOut(_saga(r), msgspec.json.decode(r.trace_context) if r.trace_context else {})
             for r in rows
         ]
 
@@ -147,6 +153,9 @@ class SagaStore:
             text("SELECT state, count(*) AS n FROM sagas GROUP BY state")
         )
         return {r.state: int(r.n) for r in rows}
+
+    async def publish(self, messages: Sequence[Envelope[Payload]]) -> None:
+        await outbox.append(self._conn, messages)
 
 
 def _row(saga: Saga) -> dict[str, Any]:

@@ -1,47 +1,59 @@
-"""The orchestrator's reactions: an orchestrated OrderPlaced starts a saga, each reply moves it
-on, and a step past its timeout turns it. Each decision (``orchestrator.domain``) is carried
-out in the handler's own transaction: the saga row and its history are written, and the
-command it sends or the outcome it announces goes to the outbox with them. The handler map
-at the bottom says who reacts to what."""
+"""The orchestrator's reactions, sweep and queries over its store (``orchestrator.ports``):
+an orchestrated OrderPlaced starts a saga, each reply moves it on, and a step past its
+timeout turns it. Each decision (``orchestrator.domain``) is carried out in one unit of
+work: the saga row and its history are written, and the command it sends or the outcome it
+announces goes to the outbox with them. The handler map at the bottom says who reacts to
+what."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
+from uuid import UUID
 
 from orchestrator import domain
-from orchestrator.domain import Decision, OrderTerms, Outcome, Saga, Step, StepRecord, StepTimeouts
+from orchestrator.domain import Decision, OrderTerms, Outcome, Saga, Step, StepTimeouts
+from orchestrator.ports import HistoryEntry, SagaStore
 from polysaga import metrics, tracing
+from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope, new_event
+from polysaga.events.payloads import Payload
 from polysaga.events.saga_style import orchestrated
 from polysaga.money import format_money, parse_money
+from polysaga.unit_of_work import UnitOfWork
+
+SagaUnit = UnitOfWork[SagaStore]
 
 log = logging.getLogger(__name__)
 
 
-class Sagas(Protocol):
-    """The port the orchestrator keeps its sagas behind (``adapters.SagaStore``)."""
+class NoSagaError(LookupError):
+    """The orchestrator runs no saga for this order."""
 
-    async def add(self, saga: Saga, trace_context: dict[str, str]) -> bool: ...
-    async def get(self, order_id: str, *, for_update: bool = False) -> Saga | None: ...
-    async def save(self, saga: Saga) -> None: ...
-    async def record(self, order_id: str, records: tuple[StepRecord, ...]) -> None: ...
-    async def timed_out(self, now: datetime, limit: int) -> list[tuple[Saga, dict[str, str]]]: ...
+
+@dataclass(frozen=True)
+class SagaView:
+    saga: Saga
+    history: list[HistoryEntry]
+
+
+# --- reactions ---------------------------------------------------------------------------
 
 
 async def on_order_placed(
-    event: Envelope, sagas: Sagas, now: datetime, timeouts: StepTimeouts
-) -> list[Envelope]:
-    if not orchestrated(event.data):
+    event: Envelope[P.OrderPlaced], sagas: SagaStore, now: datetime, timeouts: StepTimeouts
+) -> list[Envelope[Payload]]:
+    placed = event.data
+    if not orchestrated(placed):
         return []  # a choreographed order: the participants run it among themselves
-    d = event.data
     terms = OrderTerms(
-        order_id=d["order_id"],
-        user_id=d["user_id"],
-        items=tuple((str(i["sku"]), int(i["quantity"])) for i in d["items"]),
-        total=parse_money(d["total"]),
+        order_id=str(placed.order_id),
+        user_id=placed.user_id,
+        items=tuple((line.sku, line.quantity) for line in placed.items),
+        total=parse_money(placed.total),
     )
     decision = domain.start(terms, now, timeouts)
     if not await sagas.add(decision.saga, event.trace_headers):
@@ -51,89 +63,109 @@ async def on_order_placed(
 
 
 async def on_reply(
-    event: Envelope, sagas: Sagas, now: datetime, timeouts: StepTimeouts
-) -> list[Envelope]:
+    event: Envelope[P.SagaReply], sagas: SagaStore, now: datetime, timeouts: StepTimeouts
+) -> list[Envelope[Payload]]:
     step = Step(event.name.removesuffix("Reply"))
-    order_id = event.data["order_id"]
+    reply = event.data
+    order_id = str(reply.order_id)
     saga = await sagas.get(order_id, for_update=True)
     if saga is None:
         log.warning("%s for order %s, which has no saga here; ignored", event.name, order_id)
         return []
-    decision = domain.on_reply(
-        saga, step, bool(event.data["succeeded"]), event.data.get("reason"), now, timeouts
-    )
+    decision = domain.on_reply(saga, step, reply.succeeded, reply.reason, now, timeouts)
     return await _carry_out(sagas, decision, event.trace_headers)
 
 
+# --- the timeout sweep and queries --------------------------------------------------------
+
+
 async def sweep_timeouts(
-    sagas: Sagas, now: datetime, timeouts: StepTimeouts, limit: int = 100
-) -> list[Envelope]:
-    """Turn every saga whose awaited step has run out of time. No message starts this, so
-    each saga's work continues the trace of the request that placed its order."""
-    messages: list[Envelope] = []
-    for saga, trace_context in await sagas.timed_out(now, limit):
-        decision = domain.on_timeout(saga, now, timeouts)
-        if decision is None:
-            continue
-        assert saga.awaiting is not None
-        metrics.SAGA_STEP_TIMEOUTS.labels(step=saga.awaiting.value).inc()
-        with tracing.continued(trace_context, "saga step_timeout", order_id=saga.order_id):
-            messages += await _carry_out(sagas, decision, {})
-    return messages
+    uow: SagaUnit, now: datetime, timeouts: StepTimeouts, limit: int = 100
+) -> int:
+    """Turn every saga whose awaited step has run out of time; how many messages that sent.
+    No message starts this, so each saga's work continues the trace of the request that
+    placed its order."""
+    sent = 0
+    async with uow:
+        sagas = uow.store
+        for timed_out in await sagas.timed_out(now, limit):
+            saga = timed_out.saga
+            decision = domain.on_timeout(saga, now, timeouts)
+            if decision is None:
+                continue
+            assert saga.awaiting is not None
+            metrics.SAGA_STEP_TIMEOUTS.labels(step=saga.awaiting.value).inc()
+            with tracing.continued(
+                timed_out.trace_context, "saga step_timeout", order_id=saga.order_id
+            ):
+                messages = await _carry_out(sagas, decision, {})
+                await sagas.publish(messages)
+            sent += len(messages)
+        await uow.commit()
+    return sent
+
+
+async def saga_of(uow: SagaUnit, order_id: str) -> SagaView:
+    async with uow:
+        saga = await uow.store.get(order_id)
+        history = await uow.store.history(order_id) if saga else []
+    if saga is None:
+        raise NoSagaError(order_id)
+    return SagaView(saga, history)
+
+
+async def counts_by_state(uow: SagaUnit) -> dict[str, int]:
+    async with uow:
+        return await uow.store.counts()
+
+
+# --- carrying a decision out -------------------------------------------------------------
 
 
 async def _carry_out(
-    sagas: Sagas, decision: Decision, trace_headers: dict[str, str]
-) -> list[Envelope]:
+    sagas: SagaStore, decision: Decision, trace_headers: dict[str, str]
+) -> list[Envelope[Payload]]:
     if decision.states or decision.send:
         await sagas.save(decision.saga)
     await sagas.record(decision.saga.order_id, decision.records)
     return _messages(decision, trace_headers)
 
 
-def _messages(decision: Decision, trace_headers: dict[str, str]) -> list[Envelope]:
+def _messages(decision: Decision, trace_headers: dict[str, str]) -> list[Envelope[Payload]]:
     """The command the decision sends and the outcome it announces."""
     saga = decision.saga
-    order_id = saga.order_id
-    messages = []
+    order_id = UUID(saga.order_id)
+    bodies: list[Payload] = []
     if decision.send is not None:
-        messages.append(
-            new_event(
-                decision.send.value,
-                order_id,
-                _command_body(decision.send, saga.terms),
-                trace_headers=trace_headers,
-            )
-        )
+        bodies.append(_command(decision.send, saga.terms))
     if decision.outcome is Outcome.COMPLETED:
-        messages.append(
-            new_event(
-                "SagaCompleted", order_id, {"order_id": order_id}, trace_headers=trace_headers
-            )
-        )
+        bodies.append(P.SagaCompleted(order_id=order_id))
     elif decision.outcome is Outcome.COMPENSATED:
-        body = {"order_id": order_id, "reason": saga.reason or "compensated"}
-        messages.append(new_event("SagaCompensated", order_id, body, trace_headers=trace_headers))
-    return messages
+        bodies.append(P.SagaCompensated(order_id=order_id, reason=saga.reason or "compensated"))
+    return [new_event(body, trace_headers=trace_headers) for body in bodies]
 
 
-def _command_body(step: Step, terms: OrderTerms) -> dict[str, Any]:
-    base = {"order_id": terms.order_id}
+def _command(step: Step, terms: OrderTerms) -> Payload:
+    order_id = UUID(terms.order_id)
     if step is Step.RESERVE_STOCK:
-        return {
-            **base,
-            "user_id": terms.user_id,
-            "items": [{"sku": sku, "quantity": q} for sku, q in terms.items],
-            "total": format_money(terms.total),
-        }
+        return P.ReserveStock(
+            order_id=order_id,
+            user_id=terms.user_id,
+            items=[P.StockLine(sku=sku, quantity=q) for sku, q in terms.items],
+            total=format_money(terms.total),
+        )
     if step is Step.CHARGE_PAYMENT:
-        return {**base, "user_id": terms.user_id, "amount": format_money(terms.total)}
+        return P.ChargePayment(
+            order_id=order_id, user_id=terms.user_id, amount=format_money(terms.total)
+        )
     if step is Step.REFUND_PAYMENT:
-        return {**base, "user_id": terms.user_id}
-    return base  # ReleaseStock: inventory knows what it holds for the order
+        return P.RefundPayment(order_id=order_id, user_id=terms.user_id)
+    return P.ReleaseStock(order_id=order_id)  # inventory knows what it holds for the order
 
 
-Reaction = Callable[[Envelope, Sagas, datetime, StepTimeouts], Awaitable[list[Envelope]]]
+Reaction = Callable[
+    [Envelope[Any], SagaStore, datetime, StepTimeouts], Awaitable[list[Envelope[Payload]]]
+]
 
 EVENT_HANDLERS: dict[str, Reaction] = {
     "OrderPlaced": on_order_placed,

@@ -1,17 +1,19 @@
-"""Wires the orchestrator: its migrations, reactions, the route and the timeout sweep."""
+"""Wires the orchestrator: its store adapter, migrations, reactions, the route and the
+timeout sweep."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orchestrator import application
-from orchestrator.adapters import MIGRATIONS, SagaStore
+from orchestrator.adapters import MIGRATIONS, PostgresSagaStore
 from orchestrator.domain import StepTimeouts
-from orchestrator.http import ROUTES
+from orchestrator.http import PROBLEMS, ROUTES
 from polysaga import metrics
 from polysaga.events import declaration
 from polysaga.events.envelope import Envelope
@@ -39,8 +41,8 @@ def step_timeouts(settings: ServiceSettings) -> StepTimeouts:
 
 
 def _consume(reaction: application.Reaction, timeouts: StepTimeouts) -> EventHandler:
-    async def handle(event: Envelope, conn: AsyncConnection) -> None:
-        messages = await reaction(event, SagaStore(conn), datetime.now(UTC), timeouts)
+    async def handle(event: Envelope[Any], conn: AsyncConnection) -> None:
+        messages = await reaction(event, PostgresSagaStore(conn), datetime.now(UTC), timeouts)
         await outbox.append(conn, messages)
 
     return handle
@@ -52,12 +54,10 @@ def timeout_sweeper(timeouts: StepTimeouts) -> BackgroundLoop:
         await _caught_up(runtime, stop, CATCH_UP_BEFORE_TIMEOUTS_S)
 
         async def sweep() -> bool:
-            async with runtime.transaction() as conn:
-                messages = await application.sweep_timeouts(
-                    SagaStore(conn), datetime.now(UTC), timeouts
-                )
-                await outbox.append(conn, messages)
-            return len(messages) > 0  # a full batch may leave more behind
+            sent = await application.sweep_timeouts(
+                runtime.unit_of_work(), datetime.now(UTC), timeouts
+            )
+            return sent > 0  # a full batch may leave more behind
 
         await run_periodically(
             stop, runtime.settings.saga_timeout_sweep_interval_s, sweep, name="saga timeouts"
@@ -84,9 +84,7 @@ async def state_gauges(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
     """Exports the sagas per state from the table, right after restarts too."""
 
     async def refresh() -> None:
-        async with runtime.engine.connect() as conn:
-            counts = await SagaStore(conn).counts()
-        for state, n in counts.items():
+        for state, n in (await application.counts_by_state(runtime.unit_of_work())).items():
             metrics.ORCHESTRATED_SAGAS.labels(state=state).set(n)
 
     await run_periodically(stop, STATE_GAUGE_INTERVAL_S, refresh, name="saga state gauges")
@@ -97,10 +95,12 @@ def build(settings: ServiceSettings) -> ServiceDefinition:
     return ServiceDefinition(
         name="orchestrator",
         migrations=MIGRATIONS,
+        store_adapter=PostgresSagaStore,
         event_handlers={
             name: _consume(reaction, timeouts)
             for name, reaction in application.EVENT_HANDLERS.items()
         },
         route_handlers=ROUTES,
+        problems=PROBLEMS,
         background_loops=[timeout_sweeper(timeouts), state_gauges],
     )

@@ -7,12 +7,13 @@ from uuid import UUID
 
 import msgspec
 from litestar import get
-from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from orchestrator.adapters import SagaStore
-from polysaga.problems import Problem
-from polysaga.runtime import ServiceRuntime
+from orchestrator import application
+from orchestrator.application import NoSagaError
+from orchestrator.ports import SagaStore
+from polysaga.app import UnitOfWorkParam
+from polysaga.problems import ProblemMap, ProblemType
 
 
 class StepOut(msgspec.Struct):
@@ -30,27 +31,28 @@ class SagaOut(msgspec.Struct):
     steps: list[StepOut]
 
 
+# The orchestrator's errors as problems: routes let them through (``polysaga.problems``).
+PROBLEMS: ProblemMap = {
+    NoSagaError: ProblemType(
+        404,
+        "No orchestrated saga",
+        "no-orchestrated-saga",
+        detail="the orchestrator runs no saga for order {exc}: it is unknown, not yet seen,"
+        " or placed with the choreography (whose steps are in the order view's summary"
+        " history)",
+    ),
+}
+
+
 @get("/sagas/{order_id:uuid}", summary="An orchestrated saga: its state and step history")
-async def get_saga(order_id: FromPath[UUID], runtime: NamedDependency[ServiceRuntime]) -> SagaOut:
-    async with runtime.engine.connect() as conn:
-        store = SagaStore(conn)
-        saga = await store.get(str(order_id))
-        history = await store.history(str(order_id)) if saga else []
-    if saga is None:
-        raise Problem(
-            404,
-            "No orchestrated saga",
-            f"the orchestrator runs no saga for order {order_id}: it is unknown, not yet"
-            " seen, or placed with the choreography (whose steps are in the order view's"
-            " summary history)",
-            slug="no-orchestrated-saga",
-        )
+async def get_saga(order_id: FromPath[UUID], uow: UnitOfWorkParam[SagaStore]) -> SagaOut:
+    view = await application.saga_of(uow, str(order_id))
     return SagaOut(
-        order_id=saga.order_id,
+        order_id=view.saga.order_id,
         style="orchestration",
-        state=saga.state.value,
-        reason=saga.reason,
-        steps=[StepOut(**step) for step in history],
+        state=view.saga.state.value,
+        reason=view.saga.reason,
+        steps=[StepOut(e.step, e.status, e.at, e.detail) for e in view.history],
     )
 
 

@@ -14,6 +14,7 @@ import msgspec
 from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter, QueryParameter
+from nats.errors import Error as NatsError
 
 from order_view.adapters import ActiveGeneration, ViewStore, generation, stored_generations
 from order_view.domain import OrderSummary, SummaryDigest, summary_from_document
@@ -99,17 +100,28 @@ async def get_user_orders(
     "/admin/rebuild",
     status_code=200,
     summary="Rebuild the view from event history",
-    responses=problem_responses(409),
+    responses=problem_responses(409, 503),
 )
 async def rebuild_view(
     runtime: NamedDependency[ServiceRuntime], generations: NamedDependency[ActiveGeneration]
 ) -> RebuildResult:
+    """Events the view cannot apply are skipped and counted (``events_skipped``), never a
+    5xx; NATS or the store being unreachable is a 503 (the live generation stays)."""
     if generations.rebuilding.locked():
         raise Problem(409, "Rebuild in progress", "a rebuild is already running here")
     try:
         return await rebuild(runtime.js, runtime.mongo, generations)
     except RebuildSupersededError as exc:
         raise Problem(409, "Rebuild superseded", str(exc)) from exc
+    except NatsError as exc:
+        raise Problem(
+            503,
+            "Event history unavailable",
+            f"the streams could not be replayed ({type(exc).__name__}); the live view is"
+            " unchanged, try again",
+            slug="event-history-unavailable",
+            headers={"Retry-After": "1"},
+        ) from exc
 
 
 @get(

@@ -32,11 +32,13 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from bson.errors import InvalidDocument
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from pymongo.errors import OperationFailure
 
 from order_view.adapters import (
     POINTER_TTL_S,
@@ -51,10 +53,10 @@ from order_view.adapters import (
 )
 from order_view.application import EVENT_HANDLERS, SERVICE
 from polysaga.events import declaration
-from polysaga.events.envelope import MalformedEventError, decode
-from polysaga.events.upcasting import UnsupportedVersionError, upcast
+from polysaga.events.decoding import MalformedEventError, UnsupportedVersionError, decode
 from polysaga.messaging.permissions import replay_consumer_name
 from polysaga.mongo.client import MongoDatabase
+from polysaga.mongo.client import is_unavailable as mongo_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -214,10 +216,17 @@ async def _replay_stream(
     return counts
 
 
+# What an event's own content can make a write fail with, whatever the store's health: a
+# payload of the wrong shape, or a value the store refuses (FerretDB cannot hold a NUL in
+# text). The live consumer dead-letters such an event; a rebuild skips and counts it, and
+# goes on. The store being unavailable is not the event's fault: that stops the rebuild.
+_EVENT_FAULTS = (KeyError, TypeError, ValueError, AttributeError, InvalidDocument, OperationFailure)
+
+
 async def _apply(msg: Msg, view: ViewStore) -> Counts:
     """Apply one message; what the live consumer would dead-letter is skipped here."""
     try:
-        event = upcast(decode(msg.headers, msg.data))
+        event = decode(msg.headers, msg.data, msg.subject)
     except (MalformedEventError, UnsupportedVersionError) as exc:
         log.warning("rebuild skips %s #%s: %s", msg.subject, msg.metadata.sequence.stream, exc)
         return Counts(skipped=1)
@@ -226,7 +235,9 @@ async def _apply(msg: Msg, view: ViewStore) -> Counts:
         return Counts(skipped=1)
     try:
         await handler(event, view)
-    except (KeyError, TypeError, ValueError) as exc:  # a payload the live side dead-letters
+    except _EVENT_FAULTS as exc:
+        if mongo_unavailable(exc):
+            raise
         log.warning("rebuild skips %s %s: %r", event.name, event.event_id, exc)
         return Counts(skipped=1)
     return Counts(applied=1)

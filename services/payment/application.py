@@ -1,127 +1,285 @@
-"""Payment's saga reactions and commands; the handler map at the bottom says who reacts to
-what. A choreographed order is charged when StockReserved arrives and refunded on
-OrderCancelled; an orchestrated one only on the orchestrator's ChargePayment and
-RefundPayment, answered with a reply. Both go through the same two rules below."""
+"""Payment's commands, queries and saga reactions over its store (``payment.ports``). A
+command or query runs in one unit of work; a reaction inside the unit the consumer opened
+for its event. The handler map at the bottom says who reacts to what.
+
+Money moves only as the order service said when the order was placed: OrderPlaced tells
+payment the order's user and total, a StockReserved that matches them is charged that total
+(one that arrives first waits for it), and one that does not is refused and counted. A
+charge the order service later rejects (PaymentRejected) is refunded.
+
+A choreographed order is charged on StockReserved and refunded on OrderCancelled; an
+orchestrated one only on the orchestrator's ChargePayment and RefundPayment, each answered
+with a reply. A ChargePayment is a claim like a StockReserved: it too is charged only if it
+matches what OrderPlaced said, and waits for OrderPlaced if it comes first."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
-from payment.adapters import PaymentStore
-from payment.domain import PaymentStatus, may_charge, must_refund
+from payment.domain import (
+    PaymentStatus,
+    PlacedOrder,
+    ReservationClaim,
+    claim_mismatch,
+    is_the_charge,
+    may_charge,
+    must_refund,
+)
+from payment.ports import Payment, PaymentStore
 from polysaga import metrics
+from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope, new_event
+from polysaga.events.payloads import Payload
 from polysaga.events.saga_style import orchestrated
 from polysaga.money import format_money, parse_money
+from polysaga.unit_of_work import UnitOfWork
+
+PaymentUnit = UnitOfWork[PaymentStore]
 
 
-@dataclass(frozen=True)
-class Decided:
-    """What a charge or refund came to, and the events it caused (none when it had been
-    decided before)."""
-
-    succeeded: bool
-    reason: str | None = None
-    events: list[Envelope] = field(default_factory=list)
+class NoAccountError(LookupError):
+    """No account for this user."""
 
 
-async def charge(
-    cause: Envelope, store: PaymentStore, order_id: str, user_id: str, amount: Decimal
-) -> Decided:
-    """Take the amount from the account once; a second request finds the decision (or the
-    tombstone of a refund that came first) and changes nothing."""
+# --- commands and queries ----------------------------------------------------------------
+
+
+async def set_balance(uow: PaymentUnit, user_id: str, balance: Decimal) -> Decimal:
+    """Open the account or set its balance."""
+    async with uow:
+        stored = await uow.store.set_balance(user_id, balance)
+        await uow.commit()
+    return stored
+
+
+async def balance_of(uow: PaymentUnit, user_id: str) -> Decimal:
+    async with uow:
+        balance = await uow.store.balance(user_id)
+    if balance is None:
+        raise NoAccountError(user_id)
+    return balance
+
+
+async def payments_of(uow: PaymentUnit, order_id: str) -> list[Payment]:
+    """The order's payment record, if any (there is at most one)."""
+    async with uow:
+        payment = await uow.store.payment(order_id)
+    return [] if payment is None else [payment]
+
+
+# --- saga reactions ----------------------------------------------------------------------
+
+log = logging.getLogger(__name__)
+
+
+async def on_order_placed(
+    event: Envelope[P.OrderPlaced], store: PaymentStore
+) -> list[Envelope[Payload]]:
+    placed = event.data
+    order = PlacedOrder(str(placed.order_id), placed.user_id, parse_money(placed.total))
+    await store.lock_order(order.order_id)
+    await store.learn_order(order)
+    emitted: list[Envelope[Payload]] = []
+    for claim in await store.take_awaited(order.order_id):
+        emitted += await _charge(store, order, claim)
+    return emitted
+
+
+async def on_stock_reserved(
+    event: Envelope[P.StockReserved], store: PaymentStore
+) -> list[Envelope[Payload]]:
+    reserved = event.data
+    if orchestrated(reserved):
+        return []  # the orchestrator will send ChargePayment
+    claim = ReservationClaim(
+        event.event_id, reserved.user_id, parse_money(reserved.total), dict(event.trace_headers)
+    )
+    return await _claim(store, str(reserved.order_id), claim)
+
+
+async def on_charge_payment(
+    command: Envelope[P.ChargePayment], store: PaymentStore
+) -> list[Envelope[Payload]]:
+    charge = command.data
+    claim = ReservationClaim(
+        command.event_id,
+        charge.user_id,
+        parse_money(charge.amount),
+        dict(command.trace_headers),
+        commanded=True,
+    )
+    return await _claim(store, str(charge.order_id), claim)
+
+
+async def _claim(
+    store: PaymentStore, order_id: str, claim: ReservationClaim
+) -> list[Envelope[Payload]]:
+    """Charge the claim now if OrderPlaced has come, or keep it until it does."""
     await store.lock_order(order_id)
-    existing = await store.payment(order_id)
+    order = await store.placed_order(order_id)
+    if order is None:
+        await store.await_order(order_id, claim)
+        return []
+    return await _charge(store, order, claim)
+
+
+def _charge_reply(
+    order: PlacedOrder, claim: ReservationClaim, succeeded: bool, reason: str | None
+) -> list[Envelope[Payload]]:
+    """The ChargePaymentReply a commanded claim is answered with (none for a reservation)."""
+    if not claim.commanded:
+        return []
+    reply = P.ChargePaymentReply(
+        order_id=UUID(order.order_id),
+        command_id=UUID(claim.event_id),
+        succeeded=succeeded,
+        reason=reason,
+    )
+    return [new_event(reply, trace_headers=claim.trace_headers)]
+
+
+async def _charge(
+    store: PaymentStore, order: PlacedOrder, claim: ReservationClaim
+) -> list[Envelope[Payload]]:
+    mismatch = claim_mismatch(order, claim)
+    if mismatch is not None:
+        kind = "ChargePayment" if claim.commanded else "StockReserved"
+        metrics.EVENTS_REJECTED.labels(event_type=kind, reason=mismatch).inc()
+        log.warning(
+            "refused %s %s for order %s (%s): it names user %s and total %s,"
+            " the order was placed by %s for %s",
+            kind,
+            claim.event_id,
+            order.order_id,
+            mismatch,
+            claim.user_id,
+            format_money(claim.total),
+            order.user_id,
+            format_money(order.total),
+        )
+        return _charge_reply(order, claim, False, mismatch)
+    existing = await store.payment(order.order_id)
     if not may_charge(existing.status if existing else None):
+        # Already charged or failed, or the order was cancelled first: the decision stands.
         assert existing is not None
         charged = existing.status is PaymentStatus.CHARGED
-        return Decided(charged, None if charged else existing.reason or existing.status.lower())
+        why = None if charged else existing.reason or existing.status.lower()
+        return _charge_reply(order, claim, charged, why)
+    order_uuid, user_id, amount = UUID(order.order_id), order.user_id, order.total
     if await store.debit(user_id, amount):
-        await store.record(order_id, user_id, amount, PaymentStatus.CHARGED)
-        body = {"order_id": order_id, "user_id": user_id, "amount": format_money(amount)}
-        return Decided(True, events=[_caused(cause, "PaymentProcessed", order_id, body)])
+        await store.record(order.order_id, user_id, amount, PaymentStatus.CHARGED)
+        processed = P.PaymentProcessed(
+            order_id=order_uuid, user_id=user_id, amount=format_money(amount)
+        )
+        return [
+            new_event(processed, trace_headers=claim.trace_headers),
+            *_charge_reply(order, claim, True, None),
+        ]
     reason = "insufficient_funds" if await store.has_account(user_id) else "no_account"
-    await store.record(order_id, user_id, amount, PaymentStatus.FAILED, reason)
-    body = {"order_id": order_id, "user_id": user_id, "reason": reason}
-    return Decided(False, reason, [_caused(cause, "PaymentFailed", order_id, body)])
+    await store.record(order.order_id, user_id, amount, PaymentStatus.FAILED, reason)
+    failed = P.PaymentFailed(order_id=order_uuid, user_id=user_id, reason=reason)
+    return [
+        new_event(failed, trace_headers=claim.trace_headers),
+        *_charge_reply(order, claim, False, reason),
+    ]
 
 
-async def refund(cause: Envelope, store: PaymentStore, order_id: str, user_id: str) -> Decided:
-    """Give a charge back, once; before any charge, leave a tombstone so a late one charges
-    nothing. Always succeeds."""
+async def on_order_cancelled(
+    event: Envelope[P.OrderCancelled], store: PaymentStore
+) -> list[Envelope[Payload]]:
+    if orchestrated(event.data):
+        return []  # the orchestrator has sent RefundPayment already, if one was due
+    return await _refund_order(store, event)
+
+
+async def on_refund_payment(
+    command: Envelope[P.RefundPayment], store: PaymentStore
+) -> list[Envelope[Payload]]:
+    refunded = await _refund_order(store, command)
+    reply = P.RefundPaymentReply(
+        order_id=command.data.order_id,
+        command_id=UUID(command.event_id),
+        succeeded=True,
+        reason=None,
+    )
+    return [*refunded, new_event(reply, trace_headers=command.trace_headers)]
+
+
+async def _refund_order(
+    store: PaymentStore, cause: Envelope[P.OrderCancelled | P.RefundPayment]
+) -> list[Envelope[Payload]]:
+    """Give the order's charge back, once; before any charge, leave a tombstone so a late
+    one charges nothing. Always succeeds."""
+    order_id, user_id = str(cause.data.order_id), cause.data.user_id
     await store.lock_order(order_id)
     existing = await store.payment(order_id)
     if existing is None:
+        # The cancel came first: a tombstone so a late StockReserved charges nothing.
         await store.record(
-            order_id, user_id, parse_money("0"), PaymentStatus.CANCELLED, "cancelled_before_charge"
+            order_id, user_id, Decimal("0.00"), PaymentStatus.CANCELLED, "cancelled_before_charge"
         )
-        return Decided(True)
+        return []
     if not must_refund(existing.status):
-        return Decided(True)
-    await store.credit(existing.user_id, existing.amount)
-    await store.record(order_id, existing.user_id, existing.amount, PaymentStatus.REFUNDED)
+        return []
     metrics.COMPENSATIONS.labels(action="refund").inc()
-    body = {
-        "order_id": order_id,
-        "user_id": existing.user_id,
-        "amount": format_money(existing.amount),
-    }
-    return Decided(True, events=[_caused(cause, "PaymentRefunded", order_id, body)])
+    return [await _refund(store, existing.order_id, existing.user_id, existing.amount, cause)]
 
 
-# --- choreography -------------------------------------------------------------------------
+async def on_payment_rejected(
+    event: Envelope[P.PaymentRejected], store: PaymentStore
+) -> list[Envelope[Payload]]:
+    """The order service could not match a charge: give it back, if it is the charge payment
+    holds (a rejection of some other claim moves no money either)."""
+    rejected = event.data
+    order_id, amount = str(rejected.order_id), parse_money(rejected.amount)
+    await store.lock_order(order_id)
+    existing = await store.payment(order_id)
+    if existing is None or not is_the_charge(
+        existing.status, existing.user_id, existing.amount, rejected.user_id, amount
+    ):
+        metrics.EVENTS_REJECTED.labels(event_type="PaymentRejected", reason="no_such_charge").inc()
+        log.warning(
+            "order %s: the order service rejected a charge of %s to %s (%s) that payment does"
+            " not hold; nothing to give back",
+            order_id,
+            rejected.amount,
+            rejected.user_id,
+            rejected.reason,
+        )
+        return []
+    metrics.COMPENSATIONS.labels(action="refund_rejected").inc()
+    log.warning(
+        "order %s: the order service rejected the charge of %s to %s (%s); refunded",
+        order_id,
+        rejected.amount,
+        rejected.user_id,
+        rejected.reason,
+    )
+    return [await _refund(store, order_id, existing.user_id, existing.amount, event)]
 
 
-async def on_stock_reserved(event: Envelope, store: PaymentStore) -> list[Envelope]:
-    if orchestrated(event.data):
-        return []  # the orchestrator will send ChargePayment
-    d = event.data
-    return (await charge(event, store, d["order_id"], d["user_id"], parse_money(d["total"]))).events
+async def _refund(
+    store: PaymentStore, order_id: str, user_id: str, amount: Decimal, cause: Envelope[Any]
+) -> Envelope[Payload]:
+    await store.credit(user_id, amount)
+    await store.record(order_id, user_id, amount, PaymentStatus.REFUNDED)
+    refunded = P.PaymentRefunded(
+        order_id=UUID(order_id), user_id=user_id, amount=format_money(amount)
+    )
+    return new_event(refunded, trace_headers=cause.trace_headers)
 
 
-async def on_order_cancelled(event: Envelope, store: PaymentStore) -> list[Envelope]:
-    if orchestrated(event.data):
-        return []  # the orchestrator has sent RefundPayment already, if one was due
-    return (await refund(event, store, event.data["order_id"], event.data["user_id"])).events
-
-
-# --- orchestration ------------------------------------------------------------------------
-
-
-async def on_charge_payment(command: Envelope, store: PaymentStore) -> list[Envelope]:
-    d = command.data
-    decided = await charge(command, store, d["order_id"], d["user_id"], parse_money(d["amount"]))
-    return [*decided.events, reply(command, decided)]
-
-
-async def on_refund_payment(command: Envelope, store: PaymentStore) -> list[Envelope]:
-    decided = await refund(command, store, command.data["order_id"], command.data["user_id"])
-    return [*decided.events, reply(command, decided)]
-
-
-def reply(command: Envelope, decided: Decided) -> Envelope:
-    order_id = command.data["order_id"]
-    body = {
-        "order_id": order_id,
-        "command_id": command.event_id,
-        "succeeded": decided.succeeded,
-        "reason": decided.reason,
-    }
-    return _caused(command, f"{command.name}Reply", order_id, body)
-
-
-def _caused(cause: Envelope, name: str, order_id: str, data: dict[str, Any]) -> Envelope:
-    return new_event(name, order_id, data, trace_headers=cause.trace_headers)
-
-
-Reaction = Callable[[Envelope, PaymentStore], Awaitable[list[Envelope]]]
+Reaction = Callable[[Envelope[Any], PaymentStore], Awaitable[list[Envelope[Payload]]]]
 
 EVENT_HANDLERS: dict[str, Reaction] = {
+    "OrderPlaced": on_order_placed,
     "StockReserved": on_stock_reserved,
     "OrderCancelled": on_order_cancelled,
+    "PaymentRejected": on_payment_rejected,
     "ChargePayment": on_charge_payment,
     "RefundPayment": on_refund_payment,
 }

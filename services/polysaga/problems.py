@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -13,9 +15,14 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
 
 from polysaga.mongo.client import is_unavailable as mongo_unavailable
+from polysaga.persistence.database import is_data_error
 from polysaga.persistence.database import is_unavailable as postgres_unavailable
 
 log = logging.getLogger(__name__)
@@ -50,6 +57,47 @@ def _response(
     return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+@dataclass(frozen=True)
+class ProblemType:
+    """How one kind of domain error reads to a client. ``detail`` is a template over the
+    exception's message (``{exc}``); the default is the message itself."""
+
+    status: int
+    title: str
+    slug: str = ""
+    detail: str = "{exc}"
+
+    def problem(self, exc: Exception) -> Problem:
+        return Problem(self.status, self.title, self.detail.format(exc=exc), slug=self.slug)
+
+
+# Each service's domain and application errors and what each one means over HTTP: routes
+# raise nothing themselves for these, the app's exception handlers answer with the problem.
+ProblemMap = Mapping[type[Exception], ProblemType]
+
+
+def domain_problem_handlers(
+    problems: ProblemMap,
+) -> dict[type[Exception], Callable[[Request[Any, Any, Any], Exception], Response[Any]]]:
+    def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+        for kind in type(exc).__mro__:
+            if kind in problems:
+                return http_exception_handler(request, problems[kind].problem(exc))
+        return internal_error_handler(request, exc)
+
+    return dict.fromkeys(problems, handle)
+
+
+def validated(value: str, kind: object, title: str) -> str:
+    """A path parameter checked against a constrained string type (``polysaga.api_types``);
+    a 400 problem naming what is wrong otherwise."""
+    try:
+        checked: str = msgspec.convert(value, kind)
+    except msgspec.ValidationError as exc:
+        raise Problem(400, title, str(exc)) from exc
+    return checked
+
+
 def http_exception_handler(
     request: Request[Any, Any, Any], exc: HTTPException
 ) -> Response[dict[str, Any]]:
@@ -81,6 +129,18 @@ def internal_error_handler(
             " same Idempotency-Key).",
         }
         return _response(request, body, HTTP_503_SERVICE_UNAVAILABLE, {"Retry-After": "1"})
+    if is_data_error(exc):
+        # A value the request validation let through and the database refused: still the
+        # client's input (the rules in api_types should have caught it; the log says which).
+        log.warning("database refused a value on %s %s: %r", request.method, request.url.path, exc)
+        body = {
+            "type": "https://polysaga.io/problems/invalid-value",
+            "title": "Bad Request",
+            "status": HTTP_400_BAD_REQUEST,
+            "detail": "A value in the request is not one the service can store; nothing was"
+            " changed.",
+        }
+        return _response(request, body, HTTP_400_BAD_REQUEST)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     body = {
         "type": "https://polysaga.io/problems/internal-error",
@@ -164,6 +224,10 @@ __all__ = [
     "MediaType",
     "Problem",
     "ProblemDetails",
+    "ProblemMap",
+    "ProblemType",
     "document_problems",
+    "domain_problem_handlers",
     "problem_responses",
+    "validated",
 ]

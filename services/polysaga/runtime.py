@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polysaga.events import declaration
 from polysaga.messaging.connection import connect, ensure_consumers, ensure_streams
-from polysaga.messaging.consumer import ConsumerPolicy, EventConsumer, EventHandler
+from polysaga.messaging.consumer import BatchRunner, ConsumerPolicy, EventConsumer, EventHandler
 from polysaga.mongo.client import MongoDatabase
+from polysaga.mongo.unit_of_work import MongoUnitOfWork
 from polysaga.persistence.database import Migration
+from polysaga.persistence.unit_of_work import PostgresUnitOfWork
+from polysaga.problems import ProblemMap
 from polysaga.settings import ServiceSettings
 from polysaga.stores import MongoStore, NoStore, PostgresStore, Store
+from polysaga.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +46,22 @@ class ServiceDefinition:
     mongo_setup: Callable[[MongoDatabase], Awaitable[None]] | None = None  # MongoDB indexes
     # MongoDB: False when every handler is a version-guarded conditional write (projections).
     mongo_inbox: bool = True
+    # The service's store adapter over a connection in a transaction (PostgreSQL) or over the
+    # database (MongoDB): what ``ServiceRuntime.unit_of_work`` hands commands and queries.
+    store_adapter: Callable[[Any], Any] | None = None
+    # Domain errors a route may let through, and the problem each one is (``polysaga.problems``).
+    problems: ProblemMap = field(default_factory=dict)
     event_handlers: Mapping[str, EventHandler] = field(default_factory=dict)
     route_handlers: Sequence[Any] = ()
     background_loops: Sequence[BackgroundLoop] = ()
     uses_nats: bool = True
+    # Handle each fetched batch in one transaction (with a fallback to one message at a
+    # time). False where a handler has an effect outside the store that a sibling's failure
+    # would repeat (notification's mail).
+    batch_transactions: bool = True
+    # A Mongo-backed service's own batch runner, given the store's database (the order view
+    # coalesces a batch's writes).
+    mongo_batch_runner: Callable[[MongoDatabase], BatchRunner] | None = None
 
 
 def _make_store(definition: ServiceDefinition, settings: ServiceSettings) -> Store:
@@ -87,15 +102,15 @@ class ServiceRuntime:
         assert isinstance(self.store, MongoStore), f"{self.definition.name} has no MongoDB"
         return self.store.reader
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
-            yield conn
-
-    def wake_relay(self) -> None:
-        """Tell a Mongo relay that a write staged events (there is no NOTIFY in MongoDB)."""
+    def unit_of_work(self) -> UnitOfWork[Any]:
+        """A new unit of work over the service's store, for one command or query."""
+        adapter = self.definition.store_adapter
+        assert adapter is not None, f"{self.definition.name} declares no store adapter"
+        if isinstance(self.store, PostgresStore):
+            return PostgresUnitOfWork(self.store.engine, adapter)
         if isinstance(self.store, MongoStore):
-            self.store.wake_relay()
+            return MongoUnitOfWork(self.store.db, adapter, on_commit=self.store.wake_relay)
+        raise AssertionError(f"{self.definition.name} has no store")
 
     @property
     def js(self) -> JetStreamContext:
@@ -154,6 +169,11 @@ class ServiceRuntime:
             fetch_batch=s.fetch_batch,
         )
         runner = self.store.runner()
+        batch_runner: BatchRunner | None = None
+        if self.definition.mongo_batch_runner is not None:
+            batch_runner = self.definition.mongo_batch_runner(self.mongo)
+        elif self.definition.batch_transactions:
+            batch_runner = self.store.batch_runner()
         return [
             EventConsumer(
                 service=self.definition.name,
@@ -163,6 +183,7 @@ class ServiceRuntime:
                 js=self.js,
                 policy=policy,
                 store_unavailable=self.store.unavailable,
+                batch_runner=batch_runner,
             )
             for context in declaration.consumed_by(self.definition.name)
         ]

@@ -79,8 +79,9 @@ _TABLES = ("sales_orders", "sales_products", "sales_customers", "sales_days")
 ZERO = Decimal("0.00")
 
 
-class SalesStore:
-    """The projection's tables inside one caller-owned transaction. ``generation`` fixes the
+class PostgresSalesStore:
+    """The projection's tables (``sales.ports.SalesLedger``, and the generations a rebuild
+    works with) inside one caller-owned transaction. ``generation`` fixes the
     generation written and read (a rebuild's); None means the live one."""
 
     def __init__(self, conn: AsyncConnection, generation: int | None = None) -> None:

@@ -5,12 +5,12 @@ generations of the projection be compared."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
 
+from polysaga.events import payloads as P
 from polysaga.money import format_money, parse_money
 
 
@@ -36,22 +36,22 @@ class Sale:
         return sum(line.units for line in self.lines)
 
     @staticmethod
-    def of_confirmation(data: Mapping[str, Any], confirmed_at: datetime) -> Sale:
+    def of_confirmation(data: P.OrderConfirmed, confirmed_at: datetime) -> Sale:
         """From OrderConfirmed: its lines carry the unit price the order was placed at."""
         merged: dict[str, SaleLine] = {}
-        for item in data["items"]:
-            sku, units = str(item["sku"]), int(item["quantity"])
-            revenue = parse_money(item["unit_price"]) * units
+        for item in data.items:
+            sku, units = item.sku, item.quantity
+            revenue = parse_money(item.unit_price) * units
             earlier = merged.get(sku)
             if earlier is not None:
                 units, revenue = earlier.units + units, earlier.revenue + revenue
             merged[sku] = SaleLine(sku, units, revenue)
         return Sale(
-            order_id=str(data["order_id"]),
-            user_id=str(data["user_id"]),
+            order_id=str(data.order_id),
+            user_id=data.user_id,
             day=confirmed_at.astimezone(UTC).date(),
             lines=tuple(merged[sku] for sku in sorted(merged)),
-            total=parse_money(data["total"]),
+            total=parse_money(data.total),
         )
 
 

@@ -12,11 +12,19 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
 from polysaga.api_types import Identifier, Sku
+from polysaga.app import UnitOfWorkParam
 from polysaga.money import format_money
-from polysaga.problems import Problem, problem_responses
+from polysaga.problems import Problem, problem_responses, validated
 from polysaga.runtime import ServiceRuntime
-from sales.adapters import SalesStore
-from sales.rebuild import RebuildResult, RebuildRunningError, generation_digest, rebuild
+from sales import application
+from sales.ports import SalesLedger
+from sales.rebuild import (
+    RebuildResult,
+    RebuildRunningError,
+    UnknownGenerationError,
+    digest_of,
+    rebuild,
+)
 
 DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
@@ -46,39 +54,27 @@ class DigestOut(msgspec.Struct):
     digest: str
 
 
-def _checked(value: str, kind: object, what: str) -> str:
-    try:
-        return str(msgspec.convert(value, kind))
-    except msgspec.ValidationError as exc:
-        raise Problem(400, f"Bad {what}", str(exc)) from exc
-
-
 @get("/sales/products/{sku:str}", summary="Units and revenue of a product over confirmed orders")
-async def product_sales(sku: FromPath[str], runtime: NamedDependency[ServiceRuntime]) -> ProductOut:
-    async with runtime.engine.connect() as conn:
-        sales = await SalesStore(conn).product(_checked(sku, Sku, "SKU"))
+async def product_sales(sku: FromPath[str], uow: UnitOfWorkParam[SalesLedger]) -> ProductOut:
+    sales = await application.product_sales(uow, validated(sku, Sku, "Bad SKU"))
     return ProductOut(sales.sku, sales.units, format_money(sales.revenue))
 
 
 @get("/sales/customers/{user_id:str}", summary="A customer's confirmed orders and spending")
-async def customer_sales(
-    user_id: FromPath[str], runtime: NamedDependency[ServiceRuntime]
-) -> CustomerOut:
-    async with runtime.engine.connect() as conn:
-        sales = await SalesStore(conn).customer(_checked(user_id, Identifier, "user id"))
+async def customer_sales(user_id: FromPath[str], uow: UnitOfWorkParam[SalesLedger]) -> CustomerOut:
+    sales = await application.customer_sales(uow, validated(user_id, Identifier, "Bad user id"))
     return CustomerOut(sales.user_id, sales.orders, format_money(sales.spent))
 
 
 @get("/sales/days/{day:str}", summary="Orders confirmed on a day (UTC), their units and revenue")
-async def day_sales(day: FromPath[str], runtime: NamedDependency[ServiceRuntime]) -> DayOut:
+async def day_sales(day: FromPath[str], uow: UnitOfWorkParam[SalesLedger]) -> DayOut:
     try:
         if len(day) != 10:
             raise ValueError(day)
         parsed = date.fromisoformat(day)
     except ValueError as exc:
         raise Problem(400, "Bad day", f"{day!r} is not a date (YYYY-MM-DD)") from exc
-    async with runtime.engine.connect() as conn:
-        sales = await SalesStore(conn).day(parsed)
+    sales = await application.day_sales(uow, parsed)
     return DayOut(sales.day.isoformat(), sales.orders, sales.units, format_money(sales.revenue))
 
 
@@ -104,13 +100,11 @@ async def sales_digest(
     runtime: NamedDependency[ServiceRuntime],
     generation_number: Annotated[int | None, QueryParameter(name="generation", ge=1)] = None,
 ) -> DigestOut:
-    async with runtime.engine.connect() as conn:
-        store = SalesStore(conn, generation_number)
-        if generation_number is not None and generation_number not in await store.generations():
-            raise Problem(404, "Unknown generation", f"no generation {generation_number} is stored")
-        number = generation_number or await store.live_generation()
-        orders = await store.orders_counted()
-    return DigestOut(number, orders, await generation_digest(runtime.engine, number))
+    try:
+        number, orders, digest = await digest_of(runtime.engine, generation_number)
+    except UnknownGenerationError as exc:
+        raise Problem(404, "Unknown generation", str(exc)) from exc
+    return DigestOut(number, orders, digest)
 
 
 ROUTES = [product_sales, customer_sales, day_sales, rebuild_sales, sales_digest]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from nats.js import JetStreamContext
 from sqlalchemy import text
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from polysaga.events import declaration
 from polysaga.events.envelope import Envelope
 from polysaga.messaging.replay import Apply, Replayed, replay_range, stream_end
-from sales.adapters import SalesStore
+from sales.adapters import PostgresSalesStore
 from sales.application import EVENT_HANDLERS, READ_MODEL
 from sales.domain import digest
 
@@ -35,6 +36,10 @@ _REBUILD_LOCK = 0x5A1E5  # pg advisory lock key: one sales rebuild at a time
 
 class RebuildRunningError(RuntimeError):
     """Another rebuild holds the lock."""
+
+
+class UnknownGenerationError(LookupError):
+    """No such generation is stored."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,18 @@ class RebuildResult:
 
 async def generation_digest(engine: AsyncEngine, generation: int | None = None) -> str:
     async with engine.connect() as conn:
-        return digest(*await SalesStore(conn, generation).everything())
+        return digest(*await PostgresSalesStore(conn, generation).everything())
+
+
+async def digest_of(engine: AsyncEngine, generation: int | None) -> tuple[int, int, str]:
+    """A generation's number (default: the live one), its orders counted, its digest."""
+    async with engine.connect() as conn:
+        store = PostgresSalesStore(conn, generation)
+        if generation is not None and generation not in await store.generations():
+            raise UnknownGenerationError(f"no generation {generation} is stored")
+        number = generation or await store.live_generation()
+        orders = await store.orders_counted()
+    return number, orders, await generation_digest(engine, number)
 
 
 async def rebuild(engine: AsyncEngine, js: JetStreamContext) -> RebuildResult:
@@ -64,7 +80,7 @@ async def rebuild(engine: AsyncEngine, js: JetStreamContext) -> RebuildResult:
             raise RebuildRunningError("a sales rebuild is already running")
         try:
             async with engine.begin() as conn:
-                store = SalesStore(conn)
+                store = PostgresSalesStore(conn)
                 number, live = await store.next_generation(), await store.live_generation()
             info = (await js.stream_info(context.stream)).state
             first, s0 = int(info.first_seq or 1), int(info.last_seq or 0)
@@ -79,7 +95,7 @@ async def rebuild(engine: AsyncEngine, js: JetStreamContext) -> RebuildResult:
                 js, READ_MODEL, context, first, s0, _applier(engine, number)
             )
             async with engine.begin() as conn:
-                store = SalesStore(conn)
+                store = PostgresSalesStore(conn)
                 live = await store.lock_for_swap()
                 s1 = await stream_end(js, context)
                 counts += await replay_range(
@@ -109,13 +125,13 @@ def _applier(engine: AsyncEngine, generation: int) -> Apply:
     """Apply replayed events as the live consumer would, into ``generation``; their lag is
     not measured (it is the age of history, not the projection's delay)."""
 
-    async def apply(event: Envelope) -> bool:
+    async def apply(event: Envelope[Any]) -> bool:
         handler = EVENT_HANDLERS.get(event.name)
         if handler is None:
             return False
         try:
             async with engine.begin() as conn:
-                return await handler(event, SalesStore(conn, generation))
+                return await handler(event, PostgresSalesStore(conn, generation))
         except (KeyError, TypeError, ValueError) as exc:  # what the live side dead-letters
             log.warning("rebuild skips %s %s: %r", event.name, event.event_id, exc)
             return False
@@ -125,7 +141,7 @@ def _applier(engine: AsyncEngine, generation: int) -> Apply:
 
 async def _orders(engine: AsyncEngine, generation: int) -> int:
     async with engine.connect() as conn:
-        return await SalesStore(conn, generation).orders_counted()
+        return await PostgresSalesStore(conn, generation).orders_counted()
 
 
 __all__ = ["RebuildResult", "RebuildRunningError", "Replayed", "generation_digest", "rebuild"]

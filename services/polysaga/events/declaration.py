@@ -1,20 +1,25 @@
-"""The one declaration of every message: its bounded context, kind, version, producer and
-consumers.
+"""The one declaration of every message: its bounded context, kind, version, body, producer
+and consumers. Each message's body is a Struct of ``polysaga.events.payloads`` (one per
+version still readable), named here.
 
 Most messages are events (facts a context announces). The orchestrated saga adds commands
 (the orchestrator asks one participant to do something) and replies (the participant says
 how it went); they travel, are stored, deduplicated and consumed exactly as events are, on
 ``<context>.commands.<Name>`` and ``<context>.replies.<Name>``.
 
-Streams, consumers, NATS permissions and the README's event catalogue are all derived from
-this module; nothing else names a subject by hand.
+Streams, consumers, NATS permissions, the consumer edge's decoding, the README's event
+catalogue and the AsyncAPI document are all derived from this module; nothing else names a
+subject by hand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+
+from polysaga.events import payloads as P
+from polysaga.events.payloads import Payload
 
 DEAD_LETTER_STREAM = "DEADLETTER"
 DEAD_LETTER_PREFIX = "deadletter"
@@ -28,6 +33,8 @@ class Context:
     name: str
     stream: str
     producer: str
+    # The body field whose value is the aggregate id (the message's ``ce-subject``).
+    aggregate_field: str = "order_id"
 
     @property
     def subjects(self) -> str:
@@ -51,7 +58,17 @@ class EventSpec:
     version: int
     context: Context
     consumers: frozenset[str]
+    payload: type[Payload]
+    # Older versions still readable (upcast on the way in), each with its own body.
+    earlier: Mapping[int, type[Payload]] = field(default_factory=dict)
     kind: Kind = Kind.EVENT
+
+    def payload_of(self, version: int) -> type[Payload] | None:
+        """The body of ``version``, or None for a version this code cannot read."""
+        return self.payload if version == self.version else self.earlier.get(version)
+
+    def aggregate_id(self, data: Payload) -> str:
+        return str(getattr(data, self.context.aggregate_field))
 
     @property
     def subject(self) -> str:
@@ -69,8 +86,8 @@ class EventSpec:
 ORDERS = Context("orders", "ORDERS", producer="order")
 INVENTORY = Context("inventory", "INVENTORY", producer="inventory")
 PAYMENTS = Context("payments", "PAYMENTS", producer="payment")
-USERS = Context("users", "USERS", producer="user")
-CATALOG = Context("catalog", "CATALOG", producer="catalog")
+USERS = Context("users", "USERS", producer="user", aggregate_field="user_id")
+CATALOG = Context("catalog", "CATALOG", producer="catalog", aggregate_field="sku")
 NOTIFICATIONS = Context("notifications", "NOTIFICATIONS", producer="notification")
 # The orchestrated saga: its commands to the participants and its outcome for the order.
 SAGAS = Context("sagas", "SAGAS", producer="orchestrator")
@@ -95,46 +112,61 @@ READ_MODELS = frozenset({_VIEW, _SALES})
 _ORCHESTRATOR = "orchestrator"
 
 
-def _event(name: str, version: int, context: Context, consumers: Iterable[str]) -> EventSpec:
-    return EventSpec(name, version, context, frozenset(consumers))
+def _event(
+    payload: type[Payload],
+    version: int,
+    context: Context,
+    consumers: Iterable[str],
+    earlier: Mapping[int, type[Payload]] | None = None,
+) -> EventSpec:
+    return EventSpec(
+        payload.__name__, version, context, frozenset(consumers), payload, dict(earlier or {})
+    )
 
 
-def _command(name: str, version: int, handler: str) -> EventSpec:
-    return EventSpec(name, version, SAGAS, frozenset({handler}), Kind.COMMAND)
+def _command(payload: type[Payload], version: int, handler: str) -> EventSpec:
+    return EventSpec(
+        payload.__name__, version, SAGAS, frozenset({handler}), payload, kind=Kind.COMMAND
+    )
 
 
-def _reply(command: str, version: int, context: Context) -> EventSpec:
-    return EventSpec(f"{command}Reply", version, context, frozenset({_ORCHESTRATOR}), Kind.REPLY)
+def _reply(payload: type[Payload], version: int, context: Context) -> EventSpec:
+    return EventSpec(
+        payload.__name__, version, context, frozenset({_ORCHESTRATOR}), payload, kind=Kind.REPLY
+    )
 
 
 EVENTS: tuple[EventSpec, ...] = (
+    # Payment learns each order's user and total from OrderPlaced: it charges only that.
     # The orchestrator starts a saga for an order placed with "saga": "orchestration".
-    _event("OrderPlaced", 1, ORDERS, {"inventory", _VIEW, _ORCHESTRATOR}),
-    _event("OrderConfirmed", 1, ORDERS, {_VIEW, "notification", _SALES}),
-    _event("OrderCancelled", 1, ORDERS, {"inventory", "payment", _VIEW, "notification"}),
-    _event("StockReserved", 1, INVENTORY, {"payment", _VIEW}),
-    _event("StockReservationFailed", 1, INVENTORY, {"order", _VIEW}),
-    _event("StockReleased", 1, INVENTORY, {_VIEW}),
-    _event("PaymentProcessed", 2, PAYMENTS, {"order", _VIEW}),
-    _event("PaymentFailed", 1, PAYMENTS, {"order", _VIEW}),
-    _event("PaymentRefunded", 1, PAYMENTS, {_VIEW}),
+    _event(P.OrderPlaced, 1, ORDERS, {"inventory", "payment", _VIEW, _ORCHESTRATOR}),
+    _event(P.OrderConfirmed, 1, ORDERS, {_VIEW, "notification", _SALES}),
+    _event(P.OrderCancelled, 1, ORDERS, {"inventory", "payment", _VIEW, "notification"}),
+    # A charge the order service cannot match with an order: payment gives it back.
+    _event(P.PaymentRejected, 1, ORDERS, {"payment"}),
+    _event(P.StockReserved, 1, INVENTORY, {"payment", _VIEW}),
+    _event(P.StockReservationFailed, 1, INVENTORY, {"order", _VIEW}),
+    _event(P.StockReleased, 1, INVENTORY, {_VIEW}),
+    _event(P.PaymentProcessed, 2, PAYMENTS, {"order", _VIEW}, {1: P.PaymentProcessedV1}),
+    _event(P.PaymentFailed, 1, PAYMENTS, {"order", _VIEW}),
+    _event(P.PaymentRefunded, 1, PAYMENTS, {_VIEW}),
     # notification keeps a local replica of e-mail addresses, as order keeps prices.
-    _event("UserRegistered", 1, USERS, {_VIEW, "notification"}),
-    _event("UserProfileUpdated", 1, USERS, {_VIEW, "notification"}),
-    _event("ProductCreated", 1, CATALOG, {"order", _VIEW}),
-    _event("ProductPriceChanged", 1, CATALOG, {"order", _VIEW}),
-    _event("ProductRenamed", 1, CATALOG, {_VIEW}),
-    _event("NotificationSent", 1, NOTIFICATIONS, set()),
-    _command("ReserveStock", 1, "inventory"),
-    _command("ReleaseStock", 1, "inventory"),
-    _command("ChargePayment", 1, "payment"),
-    _command("RefundPayment", 1, "payment"),
-    _reply("ReserveStock", 1, INVENTORY),
-    _reply("ReleaseStock", 1, INVENTORY),
-    _reply("ChargePayment", 1, PAYMENTS),
-    _reply("RefundPayment", 1, PAYMENTS),
-    _event("SagaCompleted", 1, SAGAS, {"order"}),
-    _event("SagaCompensated", 1, SAGAS, {"order"}),
+    _event(P.UserRegistered, 1, USERS, {_VIEW, "notification"}),
+    _event(P.UserProfileUpdated, 1, USERS, {_VIEW, "notification"}),
+    _event(P.ProductCreated, 1, CATALOG, {"order", _VIEW}),
+    _event(P.ProductPriceChanged, 1, CATALOG, {"order", _VIEW}),
+    _event(P.ProductRenamed, 1, CATALOG, {_VIEW}),
+    _event(P.NotificationSent, 1, NOTIFICATIONS, set()),
+    _command(P.ReserveStock, 1, "inventory"),
+    _command(P.ReleaseStock, 1, "inventory"),
+    _command(P.ChargePayment, 1, "payment"),
+    _command(P.RefundPayment, 1, "payment"),
+    _reply(P.ReserveStockReply, 1, INVENTORY),
+    _reply(P.ReleaseStockReply, 1, INVENTORY),
+    _reply(P.ChargePaymentReply, 1, PAYMENTS),
+    _reply(P.RefundPaymentReply, 1, PAYMENTS),
+    _event(P.SagaCompleted, 1, SAGAS, {"order"}),
+    _event(P.SagaCompensated, 1, SAGAS, {"order"}),
 )
 
 _BY_NAME = {spec.name: spec for spec in EVENTS}
@@ -144,11 +176,22 @@ class UnknownEventError(LookupError):
     """An event name that the declaration does not know."""
 
 
+_BY_PAYLOAD = {spec.payload: spec for spec in EVENTS}
+
+
 def spec(name: str) -> EventSpec:
     try:
         return _BY_NAME[name]
     except KeyError:
         raise UnknownEventError(name) from None
+
+
+def spec_of(payload: Payload) -> EventSpec:
+    """The event whose current body ``payload`` is."""
+    try:
+        return _BY_PAYLOAD[type(payload)]
+    except KeyError:
+        raise UnknownEventError(type(payload).__name__) from None
 
 
 def published_by(service: str) -> tuple[EventSpec, ...]:

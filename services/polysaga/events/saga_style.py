@@ -1,26 +1,34 @@
 """How an order's saga runs: by choreography (each participant reacts to the others' events)
 or by orchestration (the orchestrator sends commands and waits for replies). The order fixes
-it when it is placed; its events carry it, so a participant in an orchestrated saga leaves
-the choreography's events alone and acts on commands only."""
+it when it is placed; its events carry it (``saga``, left out for choreography), so a
+participant in an orchestrated saga leaves the choreography's events alone and acts on
+commands only."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Protocol
+
+from polysaga.events.payloads import SagaStyleName
 
 
 class SagaStyle(StrEnum):
     CHOREOGRAPHY = "choreography"
     ORCHESTRATION = "orchestration"
 
-
-FIELD = "saga"  # where an event's body carries it; absent means choreography
-
-
-def style_of(data: Mapping[str, Any]) -> SagaStyle:
-    return SagaStyle(data.get(FIELD, SagaStyle.CHOREOGRAPHY.value))
+    @property
+    def name_in_events(self) -> SagaStyleName:
+        return "orchestration" if self is SagaStyle.ORCHESTRATION else "choreography"
 
 
-def orchestrated(data: Mapping[str, Any]) -> bool:
+class CarriesStyle(Protocol):
+    @property
+    def saga(self) -> SagaStyleName: ...
+
+
+def style_of(data: CarriesStyle) -> SagaStyle:
+    return SagaStyle(data.saga)
+
+
+def orchestrated(data: CarriesStyle) -> bool:
     return style_of(data) is SagaStyle.ORCHESTRATION

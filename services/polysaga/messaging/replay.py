@@ -8,6 +8,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
@@ -15,8 +16,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from polysaga.events import declaration
-from polysaga.events.envelope import Envelope, MalformedEventError, decode
-from polysaga.events.upcasting import UnsupportedVersionError, upcast
+from polysaga.events.decoding import MalformedEventError, UnsupportedVersionError, decode
+from polysaga.events.envelope import Envelope
 from polysaga.messaging.permissions import replay_consumer_name
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ _FETCH_TIMEOUT_S = 1.0
 # An abandoned replay consumer (the process died) is removed by the server after this.
 _INACTIVE_THRESHOLD_S = 60.0
 
-Apply = Callable[[Envelope], Awaitable[bool]]
+Apply = Callable[[Envelope[Any]], Awaitable[bool]]
 
 
 @dataclass
@@ -89,7 +90,7 @@ async def replay_range(
                     done = True
                     break
                 try:
-                    event = upcast(decode(msg.headers, msg.data))
+                    event = decode(msg.headers, msg.data, msg.subject)
                 except (MalformedEventError, UnsupportedVersionError) as exc:
                     log.warning("replay skips %s #%s: %s", msg.subject, seq, exc)
                     counts.skipped += 1
