@@ -5,13 +5,13 @@ backlog, live once it has applied everything (or only recent messages wait)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import nats
 import pytest
 from nats.js import JetStreamContext
 
+from event_samples import sample
 from polysaga.events.envelope import encode_body, new_event, to_headers
 from polysaga.messaging.connection import ensure_consumers, ensure_streams
 from polysaga_tools import projections
@@ -30,8 +30,7 @@ async def js(nats_server: NatsServer) -> AsyncIterator[JetStreamContext]:
 
 
 async def publish(js: JetStreamContext, name: str) -> None:
-    order_id = str(uuid.uuid4())
-    event = new_event(name, order_id, {"order_id": order_id})
+    event = new_event(sample(name))
     await js.publish(event.subject, encode_body(event.data), headers=to_headers(event))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 import nats
@@ -14,9 +15,12 @@ import pytest
 from litestar.testing import AsyncTestClient
 from nats.js import JetStreamContext
 
+import event_samples as samples
 from polysaga.app import create_app
+from polysaga.events import payloads as P
 from polysaga.events.envelope import NATS_MSG_ID, Envelope, encode_body, new_event, to_headers
 from polysaga.messaging.connection import ensure_streams
+from polysaga.money import format_money
 from polysaga.settings import ServiceSettings
 from polysaga_tools.servers import NatsServer
 from sales.bootstrap import build
@@ -50,15 +54,15 @@ async def service(
         yield client
 
 
-def confirmed(user: str, *lines: tuple[str, int, str]) -> Envelope:
-    order_id = str(uuid.uuid4())
-    items = [{"sku": s, "quantity": q, "unit_price": p} for s, q, p in lines]
-    total = sum((q * float(p) for _, q, p in lines), 0.0)
-    data = {"order_id": order_id, "user_id": user, "total": f"{total:.2f}", "items": items}
-    return new_event("OrderConfirmed", order_id, data)
+def confirmed(user: str, *lines: tuple[str, int, str]) -> Envelope[P.OrderConfirmed]:
+    total = sum((q * Decimal(p) for _, q, p in lines), Decimal("0"))
+    body = samples.order_confirmed(
+        user_id=user, total=format_money(total), items=samples.order_lines(*lines)
+    )
+    return new_event(body)
 
 
-async def publish(js: JetStreamContext, event: Envelope, msg_id: str | None = None) -> None:
+async def publish(js: JetStreamContext, event: Envelope[Any], msg_id: str | None = None) -> None:
     headers = to_headers(event)
     if msg_id:
         headers[NATS_MSG_ID] = msg_id
@@ -87,7 +91,7 @@ async def test_an_order_counts_once_per_product_customer_and_day(
     # The same confirmation again, under a new Nats-Msg-Id (the inbox absorbs it), and the
     # same order under a new event id (its row in sales_orders does).
     await publish(js, first, msg_id=str(uuid.uuid4()))
-    again = new_event("OrderConfirmed", first.aggregate_id, first.data)
+    again = new_event(first.data)
     await publish(js, again)
 
     async def counted() -> bool:
