@@ -105,15 +105,19 @@ async def place_order(
     customer: Principal,
     items: list[dict[str, Any]],
     idempotency_key: str | None,
+    saga: str = "choreography",
 ) -> UpstreamReply:
     """Forward a customer's order to the order service, as that customer (never as a user
-    the body names). Raises OrderUnavailableError when the order service cannot answer."""
+    the body names), with the saga style it asked for. Raises OrderUnavailableError when
+    the order service cannot answer."""
     headers = (
         {"Idempotency-Key": scoped_idempotency_key(customer.user_id, idempotency_key)}
         if idempotency_key is not None
         else {}
     )
-    body = {"user_id": customer.user_id, "items": items}
+    body: dict[str, Any] = {"user_id": customer.user_id, "items": items}
+    if saga != "choreography":  # the order service's default, left out
+        body["saga"] = saga
     try:
         return await upstream.request("POST", ORDER, "/orders", json=body, headers=headers)
     except UpstreamUnavailableError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Response, get, post
@@ -43,6 +43,8 @@ class CustomerOrderIn(StrictStruct):
     """What a customer sends: the items; who orders is the token's subject."""
 
     items: Annotated[list[OrderItemIn], msgspec.Meta(min_length=1, max_length=100)]
+    # Who runs the saga (``POST /orders`` on the order service says the same).
+    saga: Literal["choreography", "orchestration"] = "choreography"
 
 
 class OrderDetailsOut(msgspec.Struct):
@@ -204,7 +206,9 @@ async def place_order(
         raise forbidden("the token's subject is not a user id this system can hold")
     items = [{"sku": item.sku, "quantity": item.quantity} for item in data.items]
     try:
-        reply = await application.place_order(upstream, principal, items, idempotency_key)
+        reply = await application.place_order(
+            upstream, principal, items, idempotency_key, data.saga
+        )
     except application.OrderUnavailableError as exc:
         raise _unavailable(
             f"{exc}; retry with the same Idempotency-Key", _retry_after_s(upstream)

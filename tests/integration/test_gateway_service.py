@@ -457,6 +457,21 @@ async def test_a_customer_places_an_order_as_the_token_s_subject(peers: dict[str
     assert PLACED[1]["idempotency_key"] is None
 
 
+async def test_a_customer_chooses_the_saga_style_and_nothing_else(peers: dict[str, str]) -> None:
+    PLACED.clear()
+    async with gateway(peers, as_user=bearer("user-9")) as client:
+        orchestrated = await client.post("/orders", json={**ORDER_BODY, "saga": "orchestration"})
+        unknown_style = await client.post("/orders", json={**ORDER_BODY, "saga": "telepathy"})
+    assert orchestrated.status_code == 202
+    assert unknown_style.status_code == 400  # refused here, never forwarded
+    (forwarded,) = PLACED
+    assert forwarded["body"] == {
+        "user_id": "user-9",
+        "items": ORDER_BODY["items"],
+        "saga": "orchestration",
+    }
+
+
 async def test_a_token_whose_subject_cannot_be_a_user_id_cannot_place_orders(
     peers: dict[str, str],
 ) -> None:
