@@ -303,6 +303,7 @@ def check(
             "unfinished": report.unfinished,
             "compensations": report.compensations,
             "dead_lettered": await invariants.dead_lettered(state["nats"], state.get("nats_admin")),
+            "saga_styles": report.by_style,
             "invariants": report.invariants,
             "violations": report.violations[:20],
         }
