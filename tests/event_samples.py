@@ -174,6 +174,21 @@ def notification_sent(**fields: Any) -> P.NotificationSent:
     return P.NotificationSent(**(defaults | fields))
 
 
+def order_shipped(**fields: Any) -> P.OrderShipped:
+    defaults: dict[str, Any] = {
+        "order_id": order_id(),
+        "user_id": USER,
+        "tracking_number": "1Z-999-AA1",
+        "shipped_at": NOW,
+    }
+    return P.OrderShipped(**(defaults | fields))
+
+
+def order_delivered(**fields: Any) -> P.OrderDelivered:
+    defaults: dict[str, Any] = {"order_id": order_id(), "user_id": USER, "delivered_at": NOW}
+    return P.OrderDelivered(**(defaults | fields))
+
+
 def reserve_stock(**fields: Any) -> P.ReserveStock:
     defaults: dict[str, Any] = {
         "order_id": order_id(),
@@ -225,6 +240,8 @@ BUILDERS: dict[str, Callable[..., P.Payload]] = {
     "OrderConfirmed": order_confirmed,
     "OrderCancelled": order_cancelled,
     "PaymentRejected": payment_rejected,
+    "OrderShipped": order_shipped,
+    "OrderDelivered": order_delivered,
     "StockReserved": stock_reserved,
     "StockReservationFailed": stock_reservation_failed,
     "StockReleased": stock_released,

@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from order.domain import Order, OrderEvent
 from order.ports import ConcurrencyConflictError, OrderListing, OverdueOrder, StoredKey
 from polysaga import tracing
+from polysaga.events import payloads as P
 from polysaga.events.decoding import decode_payload
 from polysaga.events.envelope import Envelope, encode_body, new_event
-from polysaga.events.payloads import OrderCancelled, OrderConfirmed, OrderPlaced, Payload
+from polysaga.events.payloads import Payload
 from polysaga.persistence import outbox
 from polysaga.persistence.database import Migration
 
@@ -335,7 +336,13 @@ class PostgresOrderStore:
         return StoredKey(row.request_hash, row.order_id, row.version)
 
 
-_ORDER_EVENTS = (OrderPlaced, OrderConfirmed, OrderCancelled)
+_ORDER_EVENTS = (
+    P.OrderPlaced,
+    P.OrderConfirmed,
+    P.OrderCancelled,
+    P.OrderShipped,
+    P.OrderDelivered,
+)
 
 
 def _to_domain(row: Row[Any]) -> OrderEvent:

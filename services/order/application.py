@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from order.domain import Order, OrderStatus, payment_mismatch
+from order.domain import IllegalTransitionError, Order, OrderEvent, OrderStatus, payment_mismatch
 from order.ports import OrderListing, OrderStore
 from polysaga import metrics, tracing
 from polysaga.events import payloads as P
@@ -44,6 +44,10 @@ class OrderNotFoundError(LookupError):
 
 class PriceNotFoundError(LookupError):
     """The replica has no price for this SKU."""
+
+
+class OrderStateConflictError(Exception):
+    """The order's status does not allow this (shipping an order that is not CONFIRMED)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,30 @@ async def set_price(uow: OrderUnit, sku: str, price: Decimal) -> Decimal:
         await uow.store.set_price(sku, price)
         await uow.commit()
     return price
+
+
+async def ship_order(
+    uow: OrderUnit, order_id: str, tracking_number: str, *, now: datetime
+) -> Order:
+    """Record OrderShipped, only for a CONFIRMED order; otherwise nothing is written."""
+    return await _advance(uow, order_id, lambda order: order.ship(tracking_number, now))
+
+
+async def deliver_order(uow: OrderUnit, order_id: str, *, now: datetime) -> Order:
+    """Record OrderDelivered, only for a SHIPPED order; otherwise nothing is written."""
+    return await _advance(uow, order_id, lambda order: order.deliver(now))
+
+
+async def _advance(uow: OrderUnit, order_id: str, step: Callable[[Order], OrderEvent]) -> Order:
+    async with uow:
+        order = await _load(uow.store, order_id)
+        try:
+            event = step(order)
+        except IllegalTransitionError as exc:
+            raise OrderStateConflictError(str(exc)) from exc
+        moved = await uow.store.append(order, event)
+        await uow.commit()
+    return moved
 
 
 async def cancel_overdue(uow: OrderUnit, now: datetime, limit: int = 100) -> int:

@@ -1,5 +1,8 @@
 """The Order aggregate: its state is the fold of its events; commands check the rules and
-return new events. No I/O here."""
+return new events. No I/O here.
+
+Its whole life: PENDING (placed) → CONFIRMED or CANCELLED (the saga's outcome) → SHIPPED
+(with a tracking number, only from CONFIRMED) → DELIVERED (only from SHIPPED)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ class OrderStatus(StrEnum):
     PENDING = "PENDING"
     CONFIRMED = "CONFIRMED"
     CANCELLED = "CANCELLED"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
 
 
 class IllegalTransitionError(Exception):
@@ -67,7 +72,7 @@ class OrderLine:
 class OrderEvent:
     """One fact in an order's stream: the body of a declared event type."""
 
-    data: P.OrderEvent
+    data: P.OrderLifeEvent
     occurred_at: datetime
 
     @property
@@ -88,6 +93,7 @@ class Order:
     updated_at: datetime
     cancel_reason: str | None = None
     saga: SagaStyle = SagaStyle.CHOREOGRAPHY
+    tracking_number: str | None = None
 
     @property
     def orchestrated(self) -> bool:
@@ -136,9 +142,31 @@ class Order:
         self._require_pending("cancel")
         return OrderEvent(P.OrderCancelled(**self._facts(), reason=reason), now)
 
+    def ship(self, tracking_number: str, now: datetime) -> OrderEvent:
+        self._require(OrderStatus.CONFIRMED, "ship")
+        shipped = P.OrderShipped(
+            order_id=UUID(self.order_id),
+            user_id=self.user_id,
+            tracking_number=tracking_number,
+            shipped_at=now,
+        )
+        return OrderEvent(shipped, now)
+
+    def deliver(self, now: datetime) -> OrderEvent:
+        self._require(OrderStatus.SHIPPED, "deliver")
+        delivered = P.OrderDelivered(
+            order_id=UUID(self.order_id), user_id=self.user_id, delivered_at=now
+        )
+        return OrderEvent(delivered, now)
+
     def _require_pending(self, action: str) -> None:
-        if self.status is not OrderStatus.PENDING:
-            raise IllegalTransitionError(f"cannot {action} an order that is {self.status}")
+        self._require(OrderStatus.PENDING, action)
+
+    def _require(self, status: OrderStatus, action: str) -> None:
+        if self.status is not status:
+            raise IllegalTransitionError(
+                f"cannot {action} an order that is {self.status}, only one that is {status}"
+            )
 
     def _facts(self) -> dict[str, Any]:
         return {
@@ -152,19 +180,17 @@ class Order:
     # --- evolution ----------------------------------------------------------------------
 
     def apply(self, event: OrderEvent) -> Order:
-        if isinstance(event.data, P.OrderConfirmed):
-            status, reason = OrderStatus.CONFIRMED, None
-        elif isinstance(event.data, P.OrderCancelled):
-            status, reason = OrderStatus.CANCELLED, event.data.reason
-        else:
-            raise IllegalTransitionError(f"{event.name} cannot follow an existing order")
-        return replace(
-            self,
-            status=status,
-            cancel_reason=reason,
-            version=self.version + 1,
-            updated_at=event.occurred_at,
-        )
+        data = event.data
+        moved = replace(self, version=self.version + 1, updated_at=event.occurred_at)
+        if isinstance(data, P.OrderConfirmed):
+            return replace(moved, status=OrderStatus.CONFIRMED, cancel_reason=None)
+        if isinstance(data, P.OrderCancelled):
+            return replace(moved, status=OrderStatus.CANCELLED, cancel_reason=data.reason)
+        if isinstance(data, P.OrderShipped):
+            return replace(moved, status=OrderStatus.SHIPPED, tracking_number=data.tracking_number)
+        if isinstance(data, P.OrderDelivered):
+            return replace(moved, status=OrderStatus.DELIVERED)
+        raise IllegalTransitionError(f"{event.name} cannot follow an existing order")
 
     @staticmethod
     def start(event: OrderEvent) -> Order:
@@ -208,6 +234,7 @@ class Order:
             "updated_at": self.updated_at.isoformat(),
             "cancel_reason": self.cancel_reason,
             "saga": self.saga.value,
+            "tracking_number": self.tracking_number,
         }
 
     @staticmethod
@@ -224,6 +251,7 @@ class Order:
             updated_at=datetime.fromisoformat(data["updated_at"]),
             cancel_reason=data.get("cancel_reason"),
             saga=SagaStyle(data.get("saga", SagaStyle.CHOREOGRAPHY.value)),
+            tracking_number=data.get("tracking_number"),
         )
 
 

@@ -16,14 +16,16 @@ from order import application
 from order.application import (
     IdempotencyKeyReusedError,
     OrderNotFoundError,
+    OrderStateConflictError,
     PlaceOrder,
     PriceNotFoundError,
 )
-from order.domain import Order, OrderTooLargeError, UnknownProductError
+from order.domain import Order, OrderStatus, OrderTooLargeError, UnknownProductError
 from order.ports import OrderStore
 from polysaga.api_types import UUID_PATTERN, Identifier, Quantity, Sku, StrictStruct, whole
 from polysaga.app import UnitOfWorkParam
 from polysaga.auth import require_operator
+from polysaga.events.payloads import TrackingNumber
 from polysaga.events.saga_style import SagaStyle
 from polysaga.money import MoneyText, format_money, parse_money
 from polysaga.problems import Problem, ProblemMap, ProblemType, problem_responses, validated
@@ -65,6 +67,7 @@ class OrderOut(msgspec.Struct):
     placed_at: datetime
     updated_at: datetime
     saga: str
+    tracking_number: str | None
 
 
 class OrderListItem(msgspec.Struct):
@@ -84,6 +87,10 @@ class PriceIn(StrictStruct):
     price: MoneyText
 
 
+class ShipmentIn(StrictStruct):
+    tracking_number: TrackingNumber
+
+
 class PriceOut(msgspec.Struct):
     sku: str
     price: str
@@ -101,6 +108,7 @@ def _order_out(order: Order) -> OrderOut:
         placed_at=order.placed_at,
         updated_at=order.updated_at,
         saga=order.saga.value,
+        tracking_number=order.tracking_number,
     )
 
 
@@ -115,6 +123,7 @@ PROBLEMS: ProblemMap = {
         detail="this Idempotency-Key was used with a different request",
     ),
     OrderNotFoundError: ProblemType(404, "Order not found"),
+    OrderStateConflictError: ProblemType(409, "Order state conflict", "order-state-conflict"),
     PriceNotFoundError: ProblemType(
         404, "Unknown product", "unknown-product", "no price for {exc}"
     ),
@@ -158,6 +167,33 @@ async def get_order(
     return _order_out(await application.get_order(uow, str(order_id), as_of=as_of))
 
 
+@post(
+    "/orders/{order_id:uuid}/shipment",
+    status_code=200,
+    summary="Ship a confirmed order with its tracking number (operator)",
+    guards=[require_operator],
+    responses=problem_responses(404, 409),
+)
+async def ship(
+    order_id: FromPath[UUID], data: JSONBody[ShipmentIn], uow: UnitOfWorkParam[OrderStore]
+) -> OrderOut:
+    shipped = await application.ship_order(
+        uow, str(order_id), data.tracking_number, now=datetime.now(UTC)
+    )
+    return _order_out(shipped)
+
+
+@post(
+    "/orders/{order_id:uuid}/delivery",
+    status_code=200,
+    summary="Record that a shipped order was delivered (operator)",
+    guards=[require_operator],
+    responses=problem_responses(404, 409),
+)
+async def deliver(order_id: FromPath[UUID], uow: UnitOfWorkParam[OrderStore]) -> OrderOut:
+    return _order_out(await application.deliver_order(uow, str(order_id), now=datetime.now(UTC)))
+
+
 @get("/orders/{order_id:uuid}/events", summary="An order's event stream")
 async def get_order_events(
     order_id: FromPath[UUID], uow: UnitOfWorkParam[OrderStore]
@@ -168,7 +204,9 @@ async def get_order_events(
 @get("/orders", summary="Orders by id, paged")
 async def list_orders(
     uow: UnitOfWorkParam[OrderStore],
-    status: Annotated[str | None, Parameter(pattern=whole("PENDING|CONFIRMED|CANCELLED"))] = None,
+    status: Annotated[
+        str | None, Parameter(pattern=whole("|".join(s.value for s in OrderStatus)))
+    ] = None,
     after: Annotated[str | None, Parameter(pattern=UUID_PATTERN)] = None,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
 ) -> OrderPage:
@@ -202,4 +240,14 @@ async def get_price(sku: FromPath[str], uow: UnitOfWorkParam[OrderStore]) -> Pri
     return PriceOut(sku, format_money(price))
 
 
-ROUTES = [place, get_order, get_order_events, list_orders, order_stats, set_price, get_price]
+ROUTES = [
+    place,
+    get_order,
+    ship,
+    deliver,
+    get_order_events,
+    list_orders,
+    order_stats,
+    set_price,
+    get_price,
+]

@@ -102,7 +102,8 @@ class ServiceSettings(BaseSettings):
     # Order service only; harmless elsewhere.
     order_deadline_s: float = Field(default=30.0, gt=0)
     deadline_sweep_interval_s: float = Field(default=1.0, gt=0)
-    snapshot_every: int = Field(default=10, ge=1)
+    # Every delivered order reaches the fourth event (placed, confirmed, shipped, delivered).
+    snapshot_every: int = Field(default=4, ge=1)
 
     # Orchestrator only: each saga step's own timeout (a compensation's doubles on every
     # resend, up to the cap), and how often steps past their timeout are looked for.

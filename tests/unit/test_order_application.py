@@ -17,10 +17,12 @@ from order.application import (
     EVENT_HANDLERS,
     IdempotencyKeyReusedError,
     OrderNotFoundError,
+    OrderStateConflictError,
     PlaceOrder,
     PriceNotFoundError,
     cancel_overdue,
     count_by_status,
+    deliver_order,
     get_order,
     get_price,
     list_orders,
@@ -31,6 +33,7 @@ from order.application import (
     on_saga_completed,
     on_stock_reservation_failed,
     place_order,
+    ship_order,
 )
 from order.domain import Order, OrderStatus, UnknownProductError
 from order.ports import ConcurrencyConflictError
@@ -129,7 +132,13 @@ async def test_queries_read_through_a_unit_and_commit_nothing(fake: FakeOrderSto
     listed = await list_orders(unit, "PENDING", None, 10)
 
     assert order.order_id == order_id
-    assert counts == {"PENDING": 1, "CONFIRMED": 0, "CANCELLED": 0}
+    assert counts == {
+        "PENDING": 1,
+        "CONFIRMED": 0,
+        "CANCELLED": 0,
+        "SHIPPED": 0,
+        "DELIVERED": 0,
+    }
     assert [o.order_id for o in listed] == [order_id]
     assert unit.commits == 0
     with pytest.raises(OrderNotFoundError, match=r"no order .* as of"):
@@ -415,3 +424,34 @@ async def test_a_choreographed_order_ignores_saga_outcomes(fake: FakeOrderStore)
     order_id = await place(fake)
     await on_saga_completed(payment_event("SagaCompleted", order_id), fake, NOW)
     assert (await status_of(fake, order_id)).status is OrderStatus.PENDING
+
+
+# --- the rest of the order's life -------------------------------------------------------
+
+
+async def test_a_confirmed_order_ships_and_is_delivered_each_in_one_unit(
+    fake: FakeOrderStore,
+) -> None:
+    order_id = await place(fake)
+    order = await status_of(fake, order_id)
+    matching = {"user_id": order.user_id, "amount": format_money(order.total)}
+    await on_payment_processed(payment_event("PaymentProcessed", order_id, **matching), fake, NOW)
+    unit = FakeUnitOfWork(fake)
+    shipped = await ship_order(unit, order_id, "1Z-1", now=NOW)
+    assert (shipped.status, shipped.tracking_number) == (OrderStatus.SHIPPED, "1Z-1")
+    delivered = await deliver_order(unit, order_id, now=NOW)
+    assert delivered.status is OrderStatus.DELIVERED and unit.commits == 2
+
+
+async def test_shipping_an_order_that_is_not_confirmed_is_a_conflict_that_writes_nothing(
+    fake: FakeOrderStore,
+) -> None:
+    order_id = await place(fake)
+    unit = FakeUnitOfWork(fake)
+    with pytest.raises(OrderStateConflictError, match="PENDING"):
+        await ship_order(unit, order_id, "1Z-1", now=NOW)
+    with pytest.raises(OrderStateConflictError):
+        await deliver_order(unit, order_id, now=NOW)
+    with pytest.raises(OrderNotFoundError):
+        await ship_order(unit, str(uuid.uuid4()), "1Z-1", now=NOW)
+    assert len(fake.streams[order_id]) == 1 and (unit.commits, unit.rollbacks) == (0, 3)

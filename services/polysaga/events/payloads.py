@@ -17,7 +17,7 @@ from uuid import UUID
 
 import msgspec
 
-from polysaga.api_types import VISIBLE_TEXT_PATTERN, Identifier, Quantity, Sku
+from polysaga.api_types import VISIBLE_TEXT_PATTERN, Identifier, Quantity, Sku, whole
 from polysaga.money import MoneyText
 
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
@@ -70,6 +70,10 @@ class StockLine(Payload, frozen=True):
 
 OrderLines = Annotated[list[OrderLine], msgspec.Meta(min_length=1, max_length=100)]
 StockLines = Annotated[list[StockLine], msgspec.Meta(min_length=1, max_length=100)]
+# A carrier's tracking number: letters, digits and . _ / - (no spaces, nothing invisible).
+TrackingNumber = Annotated[
+    str, msgspec.Meta(max_length=64, pattern=whole(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}"))
+]
 # Who runs an order's saga (``polysaga.events.saga_style``). Events that carry it leave it
 # out for a choreographed order (omit_defaults), so those bodies are what they always were.
 SagaStyleName = Literal["choreography", "orchestration"]
@@ -103,6 +107,19 @@ class OrderCancelled(Payload, frozen=True, omit_defaults=True):
     total: Money
     reason: Reason
     saga: SagaStyleName = "choreography"
+
+
+class OrderShipped(Payload, frozen=True):
+    order_id: UUID
+    user_id: UserId
+    tracking_number: TrackingNumber
+    shipped_at: Time
+
+
+class OrderDelivered(Payload, frozen=True):
+    order_id: UUID
+    user_id: UserId
+    delivered_at: Time
 
 
 class PaymentRejected(Payload, frozen=True):
@@ -300,4 +317,6 @@ SagaReply = ReserveStockReply | ReleaseStockReply | ChargePaymentReply | RefundP
 # What an order's terminal events have in common, for consumers that treat them alike.
 OrderOutcomeEvent = OrderConfirmed | OrderCancelled
 OrderEvent = OrderPlaced | OrderConfirmed | OrderCancelled
+# Everything an order's own event stream holds, its whole life.
+OrderLifeEvent = OrderEvent | OrderShipped | OrderDelivered
 UserProfileEvent = UserRegistered | UserProfileUpdated
