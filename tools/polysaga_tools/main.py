@@ -120,6 +120,32 @@ def catalogue() -> None:
     print(catalogue_markdown())
 
 
+@app.command()
+def asyncapi(
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Write nothing; exit 1 if a committed file is not in step."),
+    ] = False,
+) -> None:
+    """Write docs/asyncapi.yaml (AsyncAPI 3.0) and the README's event catalogue, both
+    generated from the event declaration; run from the repository root."""
+    from polysaga_tools import event_docs
+
+    if not event_docs.README.is_file():
+        raise _fail("no README.md here; run from the repository root")
+    if check:
+        stale = event_docs.out_of_step()
+        for path in stale:
+            err.print(f"[red]out of step:[/] {path}")
+        if stale:
+            err.print("regenerate with: polysaga asyncapi")
+            raise typer.Exit(code=1)
+        print(f"{event_docs.DOCUMENT} and the README's catalogue are in step")
+        return
+    changed = event_docs.write()
+    print(f"wrote {event_docs.DOCUMENT} and the README's catalogue ({len(changed)} changed)")
+
+
 NATS_PERMISSIONS_FILE = Path("charts/polysaga/files/nats-permissions.json")
 
 
