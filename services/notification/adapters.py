@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from notification.domain import Outcome, Recipient
 from notification.ports import Notification
 from polysaga.persistence.database import Migration
+from polysaga.persistence.replica import upsert_if_newer
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,10 @@ class PostgresNotificationStore:
 
     async def save_recipient(self, recipient: Recipient) -> bool:
         """Upsert guarded by version: an older or repeated update changes nothing (False)."""
-        result = await self._conn.execute(
-            text(
-                "INSERT INTO recipients (user_id, name, email, version)"
-                " VALUES (:user_id, :name, :email, :version)"
-                " ON CONFLICT (user_id) DO UPDATE SET name = EXCLUDED.name,"
-                " email = EXCLUDED.email, version = EXCLUDED.version, updated_at = now()"
-                " WHERE recipients.version < EXCLUDED.version"
-            ),
+        return await upsert_if_newer(
+            self._conn,
+            "recipients",
+            "user_id",
             {
                 "user_id": recipient.user_id,
                 "name": recipient.name,
@@ -74,7 +71,6 @@ class PostgresNotificationStore:
                 "version": recipient.version,
             },
         )
-        return result.rowcount == 1
 
     async def recipient(self, user_id: str) -> Recipient | None:
         row = (

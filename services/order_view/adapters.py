@@ -14,9 +14,8 @@ How each write stays commutative without transactions:
   the user id or SKUs, copies whatever the users/products collections hold. Each side writes
   first and reads second, so whichever arrives last sees the other.
 
-A guarded upsert whose guard fails raises DuplicateKeyError; so does an upsert that loses
-the race to create a new document. ``_upsert_guarded`` tells the two apart by retrying as a
-plain update.
+Guarded upserts and version-guarded copies go through ``polysaga.mongo.replica``, which
+tells a failed guard from a lost race to create the document.
 
 Per-document atomicity is assumed, as MongoDB gives it; FerretDB v1 gives it only to one
 connection per process (see ``polysaga.mongo``), so on FerretDB run one replica.
@@ -40,6 +39,7 @@ from pymongo.errors import DuplicateKeyError
 from order_view.domain import OrderStatus, StatusWrite, field_key
 from order_view.ports import HistoryRecord, OrderFacts
 from polysaga.mongo.client import MongoDatabase
+from polysaga.mongo.replica import copy_if_newer, upsert_guarded, upsert_if_newer
 
 Collection = AsyncCollection[dict[str, Any]]
 
@@ -178,21 +178,6 @@ def _history_entry(record: HistoryRecord) -> dict[str, Any]:
     return {"step": record.step, "at": record.at, "detail": record.detail}
 
 
-async def _upsert_guarded(
-    collection: Collection, guard: dict[str, Any], update: dict[str, Any]
-) -> bool:
-    """Apply ``update`` where ``guard`` matches, creating the document if it is missing.
-    False when the stored document fails the guard (it is already as new or newer)."""
-    try:
-        await collection.update_one(guard, update, upsert=True)
-    except DuplicateKeyError:
-        # Either the guard failed on an existing document, or a concurrent upsert created
-        # the document first; now that it exists, a plain update decides which.
-        result = await collection.update_one(guard, update)
-        return result.matched_count == 1
-    return True
-
-
 def _defaults(*, order_event: bool, status: StatusWrite | None) -> dict[str, Any]:
     """$setOnInsert for fields another update may have set first; never the ones this update
     sets (MongoDB refuses two operators on one path)."""
@@ -274,7 +259,7 @@ class ViewStore:
         if defaults:
             update["$setOnInsert"] = defaults
         guard = {"_id": facts.order_id, _history_path(record): {"$exists": False}}
-        return await _upsert_guarded(self.gen.summaries, guard, update)
+        return await upsert_guarded(self.gen.summaries, guard, update)
 
     async def apply_saga_step(
         self, order_id: str, record: HistoryRecord, user_id: str | None
@@ -290,7 +275,7 @@ class ViewStore:
             "$max": {"updated_at": record.at, "user_version": 0},
             "$setOnInsert": _defaults(order_event=False, status=None),
         }
-        await _upsert_guarded(self.gen.summaries, {"_id": order_id}, update)
+        await upsert_guarded(self.gen.summaries, {"_id": order_id}, update)
 
     async def copy_names_into(self, order_id: str, user_id: str, skus: Sequence[str]) -> None:
         """Give an order the profile and product names the users and products collections
@@ -321,45 +306,53 @@ class ViewStore:
             )
 
     async def save_user(self, user_id: str, name: str, email: str, version: int) -> None:
-        await _upsert_guarded(
-            self.gen.users,
-            {"_id": user_id, "version": {"$lt": version}},
-            {"$set": {"name": name, "email": email, "version": version}},
+        await upsert_if_newer(
+            self.gen.users, user_id, version, {"$set": {"name": name, "email": email}}
         )
 
     async def copy_user_everywhere(self, user_id: str, name: str, email: str, version: int) -> None:
-        await self.gen.summaries.update_many(
-            {"user_id": user_id, "user_version": {"$lt": version}},
-            {"$set": {"user": {"name": name, "email": email}, "user_version": version}},
+        await copy_if_newer(
+            self.gen.summaries,
+            {"user_id": user_id},
+            "user_version",
+            version,
+            {"user": {"name": name, "email": email}},
         )
 
     async def save_product_name(self, sku: str, name: str, version: int) -> None:
-        await _upsert_guarded(
+        await upsert_if_newer(
             self.gen.products,
-            {"_id": sku, "name_version": {"$lt": version}},
+            sku,
+            version,
             {
-                "$set": {"name": name, "name_version": version},
+                "$set": {"name": name},
                 "$max": {"version": version},
                 "$setOnInsert": {"price_version": 0},
             },
+            version_field="name_version",
         )
 
     async def save_product_price(self, sku: str, price: str, version: int) -> None:
-        await _upsert_guarded(
+        await upsert_if_newer(
             self.gen.products,
-            {"_id": sku, "price_version": {"$lt": version}},
+            sku,
+            version,
             {
-                "$set": {"price": price, "price_version": version},
+                "$set": {"price": price},
                 "$max": {"version": version},
                 "$setOnInsert": {"name_version": 0},
             },
+            version_field="price_version",
         )
 
     async def copy_product_name_everywhere(self, sku: str, name: str, version: int) -> None:
         key = field_key(sku)
-        await self.gen.summaries.update_many(
-            {"skus": sku, f"product_versions.{key}": {"$lt": version}},
-            {"$set": {f"product_names.{key}": name, f"product_versions.{key}": version}},
+        await copy_if_newer(
+            self.gen.summaries,
+            {"skus": sku},
+            f"product_versions.{key}",
+            version,
+            {f"product_names.{key}": name},
         )
 
     # --- reads ----------------------------------------------------------------------------
