@@ -16,7 +16,7 @@ from order_view.adapters import (
     generation,
 )
 from order_view.application import EVENT_HANDLERS, SERVICE, Projection
-from order_view.http import ROUTES
+from order_view.http import PROBLEMS, ROUTES
 from polysaga import metrics
 from polysaga.events.envelope import Envelope
 from polysaga.messaging.consumer import EventHandler
@@ -55,6 +55,7 @@ def build(settings: ServiceSettings) -> ServiceDefinition:
         # Every projection write is guarded by event id or per-source version: redelivery
         # changes nothing without an inbox (tests/integration/test_order_view_projection.py).
         mongo_inbox=False,
+        problems=PROBLEMS,
         event_handlers={name: _live(p, active) for name, p in EVENT_HANDLERS.items()},
         route_handlers=[
             Router(

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
 
-import msgspec
 from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter, QueryParameter
@@ -19,7 +18,7 @@ from order_view.adapters import ActiveGeneration, ViewStore, generation, stored_
 from order_view.domain import OrderSummary, SummaryDigest, summary_from_document
 from order_view.rebuild import RebuildResult, RebuildSupersededError, rebuild
 from polysaga.api_types import Identifier
-from polysaga.problems import Problem, problem_responses
+from polysaga.problems import Problem, ProblemMap, ProblemType, problem_responses, validated
 from polysaga.runtime import ServiceRuntime
 
 _POLL_INTERVAL_S = 0.05
@@ -83,10 +82,7 @@ async def get_user_orders(
     limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
     offset: Annotated[int, Parameter(ge=0, le=100_000)] = 0,
 ) -> UserOrdersPage:
-    try:
-        msgspec.convert(user_id, Identifier)
-    except msgspec.ValidationError as exc:
-        raise Problem(400, "Bad user id", str(exc)) from exc
+    validated(user_id, Identifier, "Bad user id")
     view = await generations.for_reading(runtime.mongo_reader)
     docs = await view.user_orders(user_id, limit + 1, offset)
     return UserOrdersPage(
@@ -106,10 +102,7 @@ async def rebuild_view(
 ) -> RebuildResult:
     if generations.rebuilding.locked():
         raise Problem(409, "Rebuild in progress", "a rebuild is already running here")
-    try:
-        return await rebuild(runtime.js, runtime.mongo, generations)
-    except RebuildSupersededError as exc:
-        raise Problem(409, "Rebuild superseded", str(exc)) from exc
+    return await rebuild(runtime.js, runtime.mongo, generations)
 
 
 @get(
@@ -131,5 +124,7 @@ async def view_digest(
         digest.add(summary_from_document(doc))
     return DigestOut(number, digest.count, digest.hexdigest())
 
+
+PROBLEMS: ProblemMap = {RebuildSupersededError: ProblemType(409, "Rebuild superseded")}
 
 ROUTES = [get_summary, get_user_orders, rebuild_view, view_digest]

@@ -106,9 +106,7 @@ async def test_mongo_copy_ends_at_the_newest_version_in_any_order(
 ) -> None:
     users = mongo["users"]
 
-    written = [
-        await upsert_if_newer(users, "u1", v, {"$set": {"name": f"v{v}"}}) for v in order
-    ]
+    written = [await upsert_if_newer(users, "u1", v, {"$set": {"name": f"v{v}"}}) for v in order]
 
     assert await users.find({}).to_list() == [{"_id": "u1", "name": "v3", "version": 3}]
     assert written == [v == max(order[: i + 1]) for i, v in enumerate(order)]
