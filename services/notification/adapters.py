@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from notification.domain import Outcome, Recipient
 from notification.ports import Notification
 from polysaga.persistence.database import Migration
+from polysaga.persistence.locks import lock_until_commit
 from polysaga.persistence.replica import upsert_if_newer
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,7 @@ class PostgresNotificationStore:
     async def lock_outcome(self, order_id: str, outcome: Outcome) -> None:
         """Serialise everything done for one (order, outcome) until this transaction ends, so
         two deliveries handled at once cannot both send."""
-        await self._conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-            {"key": f"notification:{order_id}:{outcome.value}"},
-        )
+        await lock_until_commit(self._conn, "notification", order_id, outcome.value)
 
     async def notification(self, order_id: str, outcome: Outcome) -> Notification | None:
         rows = await self._select("WHERE order_id = :id AND outcome = :outcome", order_id, outcome)
