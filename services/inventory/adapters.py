@@ -1,5 +1,10 @@
 """Inventory's PostgreSQL adapter. A reservation is one conditional UPDATE over all of an
-order's SKUs (``available >= quantity`` for each), so stock can never be oversold."""
+order's SKUs (``available >= quantity`` for each), so stock can never be oversold.
+
+Every change to several stock rows first locks them in SKU order (``lock_stock``): two
+orders that share SKUs then queue on the first one they share instead of each holding a row
+the other waits for. ``UPDATE … FROM unnest(…)`` alone locks in whatever order its join
+produces, and deadlocked under concurrent multi-SKU orders."""
 
 from __future__ import annotations
 
@@ -59,8 +64,16 @@ class PostgresInventoryStore:
             row.order_id, ReservationStatus(row.status), msgspec.json.decode(row.items), row.reason
         )
 
+    async def lock_stock(self, skus: list[str]) -> None:
+        """Lock these SKUs' stock rows, in SKU order, until the transaction ends."""
+        await self._conn.execute(
+            text("SELECT sku FROM stock WHERE sku = ANY(:skus) ORDER BY sku FOR UPDATE"),
+            {"skus": sorted(skus)},
+        )
+
     async def take(self, quantities: dict[str, int]) -> bool:
         """All or nothing: hold every SKU's quantity, or change nothing and return False."""
+        await self.lock_stock(list(quantities))
         async with self._conn.begin_nested() as savepoint:
             result = await self._conn.execute(
                 text(
@@ -77,6 +90,7 @@ class PostgresInventoryStore:
         return True
 
     async def give_back(self, quantities: dict[str, int]) -> None:
+        await self.lock_stock(list(quantities))
         await self._conn.execute(
             text(
                 "UPDATE stock s SET available = s.available + v.qty,"

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notification.domain import Outcome, Recipient
 from notification.ports import Notification
+from polysaga.messaging.consumer import PermanentFailure
 from polysaga.persistence.database import Migration
 from polysaga.persistence.locks import lock_until_commit
 from polysaga.persistence.replica import upsert_if_newer
@@ -138,11 +139,25 @@ class PostgresNotificationStore:
         ]
 
 
+class MailRefusedError(PermanentFailure):
+    """The mail server refused the message for good (a 5xx reply to the sender, a recipient
+    or the data): sending it again cannot succeed, so it is dead-lettered at once."""
+
+
+class MailDeferredError(Exception):
+    """The mail server declined this message for now (a 4xx reply): retried with backoff,
+    then dead-lettered. Deliberately not an OSError: that would read as the service's own
+    store being down and be retried in place, holding up the stream behind one message."""
+
+
 class SmtpMailer:
     """Hands a message to an SMTP server; smtplib blocks, so it runs in a worker thread.
 
-    Returns once the server accepted the message for every recipient; raises otherwise
-    (smtplib.SMTPException, OSError), and the caller's transaction rolls back.
+    Returns once the server accepted the message for every recipient; raises otherwise,
+    and the caller's transaction rolls back: MailRefusedError for a 5xx reply (dead-lettered
+    at once), MailDeferredError for a 4xx reply (retried with backoff), and the OSError of
+    an unreachable or vanished server as it is (nothing can be mailed until it is back, so
+    the message is retried in place, like a store outage).
 
     Connections are kept open and reused (one per concurrent sender): a new connection per
     message cost a TCP handshake, EHLO and QUIT each time, the larger part of the service's
@@ -158,7 +173,21 @@ class SmtpMailer:
         self._idle: queue.SimpleQueue[smtplib.SMTP] = queue.SimpleQueue()
 
     async def send(self, message: EmailMessage) -> None:
-        await asyncio.to_thread(self._send_blocking, message)
+        try:
+            await asyncio.to_thread(self._send_blocking, message)
+        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError):
+            raise  # the server, not this message
+        # "from None": the smtplib errors are OSErrors, and a cause that is an OSError would
+        # read as an outage of the service's own store (polysaga.persistence.is_unavailable).
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            error = MailRefusedError if min(codes) >= 500 else MailDeferredError
+            raise error(f"recipients refused: {exc.recipients!r}") from None
+        except smtplib.SMTPResponseException as exc:
+            error = MailRefusedError if exc.smtp_code >= 500 else MailDeferredError
+            raise error(f"{exc.smtp_code} {exc.smtp_error!r}") from None
+        except smtplib.SMTPException as exc:
+            raise MailDeferredError(repr(exc)) from None
 
     def _send_blocking(self, message: EmailMessage) -> None:
         try:

@@ -17,8 +17,8 @@ from order.domain import Order, OrderEvent
 from order.ports import ConcurrencyConflictError, OrderListing, OverdueOrder, StoredKey
 from polysaga import tracing
 from polysaga.events.decoding import decode_payload
-from polysaga.events.envelope import encode_body, new_event
-from polysaga.events.payloads import OrderCancelled, OrderConfirmed, OrderPlaced
+from polysaga.events.envelope import Envelope, encode_body, new_event
+from polysaga.events.payloads import OrderCancelled, OrderConfirmed, OrderPlaced, Payload
 from polysaga.persistence import outbox
 from polysaga.persistence.database import Migration
 from polysaga.persistence.replica import upsert_if_newer
@@ -72,6 +72,13 @@ MIGRATIONS = (
             "ALTER TABLE order_status ADD COLUMN trace_context jsonb",
         ),
     ),
+)
+
+
+# Idempotency keys older than the retention go; a retry after that places a new order.
+PRUNE_IDEMPOTENCY_KEYS = text(
+    "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys"
+    " WHERE created_at < now() - make_interval(secs => :retention) LIMIT :chunk)"
 )
 
 
@@ -175,6 +182,11 @@ class PostgresOrderStore:
                 },
             )
         return new_state
+
+    async def publish(self, events: Sequence[Envelope[Payload]]) -> None:
+        """Events about no order of this store (a payment it rejects): they have no stream
+        to join, so they go to the outbox alone, in this same transaction."""
+        await outbox.append(self._conn, events)
 
     async def _write_status(self, order: Order) -> None:
         trace_context = tracing.current_headers() if order.version == 1 else {}

@@ -16,7 +16,12 @@ from litestar.params import FromPath, Parameter, QueryParameter
 
 from order_view.adapters import ActiveGeneration, ViewStore, generation, stored_generations
 from order_view.domain import OrderSummary, SummaryDigest, summary_from_document
-from order_view.rebuild import RebuildResult, RebuildSupersededError, rebuild
+from order_view.rebuild import (
+    EventHistoryUnavailableError,
+    RebuildResult,
+    RebuildSupersededError,
+    rebuild,
+)
 from polysaga.api_types import Identifier
 from polysaga.problems import Problem, ProblemMap, ProblemType, problem_responses, validated
 from polysaga.runtime import ServiceRuntime
@@ -95,11 +100,13 @@ async def get_user_orders(
     "/admin/rebuild",
     status_code=200,
     summary="Rebuild the view from event history",
-    responses=problem_responses(409),
+    responses=problem_responses(409, 503),
 )
 async def rebuild_view(
     runtime: NamedDependency[ServiceRuntime], generations: NamedDependency[ActiveGeneration]
 ) -> RebuildResult:
+    """Events the view cannot apply are skipped and counted (``events_skipped``), never a
+    5xx; NATS or the store being unreachable is a 503 (the live generation stays)."""
     if generations.rebuilding.locked():
         raise Problem(409, "Rebuild in progress", "a rebuild is already running here")
     return await rebuild(runtime.js, runtime.mongo, generations)
@@ -125,6 +132,11 @@ async def view_digest(
     return DigestOut(number, digest.count, digest.hexdigest())
 
 
-PROBLEMS: ProblemMap = {RebuildSupersededError: ProblemType(409, "Rebuild superseded")}
+PROBLEMS: ProblemMap = {
+    RebuildSupersededError: ProblemType(409, "Rebuild superseded"),
+    EventHistoryUnavailableError: ProblemType(
+        503, "Event history unavailable", "event-history-unavailable", retry_after_s=1
+    ),
+}
 
 ROUTES = [get_summary, get_user_orders, rebuild_view, view_digest]

@@ -41,13 +41,32 @@ class SummaryView(Protocol):
         record: HistoryRecord,
         status: StatusWrite,
         cancel_reason: str | None,
-    ) -> bool:
-        """False when this event was already applied."""
+    ) -> list[str]:
+        """The saga steps this event makes the view refuse (``domain.refused_steps``), each
+        named once, when it happens; none when the event was already applied."""
         ...
 
     async def apply_saga_step(
         self, order_id: str, record: HistoryRecord, user_id: str | None
-    ) -> None: ...
+    ) -> list[str]:
+        """As ``apply_order_event``. The step's user id only seeds a summary no order event
+        has reached yet."""
+        ...
+
+    async def apply_together(
+        self,
+        order_id: str,
+        order_records: Sequence[HistoryRecord],
+        step_records: Sequence[HistoryRecord],
+        *,
+        facts: OrderFacts | None,
+        status: StatusWrite | None,
+        cancel_reason: str | None,
+        user_id: str | None,
+    ) -> list[str] | None:
+        """Several events of one order in one write, as their one-event writes merged: the
+        steps refused, or None (nothing written) when any of them was already applied."""
+        ...
 
     async def copy_names_into(self, order_id: str, user_id: str, skus: Sequence[str]) -> None:
         """Give the order the profile and product names known now, where newer."""

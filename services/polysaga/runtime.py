@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polysaga.events import declaration
 from polysaga.messaging.connection import connect, ensure_consumers, ensure_streams
-from polysaga.messaging.consumer import ConsumerPolicy, EventConsumer, EventHandler
+from polysaga.messaging.consumer import BatchRunner, ConsumerPolicy, EventConsumer, EventHandler
 from polysaga.mongo.client import MongoDatabase
 from polysaga.mongo.unit_of_work import MongoUnitOfWork
 from polysaga.persistence.database import Migration
@@ -55,6 +55,13 @@ class ServiceDefinition:
     route_handlers: Sequence[Any] = ()
     background_loops: Sequence[BackgroundLoop] = ()
     uses_nats: bool = True
+    # Handle each fetched batch in one transaction (with a fallback to one message at a
+    # time). False where a handler has an effect outside the store that a sibling's failure
+    # would repeat (notification's mail).
+    batch_transactions: bool = True
+    # A Mongo-backed service's own batch runner, given the store's database (the order view
+    # coalesces a batch's writes).
+    mongo_batch_runner: Callable[[MongoDatabase], BatchRunner] | None = None
 
 
 def _make_store(definition: ServiceDefinition, settings: ServiceSettings) -> Store:
@@ -162,6 +169,11 @@ class ServiceRuntime:
             fetch_batch=s.fetch_batch,
         )
         runner = self.store.runner()
+        batch_runner: BatchRunner | None = None
+        if self.definition.mongo_batch_runner is not None:
+            batch_runner = self.definition.mongo_batch_runner(self.mongo)
+        elif self.definition.batch_transactions:
+            batch_runner = self.store.batch_runner()
         return [
             EventConsumer(
                 service=self.definition.name,
@@ -171,6 +183,7 @@ class ServiceRuntime:
                 js=self.js,
                 policy=policy,
                 store_unavailable=self.store.unavailable,
+                batch_runner=batch_runner,
             )
             for context in declaration.consumed_by(self.definition.name)
         ]

@@ -452,11 +452,29 @@ def bench(
     attach: Annotated[
         Path | None, typer.Option(help="Use the stack this state file describes.")
     ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            max=10_000,
+            help="Only one measured phase at this many sagas/s for --duration seconds: its"
+            " latency, hops, CPU per saga of every process and costs per saga (profiling).",
+        ),
+    ] = None,
 ) -> None:
     """Benchmark: max sustainable sagas/s, latency and lag at 100/s, machine limits, a peer
     event store and the cost of NATS sync_interval: always (see BENCHMARKS.md)."""
-    from polysaga_tools.bench import run_bench
+    from polysaga_tools.bench import run_bench, run_one_phase
 
+    if rate is not None:
+        if plot is not None:
+            raise _fail("--plot draws a whole run; leave it out with --rate")
+        try:
+            phase = asyncio.run(run_one_phase(rate, duration, attach))
+        except (ServerError, OSError, httpx.HTTPError, TimeoutError) as exc:
+            raise _fail(str(exc)) from exc
+        print(json.dumps(phase.as_json(), indent=2))
+        return
     if plot is not None:
         if plot.suffix.lower() != ".png":
             raise _fail(f"--plot must name a .png file, not {plot}")
