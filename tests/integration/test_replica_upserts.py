@@ -14,7 +14,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polysaga.mongo.client import MongoDatabase, connect
-from polysaga.mongo.replica import copy_if_newer, upsert_guarded, upsert_if_newer
+from polysaga.mongo.replica import (
+    copy_if_newer,
+    upsert_guarded,
+    upsert_guarded_returning_before,
+    upsert_if_newer,
+)
 from polysaga.persistence import replica
 from polysaga.persistence.database import Migration, migrate
 
@@ -186,3 +191,39 @@ async def test_mongo_copies_held_in_many_documents_move_only_forward(
         {"_id": "o3", "user_id": "other", "user_version": 0},
         {"_id": "o4", "user_id": "u"},
     ]
+
+
+async def test_mongo_guarded_upsert_returns_the_document_as_it_was(mongo: MongoDatabase) -> None:
+    docs = mongo["docs"]
+    writes: list[str] = []
+
+    def count() -> None:
+        writes.append("write")
+
+    async def add(step: str) -> tuple[bool, dict[str, Any] | None]:
+        guard = {"_id": "d", f"steps.{step}": {"$exists": False}}
+        update = {"$set": {f"steps.{step}": True}}
+        return await upsert_guarded_returning_before(docs, guard, update, count_write=count)
+
+    assert await add("a") == (True, None)  # created: nothing before
+    assert writes == ["write"]
+    assert await add("b") == (True, {"_id": "d", "steps": {"a": True}})
+    assert await add("a") == (False, None)  # already there: the guard fails
+    # One write each, but a failed guard costs the upsert and the plain update that tells why.
+    assert writes == ["write"] * 4
+    assert await docs.find_one({"_id": "d"}) == {"_id": "d", "steps": {"a": True, "b": True}}
+
+
+async def test_mongo_writes_are_counted_as_sent(mongo: MongoDatabase) -> None:
+    users, summaries = mongo["users"], mongo["summaries"]
+    writes: list[str] = []
+
+    def count() -> None:
+        writes.append("write")
+
+    await upsert_if_newer(users, "u1", 2, {"$set": {"name": "a"}}, count_write=count)
+    await upsert_if_newer(users, "u1", 1, {"$set": {"name": "b"}}, count_write=count)
+    await copy_if_newer(summaries, {"user_id": "u1"}, "user_version", 2, {}, count_write=count)
+
+    # The first upsert is one write; the stale one is two (its guard fails); the copy one.
+    assert len(writes) == 4
