@@ -26,13 +26,14 @@ class StepRecord(Protocol):
 RecordT = TypeVar("RecordT", bound=StepRecord)
 
 
-async def undecided(
-    store: OrderLock, order_id: str, read: Callable[[str], Awaitable[StepRecord | None]]
-) -> bool:
-    """Lock the order; True if nothing is recorded for it yet: its step may run now (not
-    done, not failed, and not cancelled first)."""
+async def decision_of(
+    store: OrderLock, order_id: str, read: Callable[[str], Awaitable[RecordT | None]]
+) -> RecordT | None:
+    """Lock the order and read what was decided for it. None: nothing yet, the step may run
+    now. A record (the step done or failed, or the tombstone of an undo that came first):
+    the decision stands, and the step must not run again."""
     await store.lock_order(order_id)
-    return await read(order_id) is None
+    return await read(order_id)
 
 
 async def to_undo(
@@ -46,8 +47,7 @@ async def to_undo(
     """Lock the order; its record if its step is ``done`` and must be undone now, else None:
     already undone, failed, or not done yet (then ``leave_tombstone`` runs, so a late step
     finds the order decided)."""
-    await store.lock_order(order_id)
-    existing = await read(order_id)
+    existing = await decision_of(store, order_id, read)
     if existing is None:
         await leave_tombstone()
         return None

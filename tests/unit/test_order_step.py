@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from polysaga.order_step import to_undo, undecided
+from polysaga.order_step import decision_of, to_undo
 
 
 class Status(StrEnum):
@@ -53,9 +53,9 @@ async def _undo(store: Store, order_id: str = "o1") -> Record | None:
 async def test_a_step_runs_once_the_lock_is_held_and_only_while_undecided() -> None:
     store = Store()
 
-    assert await undecided(store, "o1", store.record_of)
+    assert await decision_of(store, "o1", store.record_of) is None
     store.records["o1"] = Record("o1", Status.DONE)
-    assert not await undecided(store, "o1", store.record_of)
+    assert await decision_of(store, "o1", store.record_of) == Record("o1", Status.DONE)
 
     assert store.calls == ["lock o1", "read o1", "lock o1", "read o1"]
 
@@ -65,7 +65,8 @@ async def test_an_undo_first_leaves_a_tombstone_and_the_late_step_does_nothing()
 
     assert await _undo(store) is None
     assert store.records["o1"].status is Status.CANCELLED
-    assert not await undecided(store, "o1", store.record_of)
+    late = await decision_of(store, "o1", store.record_of)
+    assert late == Record("o1", Status.CANCELLED)  # the late step finds the order decided
     assert await _undo(store) is None  # a second cancel: no second tombstone
 
     assert store.calls == [
@@ -99,5 +100,5 @@ async def test_orders_are_decided_apart() -> None:
     store = Store()
     await _undo(store, "o1")
 
-    assert await undecided(store, "o2", store.record_of)
+    assert await decision_of(store, "o2", store.record_of) is None
     assert "o2" not in store.records
