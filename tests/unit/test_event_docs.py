@@ -92,3 +92,28 @@ def test_what_the_consumers_dead_letter_the_document_refuses_too(
 
     validator = _validator(committed, f"{name}.v{spec.version}", "payload")
     assert not validator.is_valid(body)
+
+
+def test_the_asyncapi_command_writes_checks_and_refuses_outside_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from polysaga_tools.main import app
+
+    runner = CliRunner()
+    monkeypatch.chdir(tmp_path)
+    outside = runner.invoke(app, ["asyncapi", "--check"])
+    assert outside.exit_code == 2 and "repository root" in outside.output
+
+    readme = f"# x\n{event_docs.CATALOGUE_START}\nold\n{event_docs.CATALOGUE_END}\nrest\n"
+    (tmp_path / "README.md").write_text(readme)
+    stale = runner.invoke(app, ["asyncapi", "--check"])
+    assert stale.exit_code == 1
+    assert "docs/asyncapi.yaml" in stale.output and "README.md" in stale.output
+    assert not (tmp_path / "docs").exists() and (tmp_path / "README.md").read_text() == readme
+
+    assert runner.invoke(app, ["asyncapi"]).exit_code == 0
+    assert runner.invoke(app, ["asyncapi", "--check"]).exit_code == 0
+    assert (tmp_path / "docs/asyncapi.yaml").read_text() == event_docs.render()
+    assert (tmp_path / "README.md").read_text().endswith(f"{event_docs.CATALOGUE_END}\nrest\n")
