@@ -45,7 +45,8 @@ class OrderUnavailableError(Exception):
 
 
 class BadUpstreamReplyError(Exception):
-    """A service answered something the gateway cannot use (a contract mismatch)."""
+    """A service answered something the gateway cannot use (a contract mismatch, or a 5xx
+    other than 503: the fault is upstream)."""
 
 
 def _segment(value: str) -> str:
@@ -121,7 +122,7 @@ async def place_order(
     try:
         return await upstream.request("POST", ORDER, "/orders", json=body, headers=headers)
     except UpstreamUnavailableError as exc:
-        raise OrderUnavailableError(str(exc)) from exc
+        raise OrderUnavailableError(f"{exc}; retry with the same Idempotency-Key") from exc
 
 
 def summary_path(order_id: str) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from inventory.domain import ReservationStatus
 from inventory.ports import Reservation, StockLevel
 from polysaga.persistence.database import Migration
+from polysaga.persistence.locks import lock_until_commit
 
 MIGRATIONS = (
     Migration(
@@ -44,9 +45,7 @@ class PostgresInventoryStore:
     async def lock_order(self, order_id: str) -> None:
         """Serialise everything done for one order (its placed and cancelled events may be
         handled by two consumer instances at once)."""
-        await self._conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:id))"), {"id": f"inventory:{order_id}"}
-        )
+        await lock_until_commit(self._conn, "inventory", order_id)
 
     async def reservation(self, order_id: str) -> Reservation | None:
         row = (

@@ -19,6 +19,8 @@ from notification.domain import Outcome, Recipient
 from notification.ports import Notification
 from polysaga.messaging.consumer import PermanentFailure
 from polysaga.persistence.database import Migration
+from polysaga.persistence.locks import lock_until_commit
+from polysaga.persistence.replica import upsert_if_newer
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +62,10 @@ class PostgresNotificationStore:
 
     async def save_recipient(self, recipient: Recipient) -> bool:
         """Upsert guarded by version: an older or repeated update changes nothing (False)."""
-        result = await self._conn.execute(
-            text(
-                "INSERT INTO recipients (user_id, name, email, version)"
-                " VALUES (:user_id, :name, :email, :version)"
-                " ON CONFLICT (user_id) DO UPDATE SET name = EXCLUDED.name,"
-                " email = EXCLUDED.email, version = EXCLUDED.version, updated_at = now()"
-                " WHERE recipients.version < EXCLUDED.version"
-            ),
+        return await upsert_if_newer(
+            self._conn,
+            "recipients",
+            "user_id",
             {
                 "user_id": recipient.user_id,
                 "name": recipient.name,
@@ -75,7 +73,6 @@ class PostgresNotificationStore:
                 "version": recipient.version,
             },
         )
-        return result.rowcount == 1
 
     async def recipient(self, user_id: str) -> Recipient | None:
         row = (
@@ -89,10 +86,7 @@ class PostgresNotificationStore:
     async def lock_outcome(self, order_id: str, outcome: Outcome) -> None:
         """Serialise everything done for one (order, outcome) until this transaction ends, so
         two deliveries handled at once cannot both send."""
-        await self._conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-            {"key": f"notification:{order_id}:{outcome.value}"},
-        )
+        await lock_until_commit(self._conn, "notification", order_id, outcome.value)
 
     async def notification(self, order_id: str, outcome: Outcome) -> Notification | None:
         rows = await self._select("WHERE order_id = :id AND outcome = :outcome", order_id, outcome)

@@ -22,6 +22,7 @@ from polysaga.events.envelope import Envelope, encode_body, new_event
 from polysaga.events.payloads import Payload
 from polysaga.persistence import outbox
 from polysaga.persistence.database import Migration
+from polysaga.persistence.replica import upsert_if_newer
 
 MIGRATIONS = (
     Migration(
@@ -299,16 +300,9 @@ class PostgresOrderStore:
     async def learn_price(self, sku: str, price: Decimal, version: int) -> bool:
         """Take the catalog's price at ``version`` unless a newer one is already known;
         True if it was taken."""
-        result = await self._conn.execute(
-            text(
-                "INSERT INTO product_prices (sku, price, version) VALUES (:sku, :price, :version)"
-                " ON CONFLICT (sku) DO UPDATE SET price = EXCLUDED.price,"
-                " version = EXCLUDED.version, updated_at = now()"
-                " WHERE product_prices.version < EXCLUDED.version"
-            ),
-            {"sku": sku, "price": price, "version": version},
+        return await upsert_if_newer(
+            self._conn, "product_prices", "sku", {"sku": sku, "price": price, "version": version}
         )
-        return result.rowcount == 1
 
     # --- idempotency keys ---------------------------------------------------------------
 

@@ -18,9 +18,8 @@ How each write stays commutative without transactions:
   the user id or SKUs, copies whatever the users/products collections hold. Each side writes
   first and reads second, so whichever arrives last sees the other.
 
-A guarded upsert whose guard fails raises DuplicateKeyError; so does an upsert that loses
-the race to create a new document. ``_upsert_guarded`` tells the two apart by retrying as a
-plain update.
+Guarded upserts and version-guarded copies go through ``polysaga.mongo.replica``, which
+tells a failed guard from a lost race to create the document.
 
 Per-document atomicity is assumed, as MongoDB gives it; FerretDB v1 gives it only to one
 connection per process (see ``polysaga.mongo``), so on FerretDB run one replica.
@@ -37,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -45,6 +44,11 @@ from order_view.domain import OrderStatus, StatusWrite, field_key, refused_steps
 from order_view.ports import HistoryRecord, OrderFacts
 from polysaga import metrics
 from polysaga.mongo.client import MongoDatabase
+from polysaga.mongo.replica import (
+    copy_if_newer,
+    upsert_guarded_returning_before,
+    upsert_if_newer,
+)
 
 Collection = AsyncCollection[dict[str, Any]]
 _WRITES = metrics.VIEW_WRITES.labels(read_model="order-view")
@@ -197,23 +201,6 @@ def _fact_fields(facts: OrderFacts) -> dict[str, Any]:
     }
 
 
-async def _upsert_guarded(
-    collection: Collection, guard: dict[str, Any], update: dict[str, Any]
-) -> bool:
-    """Apply ``update`` where ``guard`` matches, creating the document if it is missing.
-    False when the stored document fails the guard (it is already as new or newer)."""
-    _WRITES.inc()
-    try:
-        await collection.update_one(guard, update, upsert=True)
-    except DuplicateKeyError:
-        # Either the guard failed on an existing document, or a concurrent upsert created
-        # the document first; now that it exists, a plain update decides which.
-        _WRITES.inc()
-        result = await collection.update_one(guard, update)
-        return result.matched_count == 1
-    return True
-
-
 async def _record_step(
     collection: Collection, guard: dict[str, Any], update: dict[str, Any], record: HistoryRecord
 ) -> list[str]:
@@ -227,19 +214,17 @@ async def _record_steps(
     update: dict[str, Any],
     records: Sequence[HistoryRecord],
 ) -> list[str] | None:
-    """``_upsert_guarded`` for an update that adds ``records`` to a summary's history, in the
+    """A guarded upsert for an update that adds ``records`` to a summary's history, in the
     same one round trip returning the history as it was: the steps this addition makes the
     saga refuse (``domain.refused_steps``; a record itself, or steps it outranks) are
     returned by name, each counted once, when it happens. None when the guard failed on an
     existing summary (already applied)."""
-    # The whole document: FerretDB v1 has no projection for findAndModify.
-    options: dict[str, Any] = {"return_document": ReturnDocument.BEFORE}
-    try:
-        before = await collection.find_one_and_update(guard, update, upsert=True, **options)
-    except DuplicateKeyError:
-        before = await collection.find_one_and_update(guard, update, **options)
-        if before is None:
-            return None
+    # The whole document comes back: FerretDB v1 has no projection for findAndModify.
+    written, before = await upsert_guarded_returning_before(
+        collection, guard, update, count_write=_WRITES.inc
+    )
+    if not written:
+        return None
     history: dict[str, Any] = dict((before or {}).get("history") or {})
     was_refused = refused_steps(history)
     for record in records:
@@ -414,47 +399,56 @@ class ViewStore:
             )
 
     async def save_user(self, user_id: str, name: str, email: str, version: int) -> None:
-        await _upsert_guarded(
-            self.gen.users,
-            {"_id": user_id, "version": {"$lt": version}},
-            {"$set": {"name": name, "email": email, "version": version}},
-        )
+        update = {"$set": {"name": name, "email": email}}
+        await upsert_if_newer(self.gen.users, user_id, version, update, count_write=_WRITES.inc)
 
     async def copy_user_everywhere(self, user_id: str, name: str, email: str, version: int) -> None:
-        _WRITES.inc()
-        await self.gen.summaries.update_many(
-            {"user_id": user_id, "user_version": {"$lt": version}},
-            {"$set": {"user": {"name": name, "email": email}, "user_version": version}},
+        await copy_if_newer(
+            self.gen.summaries,
+            {"user_id": user_id},
+            "user_version",
+            version,
+            {"user": {"name": name, "email": email}},
+            count_write=_WRITES.inc,
         )
 
     async def save_product_name(self, sku: str, name: str, version: int) -> None:
-        await _upsert_guarded(
+        await upsert_if_newer(
             self.gen.products,
-            {"_id": sku, "name_version": {"$lt": version}},
+            sku,
+            version,
             {
-                "$set": {"name": name, "name_version": version},
+                "$set": {"name": name},
                 "$max": {"version": version},
                 "$setOnInsert": {"price_version": 0},
             },
+            version_field="name_version",
+            count_write=_WRITES.inc,
         )
 
     async def save_product_price(self, sku: str, price: str, version: int) -> None:
-        await _upsert_guarded(
+        await upsert_if_newer(
             self.gen.products,
-            {"_id": sku, "price_version": {"$lt": version}},
+            sku,
+            version,
             {
-                "$set": {"price": price, "price_version": version},
+                "$set": {"price": price},
                 "$max": {"version": version},
                 "$setOnInsert": {"name_version": 0},
             },
+            version_field="price_version",
+            count_write=_WRITES.inc,
         )
 
     async def copy_product_name_everywhere(self, sku: str, name: str, version: int) -> None:
         key = field_key(sku)
-        _WRITES.inc()
-        await self.gen.summaries.update_many(
-            {"skus": sku, f"product_versions.{key}": {"$lt": version}},
-            {"$set": {f"product_names.{key}": name, f"product_versions.{key}": version}},
+        await copy_if_newer(
+            self.gen.summaries,
+            {"skus": sku},
+            f"product_versions.{key}",
+            version,
+            {f"product_names.{key}": name},
+            count_write=_WRITES.inc,
         )
 
     # --- reads ----------------------------------------------------------------------------

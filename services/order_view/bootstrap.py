@@ -19,7 +19,7 @@ from order_view.adapters import (
     generation,
 )
 from order_view.application import EVENT_HANDLERS, SERVICE, Projection, Refused, project_batch
-from order_view.http import ROUTES
+from order_view.http import PROBLEMS, ROUTES
 from order_view.writer import CoalescingWriter
 from polysaga import metrics, tracing
 from polysaga.events.envelope import Envelope
@@ -102,6 +102,7 @@ def build(settings: ServiceSettings) -> ServiceDefinition:
         # Every projection write is guarded by event id or per-source version: redelivery
         # changes nothing without an inbox (tests/integration/test_order_view_projection.py).
         mongo_inbox=False,
+        problems=PROBLEMS,
         event_handlers={name: _live(p, active) for name, p in EVENT_HANDLERS.items()},
         mongo_batch_runner=batch_runner,
         route_handlers=[

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from bson.errors import InvalidDocument
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -72,6 +73,11 @@ class RebuildSupersededError(RuntimeError):
     """A newer generation was swapped in while this one was being built."""
 
 
+class EventHistoryUnavailableError(RuntimeError):
+    """The streams could not be replayed (NATS unreachable, a stream gone): nothing was
+    swapped in, and the live generation stays."""
+
+
 @dataclass
 class Counts:
     applied: int = 0
@@ -96,6 +102,18 @@ async def rebuild(
     js: JetStreamContext, db: MongoDatabase, active: ActiveGeneration
 ) -> RebuildResult:
     """Build generation N from the streams and make it the live one (steps above)."""
+    try:
+        return await _rebuild(js, db, active)
+    except NatsError as exc:
+        raise EventHistoryUnavailableError(
+            f"the streams could not be replayed ({type(exc).__name__}); the live view is"
+            " unchanged, try again"
+        ) from exc
+
+
+async def _rebuild(
+    js: JetStreamContext, db: MongoDatabase, active: ActiveGeneration
+) -> RebuildResult:
     async with active.rebuilding:
         contexts = declaration.consumed_by(SERVICE)
         firsts, s0 = await _stream_bounds(js, contexts)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from payment.domain import PaymentStatus, PlacedOrder, ReservationClaim
 from payment.ports import Payment
 from polysaga.persistence.database import Migration
+from polysaga.persistence.locks import lock_until_commit
 
 MIGRATIONS = (
     Migration(
@@ -70,9 +71,7 @@ class PostgresPaymentStore:
         self._conn = conn
 
     async def lock_order(self, order_id: str) -> None:
-        await self._conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:id))"), {"id": f"payment:{order_id}"}
-        )
+        await lock_until_commit(self._conn, "payment", order_id)
 
     async def payment(self, order_id: str) -> Payment | None:
         row = (

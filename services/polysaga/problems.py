@@ -60,15 +60,20 @@ def _response(
 @dataclass(frozen=True)
 class ProblemType:
     """How one kind of domain error reads to a client. ``detail`` is a template over the
-    exception's message (``{exc}``); the default is the message itself."""
+    exception's message (``{exc}``); the default is the message itself. ``retry_after_s``:
+    the Retry-After header's seconds (for a 503 the client should retry)."""
 
     status: int
     title: str
     slug: str = ""
     detail: str = "{exc}"
+    retry_after_s: int | None = None
 
     def problem(self, exc: Exception) -> Problem:
-        return Problem(self.status, self.title, self.detail.format(exc=exc), slug=self.slug)
+        headers = None if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
+        return Problem(
+            self.status, self.title, self.detail.format(exc=exc), slug=self.slug, headers=headers
+        )
 
 
 # Each service's domain and application errors and what each one means over HTTP: routes

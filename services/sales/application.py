@@ -19,6 +19,19 @@ READ_MODEL = "sales"
 SalesUnit = UnitOfWork[SalesLedger]
 
 
+class BadDayError(ValueError):
+    """Not a calendar day written YYYY-MM-DD."""
+
+
+def parse_day(text: str) -> date:
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadDayError(repr(text)) from None
+
+
 async def on_order_confirmed(event: Envelope[P.OrderConfirmed], ledger: SalesLedger) -> bool:
     """True if the sale was counted now (False: its order had been counted already)."""
     return await ledger.count(Sale.of_confirmation(event.data, event.time))

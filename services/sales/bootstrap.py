@@ -15,7 +15,7 @@ from polysaga.runtime import ServiceDefinition
 from polysaga.settings import ServiceSettings
 from sales import application
 from sales.adapters import MIGRATIONS, PostgresSalesStore
-from sales.http import ROUTES
+from sales.http import PROBLEMS, ROUTES
 
 
 def _consume(reaction: application.Reaction) -> EventHandler:
@@ -36,4 +36,5 @@ def build(settings: ServiceSettings) -> ServiceDefinition:
             name: _consume(reaction) for name, reaction in application.EVENT_HANDLERS.items()
         },
         route_handlers=ROUTES,
+        problems=PROBLEMS,
     )

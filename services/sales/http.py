@@ -3,7 +3,6 @@ nothing was sold), and the admin endpoints that rebuild it and digest a generati
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 import msgspec
@@ -14,7 +13,7 @@ from litestar.params import FromPath, QueryParameter
 from polysaga.api_types import Identifier, Sku
 from polysaga.app import UnitOfWorkParam
 from polysaga.money import format_money
-from polysaga.problems import Problem, problem_responses, validated
+from polysaga.problems import ProblemMap, ProblemType, problem_responses, validated
 from polysaga.runtime import ServiceRuntime
 from sales import application
 from sales.ports import SalesLedger
@@ -54,6 +53,16 @@ class DigestOut(msgspec.Struct):
     digest: str
 
 
+# The projection's errors as problems: routes let them through (``polysaga.problems``).
+PROBLEMS: ProblemMap = {
+    application.BadDayError: ProblemType(
+        400, "Bad day", "bad-day", detail="{exc!s} is not a date (YYYY-MM-DD)"
+    ),
+    RebuildRunningError: ProblemType(409, "Rebuild in progress", "rebuild-in-progress"),
+    UnknownGenerationError: ProblemType(404, "Unknown generation", "unknown-generation"),
+}
+
+
 @get("/sales/products/{sku:str}", summary="Units and revenue of a product over confirmed orders")
 async def product_sales(sku: FromPath[str], uow: UnitOfWorkParam[SalesLedger]) -> ProductOut:
     sales = await application.product_sales(uow, validated(sku, Sku, "Bad SKU"))
@@ -68,13 +77,7 @@ async def customer_sales(user_id: FromPath[str], uow: UnitOfWorkParam[SalesLedge
 
 @get("/sales/days/{day:str}", summary="Orders confirmed on a day (UTC), their units and revenue")
 async def day_sales(day: FromPath[str], uow: UnitOfWorkParam[SalesLedger]) -> DayOut:
-    try:
-        if len(day) != 10:
-            raise ValueError(day)
-        parsed = date.fromisoformat(day)
-    except ValueError as exc:
-        raise Problem(400, "Bad day", f"{day!r} is not a date (YYYY-MM-DD)") from exc
-    sales = await application.day_sales(uow, parsed)
+    sales = await application.day_sales(uow, application.parse_day(day))
     return DayOut(sales.day.isoformat(), sales.orders, sales.units, format_money(sales.revenue))
 
 
@@ -85,10 +88,7 @@ async def day_sales(day: FromPath[str], uow: UnitOfWorkParam[SalesLedger]) -> Da
     responses=problem_responses(409),
 )
 async def rebuild_sales(runtime: NamedDependency[ServiceRuntime]) -> RebuildResult:
-    try:
-        return await rebuild(runtime.engine, runtime.js)
-    except RebuildRunningError as exc:
-        raise Problem(409, "Rebuild in progress", str(exc)) from exc
+    return await rebuild(runtime.engine, runtime.js)
 
 
 @get(
@@ -100,10 +100,7 @@ async def sales_digest(
     runtime: NamedDependency[ServiceRuntime],
     generation_number: Annotated[int | None, QueryParameter(name="generation", ge=1)] = None,
 ) -> DigestOut:
-    try:
-        number, orders, digest = await digest_of(runtime.engine, generation_number)
-    except UnknownGenerationError as exc:
-        raise Problem(404, "Unknown generation", str(exc)) from exc
+    number, orders, digest = await digest_of(runtime.engine, generation_number)
     return DigestOut(number, orders, digest)
 
 

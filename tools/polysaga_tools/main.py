@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -127,6 +128,37 @@ def catalogue() -> None:
     print(catalogue_markdown())
 
 
+def _refuse_out_of_step(stale: Sequence[object], command: str) -> None:
+    """For a generator's --check: name what is out of step and exit 1, if anything is."""
+    for what in stale:
+        # Not wrapped: a path stays whole, to copy.
+        err.print(f"[red]out of step:[/] {what}", soft_wrap=True)
+    if stale:
+        err.print(f"regenerate with: polysaga {command}")
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def asyncapi(
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Write nothing; exit 1 if a committed file is not in step."),
+    ] = False,
+) -> None:
+    """Write docs/asyncapi.yaml (AsyncAPI 3.0) and the README's event catalogue, both
+    generated from the event declaration; run from the repository root."""
+    from polysaga_tools import event_docs
+
+    if not event_docs.README.is_file():
+        raise _fail("no README.md here; run from the repository root")
+    if check:
+        _refuse_out_of_step(event_docs.out_of_step(), "asyncapi")
+        print(f"{event_docs.DOCUMENT} and the README's catalogue are in step")
+        return
+    changed = event_docs.write()
+    print(f"wrote {event_docs.DOCUMENT} and the README's catalogue ({len(changed)} changed)")
+
+
 NATS_PERMISSIONS_FILE = Path("charts/polysaga/files/nats-permissions.json")
 
 
@@ -174,12 +206,9 @@ def dashboards(
             "pass --into"
         )
     if check:
-        problems = [p for d in directories for p in generated.differences(d)]
-        for problem in problems:
-            err.print(f"[red]out of step:[/] {problem}")
-        if problems:
-            err.print("regenerate with: polysaga dashboards")
-            raise typer.Exit(code=1)
+        _refuse_out_of_step(
+            [p for d in directories for p in generated.differences(d)], "dashboards"
+        )
         print(f"{len(generated.DASHBOARDS)} dashboards in step in {len(directories)} directories")
         return
     for directory in directories:

@@ -271,12 +271,13 @@ class EventConsumer:
                 if retry_in is not None:
                     held_for = retry_in
             except Exception:
-                log.exception(
-                    "%s: settling %s %s failed; JetStream redelivers it after the ack wait",
-                    self.service,
-                    item.event.name,
-                    item.event.event_id,
-                )
+                with tracing.in_context_of(item.event):
+                    log.exception(
+                        "%s: settling %s %s failed; JetStream redelivers it after the ack wait",
+                        self.service,
+                        item.event.name,
+                        item.event.event_id,
+                    )
 
     async def _process_one(self, item: _Work, delivered_at: float) -> float | None:
         """Run one message's handler and settle it; returns the backoff if it was nak'ed."""
@@ -287,22 +288,27 @@ class EventConsumer:
                 f"{event.name} {event.event_id}",
             )
         except PermanentFailure as exc:
-            log.error("%s cannot handle %s %s: %s", self.service, event.name, event.event_id, exc)
+            with tracing.in_context_of(event):
+                log.error(
+                    "%s cannot handle %s %s: %s", self.service, event.name, event.event_id, exc
+                )
             await self._dead_letter(item.msg, Reason.REJECTED, str(exc), deliveries)
             return None
         except Exception as exc:
             if deliveries >= self._policy.max_deliveries:
-                log.exception("%s gave up on %s %s", self.service, event.name, event.event_id)
+                with tracing.in_context_of(event):
+                    log.exception("%s gave up on %s %s", self.service, event.name, event.event_id)
                 await self._dead_letter(item.msg, Reason.EXHAUSTED, repr(exc), deliveries)
                 return None
-            log.warning(
-                "%s failed on %s %s (delivery %d): %r",
-                self.service,
-                event.name,
-                event.event_id,
-                deliveries,
-                exc,
-            )
+            with tracing.in_context_of(event):
+                log.warning(
+                    "%s failed on %s %s (delivery %d): %r",
+                    self.service,
+                    event.name,
+                    event.event_id,
+                    deliveries,
+                    exc,
+                )
             metrics.EVENTS_CONSUMED.labels(event_type=event.name, outcome="retried").inc()
             delay = self._policy.backoff(deliveries)
             await item.msg.nak(delay=delay)
