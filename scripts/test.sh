@@ -4,9 +4,13 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh all
 bin=.venv/bin
 echo "== ruff"; "$bin/ruff" check services tools operator tests && "$bin/ruff" format --check services tools operator tests
 echo "== mypy"; "$bin/mypy"
 echo "== import layers"; "$bin/lint-imports"
+# Each distribution declares what its code imports, and nothing it does not use.
+echo "== dependencies"
+"$bin/deptry" --no-ansi services && (cd tools && "../$bin/deptry" --no-ansi .) \
+  && (cd operator && "../$bin/deptry" --no-ansi .)
 echo "== pytest"; "$bin/pytest" -p no:cacheprovider "$@"

@@ -1,16 +1,16 @@
-# Helm, built from its Go module (no release downloads reach this machine); the charts' lint
-# and install tests and `skaffold dev` use it. Cached by version, linked into .venv/bin.
+# Helm, built from its Go module: the charts' lint and install tests, `skaffold dev`
+# (No release downloads reach this machine.) Cached by version, linked into .venv/bin.
 helm_version=${POLYSAGA_HELM_VERSION:-v3.22.0}
 
 ensure_helm() {
   local dir="$cache/helm-$helm_version"
   if [ ! -x "$dir/helm" ]; then
-    command -v go >/dev/null || { log "Go is required to build Helm"; exit 1; }
+    require_go Helm
     log "building Helm $helm_version (first run only)"
     local gobin scratch gomod k8s_minor pkg=helm.sh/helm/v3
     scratch=$(mktemp -d)
     gomod=$(cd "$scratch" && go mod download -json "$pkg@$helm_version" \
-      | "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["GoMod"])')
+      | "$python" -c 'import json, sys; print(json.load(sys.stdin)["GoMod"])')
     rm -rf "$scratch"
     # As Helm's Makefile does: the Kubernetes version that `helm template` and `helm lint`
     # assume (client-go v0.N.x is Kubernetes 1.N), and helm's own version string. Without
@@ -24,11 +24,9 @@ ensure_helm() {
     # A private GOBIN keeps the binary out of ~/go/bin, and a failed or concurrent build never
     # leaves a half-written helm in the cache.
     gobin=$(mktemp -d "$dir/build.XXXXXX")
-    GOBIN="$gobin" go install -trimpath -ldflags "$ldflags" "$pkg/cmd/helm@$helm_version"
+    timed "go install helm $helm_version" env GOBIN="$gobin" go install -trimpath -ldflags "$ldflags" "$pkg/cmd/helm@$helm_version"
     mv "$gobin/helm" "$dir/helm"
     rmdir "$gobin"
   fi
   ln -sfn "$dir/helm" "$venv/bin/helm"
 }
-
-ensure_helm

@@ -1,5 +1,5 @@
-# Jaeger v2 (`cmd/jaeger`: one binary with an OTLP receiver, in-memory storage and the query
-# API), built from its Go module for `polysaga up --with-jaeger` and the tracing e2e test.
+# Jaeger v2, built from its Go module: `polysaga up --with-jaeger` and the tracing e2e test
+# (`cmd/jaeger`: one binary with an OTLP receiver, in-memory storage and the query API.)
 # The module has a `replace` directive, so `go install …@version` refuses it: it is built by
 # build_go_module_copy (scripts/bootstrap.sh) instead. Cached by version.
 jaeger_version=${POLYSAGA_JAEGER_VERSION:-v1.76.0}
@@ -12,5 +12,3 @@ ensure_jaeger() {
   fi
   ln -sfn "$dest" "$venv/bin/jaeger"
 }
-
-ensure_jaeger

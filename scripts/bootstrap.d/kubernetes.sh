@@ -1,6 +1,6 @@
-# kube-apiserver and etcd for the Kubernetes tests (tests/k8s), built from their published Go
-# modules through the wrapper modules in scripts/kube-apiserver and scripts/etcd, which pin every
-# version. kubectl comes from the machine when it has one, else from the same module set.
+# kube-apiserver, etcd and kubectl, built from their Go modules: the tests in tests/k8s
+# They are built through the wrapper modules in scripts/kube-apiserver and scripts/etcd, which pin
+# every version. kubectl comes from the machine when it has one, else from the same module set.
 # A cold build costs about 11 CPU-minutes for kube-apiserver and 1.5 for etcd (measured: 575 s
 # user + 84 s system; 61 min wall on a 2-core machine shared at load ~30), so roughly 6-10 minutes
 # on an idle 2-core machine; once cached by version, a run only relinks.
@@ -13,10 +13,10 @@ k8s_module_version() { # the version of $2 required by the wrapper module in dir
 k8s_build() { # k8s_build <module dir> <package> <destination> [go build flags...]
   local module_dir=$1 package=$2 dest=$3
   shift 3
-  command -v go >/dev/null || { log "Go is required to build $package"; exit 1; }
+  require_go "$package"
   mkdir -p "$(dirname "$dest")"
-  (cd "$module_dir" && go build -trimpath "$@" -o "$dest.partial" "$package")
-  mv "$dest.partial" "$dest"
+  (cd "$module_dir" && timed "go build $package" go build -trimpath "$@" -o "$dest.partial.$$" "$package")
+  mv "$dest.partial.$$" "$dest"
 }
 
 ensure_kubernetes() {
@@ -59,5 +59,3 @@ ensure_kubernetes() {
     ln -sfn "$kubectl" "$venv/bin/kubectl"
   fi
 }
-
-ensure_kubernetes

@@ -1,6 +1,7 @@
-# skaffold's own JSON schema for the apiVersion skaffold.yaml declares, taken from the skaffold
-# Go module (docs-v2/content/en/schemas/), so the tests validate skaffold.yaml without a
-# skaffold binary. v2.16.1 is the newest release the module proxy serves with a checksum.
+# skaffold's JSON schema, from its Go module: the tests of skaffold.yaml
+# The schema of the apiVersion skaffold.yaml declares, taken from the skaffold Go module
+# (docs-v2/content/en/schemas/), so the tests validate skaffold.yaml without a skaffold binary.
+# v2.16.1 is the newest release the module proxy serves with a checksum.
 skaffold_module_version=${POLYSAGA_SKAFFOLD_MODULE_VERSION:-v2.16.1}
 skaffold_api_version=v4beta13
 
@@ -8,12 +9,12 @@ ensure_skaffold_schema() {
   local dir="$cache/skaffold-schema-$skaffold_module_version"
   local schema="$dir/$skaffold_api_version.json"
   if [ ! -s "$schema" ]; then
-    command -v go >/dev/null || { log "Go is required to fetch skaffold's schema"; exit 1; }
+    require_go "skaffold's module"
     log "fetching skaffold $skaffold_module_version's schema $skaffold_api_version (first run only)"
     local scratch module_dir
     scratch=$(mktemp -d)
     module_dir=$(cd "$scratch" && go mod download -json "github.com/GoogleContainerTools/skaffold/v2@$skaffold_module_version" \
-      | "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+      | "$python" -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
     rm -rf "$scratch"
     mkdir -p "$dir"
     cp "$module_dir/docs-v2/content/en/schemas/$skaffold_api_version.json" "$schema.partial"
@@ -22,5 +23,3 @@ ensure_skaffold_schema() {
   mkdir -p "$venv/share/skaffold"
   ln -sfn "$schema" "$venv/share/skaffold/$skaffold_api_version.json"
 }
-
-ensure_skaffold_schema

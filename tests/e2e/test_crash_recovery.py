@@ -70,8 +70,14 @@ async def test_service_killed_mid_saga_is_restarted_and_every_saga_ends(
                 break
             await asyncio.sleep(0.1)
         assert level == {"sku": sku, "available": 40 - held, "reserved": held}
+    # Refunds of orders cancelled after their charge (deadline under load) land eventually.
     spent = sum(float(o["total"]) for o in confirmed)
-    assert float(await c.balance(user)) == pytest.approx(80.0 - spent)
+    for _ in range(100):
+        balance = float(await c.balance(user))
+        if balance == pytest.approx(80.0 - spent):
+            break
+        await asyncio.sleep(0.1)
+    assert balance == pytest.approx(80.0 - spent)
 
 
 def test_check_command_reports_every_invariant_holding(stack: Stack) -> None:

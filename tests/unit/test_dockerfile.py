@@ -81,6 +81,23 @@ def test_the_builder_installs_into_a_venv_that_the_runtime_copies(
     ], "the runtime gets the venv and nothing else: no compiler, no sources"
 
 
+def test_the_builder_installs_the_locked_runtime_set_hash_checked(
+    commands: tuple[dockerfile.Command, ...],
+) -> None:
+    """From uv.lock, as tests/unit/test_dependency_lock.py checks its exports: the runtime set
+    (`--no-dev`) for a service, the operator group for the operator; the tooling never."""
+    builder = _stages(commands)["builder"]
+    runs = " ".join(" ".join(c.value) for c in builder if c.cmd == "RUN")
+    assert "--require-hashes -r /tmp/uv-requirements.txt" in runs, "uv itself is hash-checked"
+    assert "uv export --quiet --frozen --no-emit-workspace $selection" in runs
+    assert 'polysaga_operator) selection="--only-group operator"' in runs
+    assert '*) selection="--no-dev"' in runs
+    assert "/opt/venv/bin/pip install --no-deps --require-hashes -r /tmp/requirements.txt" in runs
+    copied = {source for c in builder if c.cmd == "COPY" for source in c.value[:-1]}
+    assert {"pyproject.toml", "uv.lock", "tools/pyproject.toml"} <= copied
+    assert "tools/" not in copied, "no tooling code in an image (only tools/pyproject.toml)"
+
+
 def test_every_copied_source_exists_and_is_let_through_dockerignore(
     commands: tuple[dockerfile.Command, ...],
 ) -> None:
@@ -137,9 +154,13 @@ def test_every_image_module_has_an_entry_point(module: str) -> None:
 
 
 def test_the_installed_distribution_holds_every_image_module() -> None:
-    """The builder installs the project (pip install /src); each module must be in it."""
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    where = pyproject["tool"]["setuptools"]["packages"]["find"]["where"]
-    assert set(where) == {"services", "tools", "operator"}
-    for module in MODULES:
-        assert any((REPO / root / module / "__init__.py").is_file() for root in where), module
+    """A service image installs the project (its packages are found in services/), the operator
+    image the operator's own distribution (operator/pyproject.toml)."""
+    for root, modules in (
+        (REPO, [m for m in MODULES if m != "polysaga_operator"]),
+        (REPO / "operator", ["polysaga_operator"]),
+    ):
+        pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+        (where,) = pyproject["tool"]["setuptools"]["packages"]["find"]["where"]
+        for module in modules:
+            assert (root / where / module / "__init__.py").is_file(), module

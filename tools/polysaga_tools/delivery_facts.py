@@ -47,7 +47,12 @@ async def read_stream(js: JetStreamContext, stream: str, subjects: str) -> list[
     sub = await js.pull_subscribe(subjects, stream=stream, config=config)
     messages: list[Msg] = []
     try:
-        while not messages or messages[-1].metadata.sequence.stream < last:
+        if (await sub.consumer_info()).num_pending == 0:
+            return []  # nothing matches the filter
+        # num_pending 0 on the last message: everything that matched has been delivered.
+        while not messages or (
+            messages[-1].metadata.num_pending > 0 and messages[-1].metadata.sequence.stream < last
+        ):
             try:
                 messages += await sub.fetch(500, timeout=5)
             except (NatsTimeoutError, TimeoutError):

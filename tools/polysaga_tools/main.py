@@ -15,6 +15,7 @@ import httpx
 import typer
 from rich.console import Console
 
+from polysaga_tools import dead_letters_cli
 from polysaga_tools.cluster.cli import app as cluster_app
 from polysaga_tools.servers import ServerError
 from polysaga_tools.stack import DEFAULT_STATE_FILE, LocalStack
@@ -22,8 +23,9 @@ from polysaga_tools.stack import DEFAULT_STATE_FILE, LocalStack
 app = typer.Typer(
     help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
 )
-err = Console(stderr=True)
+app.add_typer(dead_letters_cli.app, name="dead-letters")
 app.add_typer(cluster_app, name="cluster")
+err = Console(stderr=True)
 
 
 def _fail(message: str) -> typer.Exit:

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -27,13 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from polysaga import metrics, tracing
 from polysaga.events import declaration
 from polysaga.events.envelope import (
-    NATS_MSG_ID,
     Envelope,
     MalformedEventError,
     decode,
     known_event_name,
 )
 from polysaga.events.upcasting import UnsupportedVersionError, upcast
+from polysaga.messaging.dead_letters import Reason, letter_headers
 from polysaga.persistence import outbox
 
 log = logging.getLogger(__name__)
@@ -153,18 +154,18 @@ class EventConsumer:
         try:
             event = upcast(decode(msg.headers, msg.data))
         except MalformedEventError as exc:
-            await self._dead_letter(msg, "malformed", str(exc), deliveries)
+            await self._dead_letter(msg, Reason.MALFORMED, str(exc), deliveries)
             return
         except UnsupportedVersionError as exc:
-            await self._dead_letter(msg, "unsupported_version", str(exc), deliveries)
+            await self._dead_letter(msg, Reason.UNSUPPORTED_VERSION, str(exc), deliveries)
             return
         if deliveries > self._policy.max_deliveries:
             # Only reached when a previous delivery crashed the process mid-handler.
-            await self._dead_letter(msg, "exhausted", "delivery limit reached", deliveries)
+            await self._dead_letter(msg, Reason.EXHAUSTED, "delivery limit reached", deliveries)
             return
         handler = self._handlers.get(event.name)
         if handler is None:
-            await self._dead_letter(msg, "unsupported_version", "no handler", deliveries)
+            await self._dead_letter(msg, Reason.UNSUPPORTED_VERSION, "no handler", deliveries)
             return
         try:
             with tracing.processing(msg.subject, self.service, event):
@@ -172,7 +173,7 @@ class EventConsumer:
         except Exception as exc:
             if deliveries >= self._policy.max_deliveries:
                 log.exception("%s gave up on %s %s", self.service, event.name, event.event_id)
-                await self._dead_letter(msg, "exhausted", repr(exc), deliveries)
+                await self._dead_letter(msg, Reason.EXHAUSTED, repr(exc), deliveries)
             else:
                 log.warning(
                     "%s failed on %s %s (delivery %d): %r",
@@ -209,28 +210,30 @@ class EventConsumer:
             await asyncio.sleep(wait_s)
             wait_s = min(self._policy.backoff_max_s, wait_s * 2)
 
-    async def _dead_letter(self, msg: Msg, reason: str, detail: str, deliveries: int) -> None:
-        headers = dict(msg.headers or {})
-        original_id = (
-            headers.get("ce-id") or f"{msg.metadata.stream}-{msg.metadata.sequence.stream}"
-        )
-        headers.update(
-            {
-                NATS_MSG_ID: f"{self.service}:{original_id}",
-                "polysaga-dead-letter-reason": reason,
-                "polysaga-dead-letter-detail": detail[:500],
-                "polysaga-deliveries": str(deliveries),
-                "polysaga-original-subject": msg.subject,
-            }
+    async def _dead_letter(self, msg: Msg, reason: Reason, detail: str, deliveries: int) -> None:
+        original = dict(msg.headers or {})
+        metadata = msg.metadata
+        headers = letter_headers(
+            original,
+            service=self.service,
+            subject=msg.subject,
+            stream=metadata.stream,
+            stream_seq=metadata.sequence.stream,
+            reason=reason,
+            detail=detail,
+            deliveries=deliveries,
+            entered_stream_at=metadata.timestamp,
+            now=datetime.now(UTC),
         )
         await self._js.publish(
             declaration.dead_letter_subject(self.service, msg.subject), msg.data, headers=headers
         )
         await msg.term()
-        metrics.DEAD_LETTERED.labels(reason=reason).inc()
+        metrics.DEAD_LETTERED.labels(reason=reason.value).inc()
         metrics.EVENTS_CONSUMED.labels(
-            event_type=known_event_name(headers.get("ce-type", "")), outcome="dead_lettered"
+            event_type=known_event_name(original.get("ce-type", "")), outcome="dead_lettered"
         ).inc()
+        original_id = original.get("ce-id") or f"{metadata.stream}-{metadata.sequence.stream}"
         log.error("dead-lettered %s from %s: %s (%s)", original_id, msg.subject, reason, detail)
 
 
