@@ -5,7 +5,7 @@ needs=(cluster-runtime kubernetes)
 groups=()
 
 cluster_suite=bookworm
-declare -A cluster_rootfs_packages=(
+declare -gA cluster_rootfs_packages=(
   [python]="python3"
   [postgres]="postgresql-15"
 )
@@ -18,6 +18,14 @@ trim_rootfs() {
     "$root"/usr/share/locale/* "$root"/var/cache/debconf/*-old "$root"/var/lib/dpkg/*-old
 }
 
+# The services' base: Python reads no iconv modules, and nothing in an image runs perl (only
+# dpkg's maintainer scripts would, and no image installs packages).
+trim_rootfs_python() {
+  local root=$1
+  rm -rf "$root"/usr/lib/x86_64-linux-gnu/gconv "$root"/usr/lib/x86_64-linux-gnu/perl-base \
+    "$root"/usr/bin/perl "$root"/usr/bin/perl5.* "$root"/usr/share/perl5
+}
+
 # PostgreSQL runs with jit = off: its LLVM JIT and bitcode are 130 MB that never load.
 trim_rootfs_postgres() {
   local root=$1
@@ -27,7 +35,9 @@ trim_rootfs_postgres() {
 
 ensure_rootfs() { # ensure_rootfs NAME: $cache/rootfs-<suite>-<name>-<key>/rootfs.tar
   local name=$1 packages=${cluster_rootfs_packages[$1]} key dir
-  key=$(printf '%s %s' "$cluster_suite" "$packages" | sha256sum | cut -c1-12)
+  # The key covers what the root filesystem is made of: suite, packages and the trimming.
+  key=$({ printf '%s %s\n' "$cluster_suite" "$packages"; declare -f trim_rootfs "trim_rootfs_$name"; } \
+    | sha256sum | cut -c1-12)
   dir="$cache/rootfs-$cluster_suite-$name-$key"
   if [ ! -s "$dir/rootfs.tar" ]; then
     log "debootstrap $cluster_suite with $packages (first run only; about a minute)"

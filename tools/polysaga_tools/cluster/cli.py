@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from polysaga_tools.cluster.host import ClusterExists
 from polysaga_tools.cluster.layout import REGISTRY, ClusterLayout
 from polysaga_tools.servers import ServerError
 
@@ -52,35 +54,49 @@ def write_state(path: Path, state: dict[str, Any]) -> None:
 def up(
     state_file: StateFile = DEFAULT_STATE_FILE,
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    node_only: Annotated[
+        bool, typer.Option("--node-only", help="Bring up the node only, without the application.")
+    ] = False,
 ) -> None:
-    """Bring up a single-node Kubernetes here and leave it running; Ctrl-C undoes it."""
-    from polysaga_tools.cluster import node
+    """Bring up a single-node Kubernetes here, build and push the images, deploy the system
+    through skaffold's local profile, and return once every pod is Ready, leaving it running
+    with port-forwards on 127.0.0.1. Ctrl-C (or an error) undoes everything."""
+    from polysaga_tools.cluster import deploy, node
 
     layout = ClusterLayout(data_dir.resolve())
     started = time.monotonic()
     # SIGTERM as Ctrl-C: either one takes down what was brought up so far.
     signal.signal(signal.SIGTERM, _interrupted)
+    state: dict[str, Any] = {}
     try:
-        node.NodeStarter(layout, _say).up()
+        starter = node.NodeStarter(layout, _say)
+        starter.up()
+        if not node_only:
+            _say("images of the third-party servers")
+            deploy.build_server_images(layout)
+            _say("skaffold run -p local (the project's images, the operator, the application)")
+            deploy.skaffold(layout, "run")
+            _say("waiting for every pod to be Ready")
+            deploy.wait_all_ready(layout)
+            _say("port-forwards on 127.0.0.1")
+            state = deploy.start_forwards(layout, starter.ledger)
     except (KeyboardInterrupt, ServerError, OSError) as exc:
         if isinstance(exc, KeyboardInterrupt):
             _say("interrupted: taking down what was brought up")
         else:
             err.print(f"[bold red]error:[/] {exc}")
-        if not (isinstance(exc, ServerError) and "already up" in str(exc)):
+        if not isinstance(exc, ClusterExists):
             try:
                 node.down(layout, _say)
             except (ServerError, OSError) as cleanup:
                 err.print(f"[bold red]cleanup failed:[/] {cleanup}")
         raise typer.Exit(code=130 if isinstance(exc, KeyboardInterrupt) else 2) from exc
-    state = {
-        "kubernetes": {
-            "kubeconfig": str(layout.admin_kubeconfig),
-            "namespace": "polysaga",
-            "data_dir": str(layout.root),
-            "registry": REGISTRY,
-            "docker_host": layout.docker_host,
-        }
+    state["kubernetes"] = {
+        "kubeconfig": str(layout.admin_kubeconfig),
+        "namespace": "polysaga",
+        "data_dir": str(layout.root),
+        "registry": REGISTRY,
+        "docker_host": layout.docker_host,
     }
     write_state(state_file, state)
     print(
@@ -112,6 +128,19 @@ def down(
         raise _fail(str(exc)) from exc
     state_file.unlink(missing_ok=True)
     _say("down" if removed else f"no cluster at {root}")
+
+
+@app.command()
+def env(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Print the environment for skaffold, helm, kubectl and docker on the local cluster, as
+    shell exports: eval "$(polysaga cluster env)"."""
+    from polysaga_tools.cluster.deploy import environment
+
+    layout = ClusterLayout(data_dir.resolve())
+    if not layout.admin_kubeconfig.exists():
+        raise _fail(f"no cluster at {data_dir}; run polysaga cluster up")
+    for key, value in environment(layout).items():
+        print(f"export {key}={shlex.quote(value)}")
 
 
 def _fail(message: str) -> typer.Exit:

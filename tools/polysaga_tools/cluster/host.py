@@ -30,6 +30,10 @@ def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return done
 
 
+class ClusterExists(ServerError):
+    """A cluster is up already: ``up`` refuses, and must not take that one down."""
+
+
 # --- preflight ----------------------------------------------------------------------------
 
 
@@ -57,7 +61,7 @@ def preflight() -> None:
     if "overlay" not in Path("/proc/filesystems").read_text():
         raise ServerError("the kernel has no overlay filesystem; containerd needs it")
     if Path(f"/sys/class/net/{BRIDGE}").exists():
-        raise ServerError(
+        raise ClusterExists(
             f"bridge {BRIDGE} exists: a local cluster is already up (polysaga cluster down)"
         )
 

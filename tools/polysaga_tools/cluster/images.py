@@ -135,25 +135,30 @@ def node_images() -> list[ThirdPartyImage]:
     ]
 
 
+# The versions of the binaries the bootstrap provides, as the images' tags; skaffold.yaml's local
+# profile names the same references (a unit test keeps the two in step).
+SERVER_TAGS = {
+    "nats": "2.15.1",
+    "postgres": "15",
+    "ferretdb": "1.24.2",
+    "prometheus": "2.42.0",
+    "jaeger": "2.13.0",
+    "mailsink": "3.11",
+}
+
+
 def server_images() -> list[ThirdPartyImage]:
     """The third-party servers the charts run, from the binaries the local stack uses too."""
-    prometheus = Path(find_binary("prometheus")).resolve()
-    return [
-        ThirdPartyImage("nats", _version_tag("nats-server"), {"nats-server": _real("nats-server")}),
-        ThirdPartyImage("postgres", "15"),
-        ThirdPartyImage("ferretdb", _version_tag("ferretdb"), {"ferretdb": _real("ferretdb")}),
-        ThirdPartyImage("prometheus", _version_tag("prometheus"), {"prometheus": prometheus}),
-        ThirdPartyImage("jaeger", _version_tag("jaeger"), {"jaeger": _real("jaeger")}),
-    ]
+    files: dict[str, dict[str, Path]] = {
+        "nats": {"nats-server": _real("nats-server")},
+        "postgres": {},
+        "ferretdb": {"ferretdb": _real("ferretdb")},
+        "prometheus": {"prometheus": _real("prometheus")},
+        "jaeger": {"jaeger": _real("jaeger")},
+        "mailsink": {},
+    }
+    return [ThirdPartyImage(name, tag, files[name]) for name, tag in SERVER_TAGS.items()]
 
 
 def _real(binary: str) -> Path:
     return Path(find_binary(binary)).resolve()
-
-
-def _version_tag(binary: str) -> str:
-    """A tag that changes with the binary: its size and a hash of its first megabyte."""
-    path = _real(binary)
-    with path.open("rb") as handle:
-        head = hashlib.sha256(handle.read(1 << 20)).hexdigest()[:12]
-    return f"local-{path.stat().st_size:x}-{head}"

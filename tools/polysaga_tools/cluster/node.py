@@ -90,7 +90,9 @@ class NodeStarter:
         host.preflight()
         layout = self.layout
         if layout.ledger.exists():
-            raise ServerError(f"{layout.root} holds a cluster; run polysaga cluster down first")
+            raise host.ClusterExists(
+                f"{layout.root} holds a cluster; run polysaga cluster down first"
+            )
         layout.root.mkdir(parents=True, exist_ok=True)
         layout.root.chmod(0o755)
         self.ledger.save()
