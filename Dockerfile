@@ -6,16 +6,17 @@
 # skaffold.yaml builds each of them.
 #
 # A build needs no network and no remote frontend (no `# syntax=` line; Docker's classic builder
-# and BuildKit both read it): the base is a Debian root filesystem that the bootstrap made with
-# debootstrap on the host (`polysaga cluster up` imports it as polysaga-base:bookworm), and every
-# wheel comes from the wheelhouse the bootstrap downloaded on the host from uv.lock
-# (.polysaga/wheelhouse: the wheels, pip's own wheel, runtime.txt and operator.txt with their
-# hashes), installed with --no-index --require-hashes.
+# and BuildKit both read it). BASE_IMAGE is a Debian bookworm with Python 3.11: python:3.11 slim
+# where a registry is reachable (kind, minikube), and on this machine the root filesystem that the
+# bootstrap made with debootstrap (`polysaga cluster up` imports it as polysaga-base:bookworm;
+# skaffold's local profile passes it). Every wheel comes from the wheelhouse the bootstrap
+# downloaded on the host from uv.lock (.polysaga/wheelhouse: the wheels, pip's own wheel,
+# runtime.txt and operator.txt with their hashes), installed with --no-index --require-hashes.
 #
 # Images run as a numeric non-root user on a read-only root filesystem: the only writable path is
 # /tmp (an emptyDir in the charts). Every service image shares the layers up to its own code:
 # the user, the runtime venv and the runtime library.
-ARG BASE_IMAGE=polysaga-base:bookworm
+ARG BASE_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${BASE_IMAGE} AS wheels
 COPY .polysaga/wheelhouse/ /wheels/

@@ -25,8 +25,8 @@ from polysaga_tools.cluster.layout import ClusterLayout
 REPO = Path(__file__).resolve().parents[2]
 SKAFFOLD = str(Path(sys.executable).parent / "skaffold")
 # What skaffold reads: the build context (.dockerignore lets in services/, operator/ and the
-# wheelhouse), skaffold.yaml and the charts.
-COPIED = ("Dockerfile", ".dockerignore", "skaffold.yaml", "charts", "services", "operator")
+# wheelhouse), skaffold.yaml, the charts and the local values (k8s/local).
+COPIED = ("Dockerfile", ".dockerignore", "skaffold.yaml", "charts", "k8s", "services", "operator")
 
 
 def _env(cluster: LocalCluster) -> dict[str, str]:

@@ -131,3 +131,30 @@ def test_each_component_has_its_own_identity(
     addresses = {str(a) for a in names.get_values_for_type(x509.IPAddress)}
     assert {NODE_IP, API_SERVICE_IP} <= addresses
     assert "kubernetes.default.svc" in names.get_values_for_type(x509.DNSName)
+
+
+def test_the_local_values_name_the_images_cluster_up_builds() -> None:
+    """k8s/local's values (skaffold's local profile) and images.SERVER_TAGS name the same
+    references."""
+    import yaml
+
+    from polysaga_tools.cluster.images import SERVER_TAGS
+
+    local = Path(__file__).resolve().parents[2] / "k8s" / "local"
+    app = yaml.safe_load((local / "polysaga.yaml").read_text())
+    operator = yaml.safe_load((local / "polysaga-operator.yaml").read_text())
+    built = {name: f"{REGISTRY}/{name}:{tag}" for name, tag in SERVER_TAGS.items()}
+    assert app["nats"]["image"] == built["nats"]
+    assert app["jaeger"]["image"] == built["jaeger"]
+    assert app["prometheus"]["image"] == built["prometheus"]
+    assert app["smtp"]["sink"]["image"] == built["mailsink"]
+    repositories = operator["databaseImages"]["repositories"]
+    assert (
+        f"{repositories['postgresql']}:{operator['databaseImages']['ferretdbPostgresqlVersion']}"
+        == built["postgres"]
+    )
+    assert (
+        f"{repositories['ferretdb']}:{app['services']['catalog']['database']['version']}"
+        == built["ferretdb"]
+    )
+    assert app["services"]["order"]["database"]["version"] == SERVER_TAGS["postgres"]

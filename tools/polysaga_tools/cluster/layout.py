@@ -4,6 +4,7 @@ the registry), its ports and its directories."""
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +113,9 @@ class ClusterLayout:
 
     @property
     def registry_data(self) -> Path:
-        return self.root / "registry"
+        """The registry's storage outlives a cluster (a build cache, like Docker's image
+        store): a warm ``up`` finds every image already pushed."""
+        return cache_dir() / "registry-data"
 
     @property
     def volumes(self) -> Path:
@@ -121,6 +124,12 @@ class ClusterLayout:
     @property
     def docker_host(self) -> str:
         return f"unix://{self.docker_socket}"
+
+
+def cache_dir() -> Path:
+    """The bootstrap's tool cache (POLYSAGA_CACHE, else ~/.cache/polysaga)."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "polysaga"
+    return Path(os.environ.get("POLYSAGA_CACHE", default))
 
 
 def pod_gateway_prefix() -> str:

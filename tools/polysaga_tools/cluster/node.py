@@ -6,7 +6,6 @@ also after a Ctrl-C half-way."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import ssl
 import subprocess
@@ -24,6 +23,7 @@ from polysaga_tools.cluster.layout import (
     REGISTRY,
     VOLUMES,
     ClusterLayout,
+    cache_dir,
 )
 from polysaga_tools.cluster.ledger import Ledger
 from polysaga_tools.cluster.pki import Credentials, write_credentials
@@ -31,11 +31,6 @@ from polysaga_tools.servers import ServerError, find_binary, free_port
 
 # The daemons that outlive the containers they run: stopped after everything else.
 _RUNTIME_DAEMONS = ("registry", "dockerd", "containerd")
-
-
-def cache_dir() -> Path:
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "polysaga"
-    return Path(os.environ.get("POLYSAGA_CACHE", default))
 
 
 def docker_data_root() -> Path:
@@ -71,9 +66,21 @@ def kubectl(layout: ClusterLayout, *args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
-def apply(layout: ClusterLayout, objects: list[dict[str, Any]]) -> None:
+def apply(layout: ClusterLayout, objects: list[dict[str, Any]], attempts: int = 5) -> None:
+    """Server-side apply (the API server validates); tried again while a young, busy API
+    server times out."""
     body = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
-    kubectl(layout, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=body)
+    for attempt in range(attempts):
+        try:
+            kubectl(
+                layout, "apply", "--server-side", "--force-conflicts", "--validate=false",
+                "-f", "-", stdin=body,
+            )  # fmt: skip
+            return
+        except ServerError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2 + attempt * 3)
 
 
 class NodeStarter:
