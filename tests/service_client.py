@@ -1,5 +1,9 @@
 """Run one service's real app in-process against real servers, and read back what it
-published to JetStream (importable because pytest puts tests/ on the path)."""
+published to JetStream (importable because pytest puts tests/ on the path).
+
+The clients are the operator's: the service gets an operator token (unless its settings
+name one) and every request carries it, so seeding routes answer; a test of refusal sends
+``Authorization`` itself or uses ``operator=False``."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import msgspec
 from litestar.testing import AsyncTestClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from pydantic import SecretStr
 
 from polysaga.app import create_app
 from polysaga.runtime import ServiceDefinition
@@ -20,25 +25,46 @@ from polysaga.settings import ServiceSettings
 
 Build = Callable[[ServiceSettings], ServiceDefinition]
 
+TEST_OPERATOR_TOKEN = "operator-token-of-the-tests"
+
+
+def with_operator_token(settings: ServiceSettings) -> ServiceSettings:
+    if settings.operator_token is not None:
+        return settings
+    return settings.model_copy(update={"operator_token": SecretStr(TEST_OPERATOR_TOKEN)})
+
+
+def operator_headers(settings: ServiceSettings) -> dict[str, str]:
+    token = with_operator_token(settings).operator_token
+    assert token is not None
+    return {"Authorization": f"Bearer {token.get_secret_value()}"}
+
 
 @asynccontextmanager
-async def service_client(build: Build, settings: ServiceSettings) -> AsyncIterator[AsyncTestClient]:
+async def service_client(
+    build: Build, settings: ServiceSettings, *, operator: bool = True
+) -> AsyncIterator[AsyncTestClient]:
     """The app with its lifespan (store, NATS, relay) running; requests go one at a time."""
+    settings = with_operator_token(settings)
     async with AsyncTestClient(app=create_app(build(settings), settings)) as client:
+        if operator:
+            client.headers.update(operator_headers(settings))
         yield client
 
 
 @asynccontextmanager
 async def concurrent_client(
-    build: Build, settings: ServiceSettings
+    build: Build, settings: ServiceSettings, *, operator: bool = True
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app running in the test's own event loop, so requests sent together really
     interleave (AsyncTestClient runs the app behind a portal, one request at a time)."""
+    settings = with_operator_token(settings)
     app = create_app(build(settings), settings)
     transport = httpx.ASGITransport(app=cast(Any, app))
+    headers = operator_headers(settings) if operator else {}
     async with (
         app.lifespan(),
-        httpx.AsyncClient(transport=transport, base_url="http://app") as client,
+        httpx.AsyncClient(transport=transport, base_url="http://app", headers=headers) as client,
     ):
         yield client
 

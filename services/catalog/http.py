@@ -15,6 +15,7 @@ from catalog.adapters import ProductStore
 from catalog.application import add_product, change_product
 from catalog.domain import ConcurrentChangeError, Product, ProductExistsError, ProductNotFoundError
 from polysaga.api_types import VISIBLE_TEXT_PATTERN, Sku, StrictStruct
+from polysaga.auth import require_operator
 from polysaga.money import MoneyText, format_money, parse_money
 from polysaga.problems import Problem, problem_responses
 from polysaga.runtime import ServiceRuntime
@@ -60,7 +61,12 @@ def _unknown(sku: str) -> Problem:
     return Problem(404, "Unknown product", f"no product {sku}", slug="unknown-product")
 
 
-@post("/products", summary="Add a product to the catalog", responses=problem_responses(409))
+@post(
+    "/products",
+    summary="Add a product to the catalog (operator)",
+    responses=problem_responses(409),
+    guards=[require_operator],
+)
 async def create_product(
     data: JSONBody[ProductIn], runtime: NamedDependency[ServiceRuntime]
 ) -> ProductOut:
@@ -90,8 +96,9 @@ async def get_product(sku: FromPath[str], runtime: NamedDependency[ServiceRuntim
 
 @patch(
     "/products/{sku:str}",
-    summary="Rename a product and/or change its price",
+    summary="Rename a product and/or change its price (operator)",
     responses=problem_responses(409),
+    guards=[require_operator],
 )
 async def patch_product(
     sku: FromPath[str], data: JSONBody[ProductChangeIn], runtime: NamedDependency[ServiceRuntime]

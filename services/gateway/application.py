@@ -1,5 +1,7 @@
-"""The gateway's queries: an order's details composed from order, user and catalog, and
-the order-view read model's endpoints forwarded as they are.
+"""The gateway's use cases: an order's details composed from order, user and catalog; the
+order-view read model's endpoints forwarded; a customer's order placed with the order
+service. Every one is on behalf of a verified caller, who sees only their own orders (an
+operator sees all): another customer's order is "not found", exactly as an unknown one.
 
 Details: the order comes first (without it there is nothing to compose: 404 if unknown,
 503 if the order service cannot answer), then the user and every product concurrently.
@@ -16,7 +18,15 @@ from typing import Any
 from urllib.parse import quote
 
 from gateway.adapters import UpstreamClient, UpstreamReply, UpstreamUnavailableError
-from gateway.domain import OrderDetails, compose_details, skus_of, user_id_of
+from gateway.domain import (
+    OrderDetails,
+    compose_details,
+    may_see,
+    scoped_idempotency_key,
+    skus_of,
+    user_id_of,
+)
+from polysaga.auth import Principal
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +52,15 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-async def order_details(upstream: UpstreamClient, order_id: str) -> OrderDetails:
+def _sees(viewer: Principal, owner_id: object) -> bool:
+    return may_see(owner_id, viewer_id=viewer.user_id, operator=viewer.operator)
+
+
+async def order_details(upstream: UpstreamClient, order_id: str, viewer: Principal) -> OrderDetails:
     order = await _order(upstream, order_id)
     user_id = user_id_of(order)
+    if not _sees(viewer, user_id):
+        raise OrderNotFoundError(order_id)  # before anything else is asked for it
     skus = skus_of(order)
     user, *products = await asyncio.gather(
         _part(upstream, USER, f"/users/{_segment(user_id)}") if user_id else _nothing(),
@@ -62,6 +78,46 @@ async def read_model(
 ) -> UpstreamReply:
     """Ask order-view; raises UpstreamUnavailableError when it cannot answer."""
     return await upstream.get(ORDER_VIEW, path, params, timeout_s=timeout_s)
+
+
+async def order_summary(
+    upstream: UpstreamClient,
+    order_id: str,
+    params: Mapping[str, str | int],
+    *,
+    timeout_s: float,
+    viewer: Principal,
+) -> UpstreamReply:
+    """The read model's summary of an order the viewer may see; OrderNotFoundError for an
+    order the view does not hold or the viewer may not see (the same answer)."""
+    reply = await read_model(upstream, summary_path(order_id), params, timeout_s=timeout_s)
+    if reply.status == 404:
+        raise OrderNotFoundError(order_id)
+    if reply.status == 200 and not viewer.operator:
+        summary = reply.json_object()
+        if summary is None or not _sees(viewer, summary.get("user_id")):
+            raise OrderNotFoundError(order_id)
+    return reply
+
+
+async def place_order(
+    upstream: UpstreamClient,
+    customer: Principal,
+    items: list[dict[str, Any]],
+    idempotency_key: str | None,
+) -> UpstreamReply:
+    """Forward a customer's order to the order service, as that customer (never as a user
+    the body names). Raises OrderUnavailableError when the order service cannot answer."""
+    headers = (
+        {"Idempotency-Key": scoped_idempotency_key(customer.user_id, idempotency_key)}
+        if idempotency_key is not None
+        else {}
+    )
+    body = {"user_id": customer.user_id, "items": items}
+    try:
+        return await upstream.request("POST", ORDER, "/orders", json=body, headers=headers)
+    except UpstreamUnavailableError as exc:
+        raise OrderUnavailableError(str(exc)) from exc
 
 
 def summary_path(order_id: str) -> str:

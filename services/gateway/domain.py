@@ -1,9 +1,11 @@
-"""The gateway's composition rules, free of I/O: which parts an order's details need, and
-the one document made from whatever parts arrived. A part that did not arrive is ``None``
-and named in ``missing``; the document is still an answer (graceful degradation)."""
+"""The gateway's rules, free of I/O: which parts an order's details need, and the one
+document made from whatever parts arrived (a part that did not arrive is ``None`` and named
+in ``missing``; the document is still an answer: graceful degradation); and who may see an
+order (its own customer, or an operator)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,3 +59,15 @@ def compose_details(
         if product is None:
             missing.append(product_part(sku))
     return OrderDetails(dict(order), dict(user) if user is not None else None, by_sku, missing)
+
+
+def may_see(owner_id: object, *, viewer_id: str, operator: bool) -> bool:
+    """A customer sees their own orders only; an operator sees every order."""
+    return operator or (isinstance(owner_id, str) and owner_id == viewer_id)
+
+
+def scoped_idempotency_key(user_id: str, key: str) -> str:
+    """The key the order service is given for a customer's key: keys are the customer's
+    own, so two customers choosing the same key never meet (nor learn of each other)."""
+    # Length-prefixed: no pair of (user, key) can be written as another pair.
+    return hashlib.sha256(f"{len(user_id)}:{user_id}:{key}".encode()).hexdigest()

@@ -1,28 +1,47 @@
-"""The gateway's HTTP API. Parameters are checked here, before any other service is asked.
+"""The gateway's HTTP API, the public edge: every route needs a bearer JWT (``sub`` is the
+customer; the operator role sees everything). Parameters are checked here, before any
+other service is asked.
 
-Forwarded read-model answers keep their status, body and Retry-After, except a 5xx other
-than 503, which becomes a 502 problem (the fault is upstream, not the gateway's); a read
-model that cannot be reached at all is a 503 problem with Retry-After."""
+Forwarded answers keep their status, body and Retry-After, except a 5xx other than 503,
+which becomes a 502 problem (the fault is upstream, not the gateway's); a service that
+cannot be reached at all is a 503 problem with Retry-After."""
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Response, get
+from litestar import Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, JSONBody, Parameter
+from litestar.status_codes import HTTP_202_ACCEPTED
 
 from gateway import application
 from gateway.adapters import UpstreamClient, UpstreamReply, UpstreamUnavailableError
-from polysaga.api_types import ID_PATTERN, UUID_PATTERN
+from polysaga.api_types import ID_PATTERN, UUID_PATTERN, Quantity, Sku, StrictStruct
+from polysaga.auth import Principal, forbidden
+from polysaga.auth.schemes import BEARER_JWT_SCHEME
 from polysaga.problems import Problem, problem_responses
 from polysaga.runtime import ServiceRuntime
 
 OrderId = Annotated[str, Parameter(pattern=UUID_PATTERN, description="An order id (UUID)")]
 UserId = Annotated[str, Parameter(pattern=ID_PATTERN, description="A user id")]
+BEARER: list[dict[str, list[str]]] = [{BEARER_JWT_SCHEME: []}]
+_USER_ID = re.compile(ID_PATTERN)
+
+
+class OrderItemIn(StrictStruct):
+    sku: Sku
+    quantity: Quantity
+
+
+class CustomerOrderIn(StrictStruct):
+    """What a customer sends: the items; who orders is the token's subject."""
+
+    items: Annotated[list[OrderItemIn], msgspec.Meta(min_length=1, max_length=100)]
 
 
 class OrderDetailsOut(msgspec.Struct):
@@ -51,9 +70,14 @@ def _bad_gateway(detail: str) -> Problem:
     return Problem(502, "Bad gateway", detail, slug="bad-gateway")
 
 
-def _passed_through(reply: UpstreamReply) -> Response[bytes]:
+def _not_found(order_id: str) -> Problem:
+    # One answer for an unknown order and for someone else's: nothing tells them apart.
+    return Problem(404, "Order not found", f"no order {order_id}", slug="order-not-found")
+
+
+def _passed_through(reply: UpstreamReply, service: str = "order-view") -> Response[bytes]:
     if reply.status >= 500 and reply.status != 503:
-        raise _bad_gateway(f"order-view answered {reply.status}")
+        raise _bad_gateway(f"{service} answered {reply.status}")
     headers = {"Retry-After": reply.retry_after} if reply.retry_after else {}
     return Response(
         content=reply.content,
@@ -66,25 +90,26 @@ def _passed_through(reply: UpstreamReply) -> Response[bytes]:
 # The read model's answers pass through unchanged; their shape is order-view's to document.
 _PASSED_THROUGH = {
     200: ResponseSpec(data_container=dict[str, Any], description="order-view's answer, as is"),
-    **problem_responses(502, 503),
+    **problem_responses(401, 403, 502, 503),
 }
 
 
 @get(
     "/orders/{order_id:str}/details",
-    responses=problem_responses(502, 503),
+    responses=problem_responses(401, 403, 502, 503),
+    security=BEARER,
     summary="An order with its user and products; parts that cannot be fetched are listed"
     " in `missing`",
 )
 async def order_details(
-    order_id: OrderId, upstream: NamedDependency[UpstreamClient]
+    order_id: OrderId,
+    upstream: NamedDependency[UpstreamClient],
+    principal: NamedDependency[Principal],
 ) -> OrderDetailsOut:
     try:
-        details = await application.order_details(upstream, order_id.lower())
+        details = await application.order_details(upstream, order_id.lower(), principal)
     except application.OrderNotFoundError as exc:
-        raise Problem(
-            404, "Order not found", f"no order {order_id}", slug="order-not-found"
-        ) from exc
+        raise _not_found(order_id) from exc
     except application.OrderUnavailableError as exc:
         raise _unavailable(str(exc), _retry_after_s(upstream)) from exc
     except application.BadUpstreamReplyError as exc:
@@ -98,11 +123,13 @@ async def order_details(
     "/orders/{order_id:str}/summary",
     summary="The order's summary from the order-view read model",
     responses=_PASSED_THROUGH,
+    security=BEARER,
 )
 async def order_summary(
     order_id: OrderId,
     upstream: NamedDependency[UpstreamClient],
     runtime: NamedDependency[ServiceRuntime],
+    principal: NamedDependency[Principal],
     min_version: Annotated[
         int | None,
         Parameter(ge=1, le=1_000_000, description="Wait until the view has this version"),
@@ -114,9 +141,11 @@ async def order_summary(
         params["min_version"] = min_version
         timeout_s += runtime.settings.view_wait_max_s  # order-view may wait that long first
     try:
-        reply = await application.read_model(
-            upstream, application.summary_path(order_id.lower()), params, timeout_s=timeout_s
+        reply = await application.order_summary(
+            upstream, order_id.lower(), params, timeout_s=timeout_s, viewer=principal
         )
+    except application.OrderNotFoundError as exc:
+        raise _not_found(order_id) from exc
     except UpstreamUnavailableError as exc:
         raise _unavailable(str(exc), _retry_after_s(upstream)) from exc
     return _passed_through(reply)
@@ -124,15 +153,19 @@ async def order_summary(
 
 @get(
     "/users/{user_id:str}/orders",
-    summary="A user's orders from the order-view read model",
+    summary="A user's orders from the order-view read model (a customer: their own only)",
     responses=_PASSED_THROUGH,
+    security=BEARER,
 )
 async def user_orders(
     user_id: UserId,
     upstream: NamedDependency[UpstreamClient],
+    principal: NamedDependency[Principal],
     limit: Annotated[int | None, Parameter(ge=1, le=100)] = None,
     offset: Annotated[int | None, Parameter(ge=0, le=100_000)] = None,
 ) -> Response[bytes]:
+    if not principal.may_act_for(user_id):
+        raise forbidden("a customer may list only their own orders")
     # The read model's own bounds; its own defaults apply to what is not given.
     params = {
         name: value for name, value in (("limit", limit), ("offset", offset)) if value is not None
@@ -146,4 +179,36 @@ async def user_orders(
     return _passed_through(reply)
 
 
-ROUTES = [order_details, order_summary, user_orders]
+@post(
+    "/orders",
+    status_code=HTTP_202_ACCEPTED,
+    summary="Place an order as the token's user (starts a saga); the order service's answer",
+    responses={
+        202: ResponseSpec(
+            data_container=dict[str, Any], description="order's answer: order_id and version"
+        ),
+        **problem_responses(401, 403, 422, 502, 503),
+    },
+    security=BEARER,
+)
+async def place_order(
+    data: JSONBody[CustomerOrderIn],
+    upstream: NamedDependency[UpstreamClient],
+    principal: NamedDependency[Principal],
+    idempotency_key: Annotated[
+        str | None, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=200)
+    ] = None,
+) -> Response[bytes]:
+    if not _USER_ID.match(principal.user_id):
+        raise forbidden("the token's subject is not a user id this system can hold")
+    items = [{"sku": item.sku, "quantity": item.quantity} for item in data.items]
+    try:
+        reply = await application.place_order(upstream, principal, items, idempotency_key)
+    except application.OrderUnavailableError as exc:
+        raise _unavailable(
+            f"{exc}; retry with the same Idempotency-Key", _retry_after_s(upstream)
+        ) from exc
+    return _passed_through(reply, "order")
+
+
+ROUTES = [order_details, order_summary, user_orders, place_order]

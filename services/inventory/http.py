@@ -11,6 +11,7 @@ from litestar.params import FromPath, JSONBody
 
 from inventory.adapters import InventoryStore
 from polysaga.api_types import Sku, StockLevel, StrictStruct
+from polysaga.auth import require_operator
 from polysaga.problems import Problem
 from polysaga.runtime import ServiceRuntime
 
@@ -39,7 +40,11 @@ def _sku(sku: str) -> str:
         raise Problem(400, "Bad SKU", str(exc)) from exc
 
 
-@put("/stock/{sku:str}", summary="Set how many units of a SKU are available")
+@put(
+    "/stock/{sku:str}",
+    summary="Set how many units of a SKU are available (operator)",
+    guards=[require_operator],
+)
 async def set_stock(
     sku: FromPath[str], data: JSONBody[StockIn], runtime: NamedDependency[ServiceRuntime]
 ) -> StockOut:

@@ -20,6 +20,7 @@ from order.application import (
 )
 from order.domain import Order, OrderTooLargeError, UnknownProductError
 from polysaga.api_types import UUID_PATTERN, Identifier, Quantity, Sku, StrictStruct
+from polysaga.auth import require_operator
 from polysaga.money import MoneyText, format_money, parse_money
 from polysaga.problems import Problem, problem_responses
 from polysaga.runtime import ServiceRuntime
@@ -188,7 +189,11 @@ async def order_stats(runtime: NamedDependency[ServiceRuntime]) -> dict[str, int
     return {status: counts.get(status, 0) for status in ("PENDING", "CONFIRMED", "CANCELLED")}
 
 
-@put("/prices/{sku:str}", summary="Set a product's price in the local replica")
+@put(
+    "/prices/{sku:str}",
+    summary="Set a product's price in the local replica (operator)",
+    guards=[require_operator],
+)
 async def set_price(
     sku: FromPath[str], data: JSONBody[PriceIn], runtime: NamedDependency[ServiceRuntime]
 ) -> PriceOut:

@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 
 from payment.adapters import PaymentStore
 from polysaga.api_types import UUID_PATTERN, Identifier, StrictStruct
+from polysaga.auth import require_operator
 from polysaga.money import MoneyText, format_money, parse_money
 from polysaga.problems import Problem
 from polysaga.runtime import ServiceRuntime
@@ -43,7 +44,11 @@ def _user(user_id: str) -> str:
         raise Problem(400, "Bad user id", str(exc)) from exc
 
 
-@put("/accounts/{user_id:str}", summary="Open an account or set its balance")
+@put(
+    "/accounts/{user_id:str}",
+    summary="Open an account or set its balance (operator)",
+    guards=[require_operator],
+)
 async def set_account(
     user_id: FromPath[str], data: JSONBody[BalanceIn], runtime: NamedDependency[ServiceRuntime]
 ) -> AccountOut:

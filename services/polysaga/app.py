@@ -16,11 +16,15 @@ from litestar.exceptions import HTTPException
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from polysaga import __version__, tracing
 from polysaga import metrics as m
+from polysaga.auth import OperatorCredential, admin_routes_need_operator, is_operator_route
+from polysaga.auth.schemes import OPERATOR_TOKEN_SCHEME, SECURITY_SCHEMES
+from polysaga.logs import AccessLog
 from polysaga.problems import EXCEPTION_HANDLERS, document_problems
 from polysaga.runtime import ServiceDefinition, ServiceRuntime
 from polysaga.settings import ServiceSettings
@@ -55,9 +59,13 @@ UNMEASURED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 class HttpMetricsMiddleware(ASGIMiddleware):
     """HTTP RED metrics: requests by method, route template and status, and their duration.
     The route is the template (``/orders/{order_id:uuid}``), never the raw path, so the label
-    set stays bounded; requests that match no route never reach a route's middleware."""
+    set stays bounded; requests that match no route never reach a route's middleware. The
+    same figures go to the (sampled) access log."""
 
     scopes = (ScopeType.HTTP,)
+
+    def __init__(self, access_log: AccessLog | None = None) -> None:
+        self._access_log = access_log or AccessLog(0.0)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         route = scope.get("path_template") or "unmatched"
@@ -85,8 +93,15 @@ class HttpMetricsMiddleware(ASGIMiddleware):
             raise
         finally:
             m.HTTP_REQUESTS.labels(method=method, route=route, status_code=str(status)).inc()
-            m.HTTP_REQUEST_DURATION.labels(method=method, route=route).observe(
-                time.perf_counter() - started
+            elapsed_s = time.perf_counter() - started
+            m.HTTP_REQUEST_DURATION.labels(method=method, route=route).observe(elapsed_s)
+            self._access_log.record(
+                str(method),
+                str(route),
+                str(scope.get("path", "")),
+                status,
+                elapsed_s,
+                scope.get("path_params") or {},
             )
 
 
@@ -107,11 +122,14 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
             await runtime.stop()
             tracing.shutdown()  # exports the spans still buffered
 
+    operator_credential = OperatorCredential(settings.operator_token)
     app = Litestar(
         route_handlers=[healthz, readyz, metrics, *definition.route_handlers],
+        state=State({"operator_credential": operator_credential}),
+        guards=[admin_routes_need_operator],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         lifespan=[lifespan],
-        middleware=[HttpMetricsMiddleware()],
+        middleware=[HttpMetricsMiddleware(AccessLog(settings.access_log_sample_ratio))],
         before_request=enforce_strict_body,
         plugins=[StrictStructSchemaPlugin(), *([otel_plugin] if otel_plugin else [])],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
@@ -121,10 +139,14 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
             version=__version__,
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
+            components=Components(security_schemes=SECURITY_SCHEMES),
         ),
     )
     # The registered handlers (a Router registers copies), before the schema is first built.
     for route in app.routes:
         for handler in getattr(route, "route_handlers", ()):
-            document_problems(handler)
+            needs_operator = is_operator_route(handler)
+            if needs_operator:
+                handler.security = [{OPERATOR_TOKEN_SCHEME: []}]
+            document_problems(handler, needs_operator=needs_operator)
     return app

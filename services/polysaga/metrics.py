@@ -77,3 +77,13 @@ HTTP_REQUEST_DURATION = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+CIRCUIT_BREAKER_STATE = Gauge(
+    "polysaga_circuit_breaker_state",
+    "1 for the state each upstream's circuit breaker is in, 0 for the others.",
+    ["upstream", "state"],  # state: closed | open | half_open
+)
+CIRCUIT_BREAKER_REJECTED = Counter(
+    "polysaga_circuit_breaker_rejected_total",
+    "Calls answered at once because the upstream's circuit was open.",
+    ["upstream"],
+)

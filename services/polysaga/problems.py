@@ -104,6 +104,8 @@ class ProblemDetails(msgspec.Struct, kw_only=True):
 
 _MEANINGS = {
     400: "A parameter or the body is invalid; nothing was changed",
+    401: "No valid bearer token (see the WWW-Authenticate header); nothing was changed",
+    403: "The token is valid but does not allow this; nothing was changed",
     404: "No such resource (or a path parameter of the wrong shape)",
     409: "Conflicts with the current state; nothing was changed",
     413: "The body is larger than the service accepts",
@@ -127,13 +129,14 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-def document_problems(handler: object) -> None:
+def document_problems(handler: object, *, needs_operator: bool = False) -> None:
     """Add the problems any route of its shape can answer with to its OpenAPI responses:
-    400 for any parameter, 404 for a path parameter, 413 and 415 for a JSON body. A route's
-    own ``responses`` (409, 422, 503, ...) stay as they are."""
+    400 for any parameter, 404 for a path parameter, 413 and 415 for a JSON body, 401 for a
+    route that needs the operator token. A route's own ``responses`` (409, 422, 503, ...)
+    stay as they are."""
     if not isinstance(handler, HTTPRouteHandler):
         return
-    statuses = [400]
+    statuses = [400, *([401] if needs_operator else [])]
     if any("{" in path for path in handler.paths):
         statuses.append(404)
     if "data" in inspect.signature(handler.fn).parameters:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import uvicorn
 
 from polysaga.app import create_app
+from polysaga.logs import configure_logging
 from polysaga.runtime import ServiceDefinition
 from polysaga.settings import ServiceSettings
 
@@ -16,16 +16,15 @@ DefinitionBuilder = Callable[[ServiceSettings], ServiceDefinition]
 
 def serve(name: str, build: DefinitionBuilder) -> None:
     settings = ServiceSettings(service_name=name)
-    logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(name, settings)
     uvicorn.run(
         create_app(build(settings), settings),
         host=settings.http_host,
         port=settings.http_port,
         loop="uvloop",
         lifespan="on",
-        access_log=False,
+        access_log=False,  # the app's own, sampled (polysaga.logs.AccessLog)
+        log_config=None,  # uvicorn's loggers go through the JSON handler too
         log_level="warning",
         timeout_graceful_shutdown=10,
     )

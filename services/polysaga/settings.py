@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -64,6 +66,36 @@ class ServiceSettings(BaseSettings):
     service_version: str = __version__
 
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # Logs: JSON lines on stderr. Access logs: the share of requests logged (0 = off).
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    access_log_sample_ratio: float = Field(default=0.0, ge=0, le=1)
+
+    # Internal writes and /admin routes need `Authorization: Bearer <operator_token>` (from a
+    # Secret). Unset, they refuse every request: closed by default.
+    operator_token: SecretStr | None = None
+    # Bearer JWTs (the gateway): keys from a JWKS file or URL (an OIDC issuer's `jwks_uri`),
+    # re-read when a token names an unknown key id; issuer and audience must match. Without
+    # a key source, issuer and audience, every bearer JWT is refused.
+    jwks_file: Path | None = None
+    jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    # Where a token lists its roles: a claim name, or a dotted path (Keycloak:
+    # "realm_access.roles"); the claim is a list of strings or one space-separated string.
+    jwt_roles_claim: str = "roles"
+    jwt_operator_role: str = "operator"
+    jwt_leeway_s: float = Field(default=30.0, ge=0, le=300)
+    jwks_max_age_s: float = Field(default=300.0, gt=0)
+    # An unknown key id re-reads the key set at most this often (a stream of forged kids
+    # must not become a stream of requests to the identity provider).
+    jwks_min_refresh_interval_s: float = Field(default=10.0, ge=0)
+
+    # Gateway: a circuit breaker per upstream opens after this many failures in a row and
+    # lets one probe through after the open interval.
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_open_s: float = Field(default=5.0, gt=0)
 
     # Order service only; harmless elsewhere.
     order_deadline_s: float = Field(default=30.0, gt=0)

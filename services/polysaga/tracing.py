@@ -7,8 +7,11 @@ One order's saga is one trace. The context (W3C ``traceparent``/``tracestate`` a
 context in the NATS headers, and each consumer's ``process`` span continues it. The order id
 travels as baggage (``app.order.id``) and is copied onto every span as it starts.
 
-Without ``POLYSAGA_OTLP_ENDPOINT`` nothing is set up: every function here returns at once
-and the messaging code keeps passing the incoming trace headers along unchanged.
+The SDK is always set up, so the context always travels (on every HTTP call and event) and
+every log line can name its trace. Spans are exported only with ``POLYSAGA_OTLP_ENDPOINT``
+(or an exporter a test gives); without one, new traces start unsampled — the flag says so
+— and nothing is recorded, while a sampled trace arriving from a caller stays sampled.
+Database spans exist only when exporting: they carry no context anywhere.
 """
 
 from __future__ import annotations
@@ -54,11 +57,13 @@ UNTRACED_PATHS = ["^/metrics$", "^/healthz$", "^/readyz$", "^/schema"]
 
 _provider: TracerProvider | None = None
 _tracer: Tracer | None = None
+_exporting = False
 _mongo_listener: CommandTracer | None = None
 
 
 def enabled() -> bool:
-    return _tracer is not None
+    """Are spans exported (not merely propagated)?"""
+    return _exporting
 
 
 def resource(service_name: str, settings: ServiceSettings) -> Resource:
@@ -113,43 +118,62 @@ def sampler(ratio: float) -> Sampler:
 
 def configure(
     service_name: str, settings: ServiceSettings, *, exporter: SpanExporter | None = None
-) -> TracerProvider | None:
-    """Set tracing up for this process; None (and nothing done) when no endpoint is set.
-    ``exporter`` replaces the OTLP exporter (tests use an in-memory one)."""
-    global _provider, _tracer, _mongo_listener
-    if exporter is None:
-        if not settings.otlp_endpoint:
-            return None
+) -> TracerProvider:
+    """Set tracing up for this process: propagation always, export to the OTLP endpoint if
+    one is set (``exporter`` replaces it; tests use an in-memory one). A process that already
+    propagates (several apps in one test process) keeps its set-up unless this one exports."""
+    global _provider, _tracer, _exporting, _mongo_listener
+    if exporter is None and settings.otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter(endpoint=f"{settings.otlp_endpoint.rstrip('/')}/v1/traces")
     if _provider is not None:
-        raise RuntimeError("tracing is already configured in this process")
-    provider = TracerProvider(
-        resource=resource(service_name, settings),
-        sampler=sampler(settings.trace_sample_ratio),
-    )
+        if exporter is None:
+            return _provider
+        if _exporting:
+            raise RuntimeError("tracing is already exporting in this process")
+        _tear_down()
+    # Without an exporter nothing would keep a span: new traces are honestly unsampled.
+    ratio = settings.trace_sample_ratio if exporter is not None else 0.0
+    provider = TracerProvider(resource=resource(service_name, settings), sampler=sampler(ratio))
     provider.add_span_processor(order_id_processor())
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
     _provider, _tracer = provider, provider.get_tracer("polysaga", __version__)
-    # Imported here: a process without tracing never loads the instrumentations.
+    _exporting = exporter is not None
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-    from opentelemetry.instrumentation.pymongo import CommandTracer
-    from pymongo import monitoring
 
+    # Outgoing HTTP calls carry the context whether or not spans are kept.
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
-    # The pymongo instrumentation's command listener, registered globally: MongoDB clients
-    # created from now on report to it. Registered here rather than through its instrumentor,
-    # which keeps the first tracer provider for the life of the process.
-    _mongo_listener = CommandTracer(provider.get_tracer("opentelemetry.instrumentation.pymongo"))
-    monitoring.register(_mongo_listener)
-    log.info("tracing to %s", settings.otlp_endpoint or type(exporter).__name__)
+    if _exporting:
+        from opentelemetry.instrumentation.pymongo import CommandTracer
+        from pymongo import monitoring
+
+        # The pymongo instrumentation's command listener, registered globally: MongoDB
+        # clients created from now on report to it. Registered here rather than through its
+        # instrumentor, which keeps the first tracer provider for the life of the process.
+        _mongo_listener = CommandTracer(
+            provider.get_tracer("opentelemetry.instrumentation.pymongo")
+        )
+        monitoring.register(_mongo_listener)
+        log.info("tracing to %s", settings.otlp_endpoint or type(exporter).__name__)
     return provider
 
 
 def shutdown() -> None:
-    """Flush what is buffered and undo the set-up (app shutdown; tests)."""
-    global _provider, _tracer, _mongo_listener
+    """Flush what is buffered and undo an exporting set-up (app shutdown; tests). A
+    propagating-only set-up stays: it holds nothing, and other apps of the process use it."""
+    if _exporting:
+        _tear_down()
+
+
+def reset() -> None:
+    """Undo any set-up, exporting or not (tests that need a process without tracing)."""
+    _tear_down()
+
+
+def _tear_down() -> None:
+    global _provider, _tracer, _exporting, _mongo_listener
     if _provider is None:
         return
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
@@ -161,12 +185,13 @@ def shutdown() -> None:
     if SQLAlchemyInstrumentor().is_instrumented_by_opentelemetry:
         SQLAlchemyInstrumentor().uninstrument()
     _provider.shutdown()  # the batch processor exports what it still holds
-    _provider, _tracer, _mongo_listener = None, None, None
+    _provider, _tracer, _exporting, _mongo_listener = None, None, False, None
 
 
 def instrument_engine(engine: AsyncEngine) -> None:
-    """Database spans for every statement on this engine (one engine per service process)."""
-    if _provider is None:
+    """Database spans for every statement on this engine (one engine per service process),
+    when spans are exported."""
+    if _provider is None or not _exporting:
         return
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
@@ -208,7 +233,8 @@ def name_http_span(method: str, route: str) -> None:
 
 def current_headers() -> dict[str, str]:
     """The current trace context and baggage as W3C headers, to be stored with an outbox
-    row or document entry; empty when tracing is off (the event's own headers then stand)."""
+    row or document entry; empty when tracing is not set up (the event's own headers then
+    stand)."""
     if _tracer is None:
         return {}
     carrier: dict[str, str] = {}

@@ -1,6 +1,7 @@
 """The whole system, run exactly as ``polysaga up`` runs it (a subprocess with supervised
 children), once for the end-to-end tests. Orders get a short deadline so the deadline path
-is testable."""
+is testable. The ``http`` client is the operator's (the stack's operator token for the
+services, an operator JWT for the gateway); a test of refusal uses ``anonymous``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
+from polysaga_tools.local_identity import LocalIdentity
+from polysaga_tools.stack_access import operator_headers, stack_client
+
 ORDER_DEADLINE_S = 8.0
 
 
@@ -34,6 +38,17 @@ class Stack:
 
     def url(self, service: str) -> str:
         return str(self.state["services"][service])
+
+    def token(self, user_id: str, *roles: str, ttl_s: float = 600) -> str:
+        """A bearer JWT for the gateway, signed by the stack's own key."""
+        return LocalIdentity.from_state(self.state["auth"]).token(user_id, roles, ttl_s=ttl_s)
+
+    def bearer(self, user_id: str, *roles: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user_id, *roles)}"}
+
+    @property
+    def operator_headers(self) -> dict[str, str]:
+        return operator_headers(self.state)
 
     def pid(self, name: str) -> int:
         return int(self.state["processes"][name])
@@ -97,7 +112,15 @@ def stack() -> Iterator[Stack]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """Authorised as the operator everywhere on the stack."""
+    async with stack_client(stack.state, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def anonymous() -> AsyncIterator[httpx.AsyncClient]:
+    """No credentials at all."""
     async with httpx.AsyncClient(timeout=10) as client:
         yield client
 

@@ -43,7 +43,15 @@ EXCLUDED_PATH_REGEX = "^/admin/rebuild$"
 
 
 def schemathesis(stack: Stack, service: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Fuzz as the operator: the operator token for the services, an operator JWT for the
+    gateway, so the fuzzer reaches every route's own checks (refusals without credentials
+    are tested in tests/e2e/test_auth.py)."""
     base = stack.url(service)
+    credentials = (
+        stack.bearer("fuzz-operator", "operator")
+        if service == "gateway"
+        else stack.operator_headers
+    )
     argv = [
         str(Path(sys.executable).parent / "st"),
         "--config-file",
@@ -63,6 +71,8 @@ def schemathesis(stack: Stack, service: str, *args: str) -> subprocess.Completed
         "--generation-database",
         "none",
         "--no-color",
+        "--header",
+        f"Authorization: {credentials['Authorization']}",
         *(["--exclude-path-regex", EXCLUDED_PATH_REGEX] if service == "order-view" else []),
         *args,
     ]

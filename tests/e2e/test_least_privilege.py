@@ -61,6 +61,8 @@ def secrets_of(stack: Stack) -> set[str]:
         assert password, url
         found.add(unquote(password))
     found.add((Path(state["data_dir"]) / "postgres-superuser-password").read_text().strip())
+    found.add(state["auth"]["operator_token"])
+    found.add(state["auth"]["signing_key"].splitlines()[1])  # the private key's first line
     assert all(len(s) >= 20 for s in found)
     return found
 

@@ -4,28 +4,35 @@ end-to-end tests use the real services), one that answers too late, and a closed
 
 Checked: the composed document; a degraded one (a part slow, refused or 5xx) arriving
 within about two timeouts; 503 with Retry-After when the order service is down; 404 for an
-unknown order; the read model's answers forwarded with status, body and Retry-After."""
+unknown order; the read model's answers forwarded with status, body and Retry-After. And
+the edge's authentication: every route needs a bearer JWT signed by the issuer's key; a
+customer sees only their own orders (another's is the same 404 as an unknown one, and
+nothing else is asked for it), an operator sees all; a customer's order is placed as the
+token's subject."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
+import json
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
-import uvicorn
-from litestar import Litestar, Response, get
-from litestar.params import FromPath, FromQuery
+from litestar import Litestar, Request, Response, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.testing import AsyncTestClient
 
 from gateway.bootstrap import build
+from http_peers import closed_port_url, serving
 from polysaga.app import create_app
 from polysaga.settings import ServiceSettings
+from polysaga_tools.local_identity import LocalIdentity
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +62,23 @@ ORDERS = {
     ORDER_ID: canned_order(ORDER_ID, ["SKU-1", "SKU-2"]),
     ORDER_WITH_BROKEN_SKU: canned_order(ORDER_WITH_BROKEN_SKU, ["SKU-1", "SKU-BROKEN"]),
 }
+# The issuer of the tokens, as an identity provider would publish it: its JWKS in a file.
+IDENTITY = LocalIdentity.new()
+JWKS_FILE = Path(tempfile.mkdtemp(prefix="polysaga-gateway-jwks-")) / "jwks.json"
+JWKS_FILE.write_text(json.dumps(IDENTITY.jwks()))
+# What the healthy peer was asked (method, path), and the orders it was given.
+ASKED: list[tuple[str, str]] = []
+PLACED: list[dict[str, Any]] = []
+
+
+def bearer(user_id: str, *roles: str, **claims: Any) -> dict[str, str]:
+    if claims:
+        now = int(time.time())
+        base = {"iss": IDENTITY.issuer, "aud": IDENTITY.audience, "sub": user_id, "exp": now + 60}
+        token = IDENTITY.sign({**base, **claims})
+    else:
+        token = IDENTITY.token(user_id, roles, ttl_s=60)
+    return {"Authorization": f"Bearer {token}"}
 
 
 def problem(status: int, title: str, headers: Mapping[str, str] | None = None) -> Response[Any]:
@@ -67,6 +91,18 @@ def problem(status: int, title: str, headers: Mapping[str, str] | None = None) -
 
 
 # --- test peers: canned stand-ins for the services the gateway calls ---------------------
+
+
+def remember(request: Request[Any, Any, Any]) -> None:
+    ASKED.append((request.method, request.url.path))
+
+
+@post("/orders", sync_to_thread=False, status_code=202)
+def peer_place(data: JSONBody[dict[str, Any]], request: Request[Any, Any, Any]) -> Response[Any]:
+    PLACED.append({"body": data, "idempotency_key": request.headers.get("idempotency-key")})
+    if any(item["sku"] == "SKU-UNKNOWN" for item in data["items"]):
+        return problem(422, "Unknown product")
+    return Response({"order_id": str(uuid.uuid4()), "version": 1}, status_code=202)
 
 
 @get("/orders/{order_id:str}", sync_to_thread=False)
@@ -96,7 +132,9 @@ def peer_summary(
         return problem(404, "Order not found")
     if min_version is not None and min_version > 3:
         return problem(503, "Not caught up yet", {"Retry-After": "2"})
-    return Response({"order_id": order_id, "status": "CONFIRMED", "version": 3})
+    return Response(
+        {"order_id": order_id, "user_id": "user-1", "status": "CONFIRMED", "version": 3}
+    )
 
 
 @get("/users/{user_id:str}/orders", sync_to_thread=False)
@@ -112,43 +150,12 @@ async def peer_too_slow(path: FromPath[str]) -> dict[str, str]:
     return {"late": path}
 
 
-@contextmanager
-def serving(app: Litestar) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free port, in a thread with its own event loop: the
-    Litestar test client blocks the test's loop while the gateway handles a request, so a
-    peer on that loop could never answer."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="warning", lifespan="off", loop="asyncio", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "test peer did not start"
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
-def closed_port_url() -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"  # nobody listens here now: connections are refused
-
-
 @pytest.fixture(scope="module")
 def peers() -> Iterator[dict[str, str]]:
     healthy = Litestar(
-        [peer_order, peer_user, peer_product, peer_summary, peer_user_orders], debug=False
+        [peer_place, peer_order, peer_user, peer_product, peer_summary, peer_user_orders],
+        before_request=remember,
+        debug=False,
     )
     slow = Litestar([peer_too_slow])
     with serving(healthy) as healthy_url, serving(slow) as slow_url:
@@ -157,16 +164,24 @@ def peers() -> Iterator[dict[str, str]]:
 
 @asynccontextmanager
 async def gateway(
-    peers: Mapping[str, str], **overrides: str
+    peers: Mapping[str, str], *, as_user: Mapping[str, str] | None = None, **overrides: str
 ) -> AsyncIterator[AsyncTestClient[Any]]:
     """A gateway whose dependencies are all the healthy peer, except ``overrides``
-    (service name -> "slow" | "closed")."""
+    (service name -> "slow" | "closed"); its client sends ``as_user``'s token (by default
+    the customer who owns the canned orders)."""
     urls = {name: peers["healthy"] for name in ("order", "user", "catalog", "order-view")}
     urls |= {name.replace("_", "-"): peers[kind] for name, kind in overrides.items()}
     settings = ServiceSettings(
-        service_name="gateway", service_urls=urls, dependency_timeout_s=TIMEOUT_S
+        service_name="gateway",
+        service_urls=urls,
+        dependency_timeout_s=TIMEOUT_S,
+        jwks_file=JWKS_FILE,
+        jwt_issuer=IDENTITY.issuer,
+        jwt_audience=IDENTITY.audience,
     )
     async with AsyncTestClient(create_app(build(settings), settings)) as client:
+        client.headers.update(bearer("user-1") if as_user is None else as_user)
+        ASKED.clear()
         yield client
 
 
@@ -277,7 +292,12 @@ async def test_the_summary_is_forwarded_with_status_body_and_retry_after(
         ahead = await client.get(f"/orders/{ORDER_ID}/summary", params={"min_version": 4})
         unknown = await client.get(f"/orders/{UNKNOWN_ORDER}/summary")
     assert current.status_code == 200
-    assert current.json() == {"order_id": ORDER_ID, "status": "CONFIRMED", "version": 3}
+    assert current.json() == {
+        "order_id": ORDER_ID,
+        "user_id": "user-1",
+        "status": "CONFIRMED",
+        "version": 3,
+    }
     assert ahead.status_code == 503
     assert ahead.headers["retry-after"] == "2"
     assert ahead.headers["content-type"].startswith("application/problem+json")
@@ -302,3 +322,142 @@ async def test_an_unreachable_read_model_is_a_503_with_retry_after(peers: dict[s
         assert response.status_code == 503
         assert int(response.headers["retry-after"]) >= 1
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+# --- the authenticated edge ---------------------------------------------------------------
+
+ROUTES = [
+    ("GET", f"/orders/{ORDER_ID}/details"),
+    ("GET", f"/orders/{ORDER_ID}/summary"),
+    ("GET", "/users/user-1/orders"),
+    ("POST", "/orders"),
+]
+ORDER_BODY = {"items": [{"sku": "SKU-1", "quantity": 2}]}
+
+
+def _leaks(response: Any) -> bool:
+    """Does a response carry anything of the canned order, user or products (beyond the
+    path the caller sent, which the problem's ``instance`` repeats)?"""
+    body = {k: v for k, v in response.json().items() if k != "instance"}
+    text = json.dumps(body) + json.dumps(dict(response.headers))
+    return any(secret in text for secret in ("user-1", "SKU-1", "Alice", "alice@", "CONFIRMED"))
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "Basic dXNlcjpwYXNz",
+        "Bearer not-a-jwt",
+        "expired",
+        "unsigned",
+        "foreign-issuer",
+        "stranger-key",
+    ],
+)
+async def test_without_a_valid_token_every_route_is_a_401_and_nothing_is_asked(
+    peers: dict[str, str], authorization: str | None
+) -> None:
+    now = int(time.time())
+    forged = {
+        "expired": bearer("user-1", exp=now - 120)["Authorization"],
+        "unsigned": "Bearer "
+        + jwt.encode(
+            {"iss": IDENTITY.issuer, "aud": IDENTITY.audience, "sub": "user-1", "exp": now + 60},
+            None,
+            algorithm="none",
+        ),
+        "foreign-issuer": bearer("user-1", iss="https://idp.example.com")["Authorization"],
+        "stranger-key": "Bearer "
+        + LocalIdentity.new().sign(
+            {"iss": IDENTITY.issuer, "aud": IDENTITY.audience, "sub": "user-1", "exp": now + 60},
+            kid=IDENTITY.key_id,
+        ),
+    }
+    headers = {"Authorization": forged.get(authorization, authorization)} if authorization else {}
+    async with gateway(peers, as_user=headers) as client:
+        if not authorization:
+            client.headers.pop("Authorization", None)
+        for method, path in ROUTES:
+            response = await client.request(
+                method, path, json=ORDER_BODY if method == "POST" else None
+            )
+            assert response.status_code == 401, (method, path, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert response.headers["www-authenticate"].startswith('Bearer realm="polysaga"')
+            assert not _leaks(response)
+    assert ASKED == []
+
+
+async def test_another_customer_s_order_is_the_404_of_an_unknown_one(
+    peers: dict[str, str],
+) -> None:
+    async with gateway(peers, as_user=bearer("user-2")) as client:
+        foreign = await client.get(f"/orders/{ORDER_ID}/details")
+        asked_for_foreign = list(ASKED)
+        unknown = await client.get(f"/orders/{UNKNOWN_ORDER}/details")
+        foreign_summary = await client.get(f"/orders/{ORDER_ID}/summary")
+        unknown_summary = await client.get(f"/orders/{UNKNOWN_ORDER}/summary")
+        foreign_list = await client.get("/users/user-1/orders")
+        own_list = await client.get("/users/user-2/orders")
+
+    def shape(response: Any, order_id: str) -> tuple[int, str, str]:
+        body = response.json()
+        return response.status_code, body["type"], body["detail"].replace(order_id, "<id>")
+
+    assert shape(foreign, ORDER_ID) == shape(unknown, UNKNOWN_ORDER)
+    assert shape(foreign, ORDER_ID)[0] == 404
+    assert shape(foreign_summary, ORDER_ID) == shape(unknown_summary, UNKNOWN_ORDER)
+    assert shape(foreign_summary, ORDER_ID) == shape(foreign, ORDER_ID)
+    for response in (foreign, foreign_summary):
+        assert not _leaks(response)
+    # Only the order itself was read to find out whose it is; no user, no product.
+    assert asked_for_foreign == [("GET", f"/orders/{ORDER_ID}")]
+    assert foreign_list.status_code == 403
+    assert foreign_list.json()["type"].endswith("/forbidden")
+    assert 'error="insufficient_scope"' in foreign_list.headers["www-authenticate"]
+    assert not _leaks(foreign_list)
+    assert own_list.status_code == 200
+
+
+async def test_an_operator_sees_every_customer_s_orders(peers: dict[str, str]) -> None:
+    async with gateway(peers, as_user=bearer("ops-1", "operator")) as client:
+        details = await client.get(f"/orders/{ORDER_ID}/details")
+        summary = await client.get(f"/orders/{ORDER_ID}/summary")
+        listing = await client.get("/users/user-1/orders")
+    assert details.status_code == 200 and details.json()["user"] == USER
+    assert summary.status_code == 200 and listing.status_code == 200
+
+
+async def test_a_customer_places_an_order_as_the_token_s_subject(peers: dict[str, str]) -> None:
+    PLACED.clear()
+    async with gateway(peers, as_user=bearer("user-9")) as client:
+        placed = await client.post("/orders", json=ORDER_BODY, headers={"Idempotency-Key": "k-1"})
+        impostor = await client.post(
+            "/orders", json={**ORDER_BODY, "user_id": "user-1"}, headers={"Idempotency-Key": "k2"}
+        )
+        unknown = await client.post(
+            "/orders", json={"items": [{"sku": "SKU-UNKNOWN", "quantity": 1}]}
+        )
+    async with gateway(peers, as_user=bearer("user-8")) as client:
+        same_key = await client.post("/orders", json=ORDER_BODY, headers={"Idempotency-Key": "k-1"})
+    assert placed.status_code == 202 and set(placed.json()) == {"order_id", "version"}
+    assert impostor.status_code == 400  # a body naming a user is refused, not obeyed
+    assert unknown.status_code == 422  # the order service's refusal, passed through
+    assert same_key.status_code == 202
+    first, _, second = PLACED
+    assert first["body"] == {"user_id": "user-9", "items": ORDER_BODY["items"]}
+    assert second["body"]["user_id"] == "user-8"
+    # Each customer's key is their own: the order service sees two different keys.
+    assert first["idempotency_key"] not in (None, "k-1", second["idempotency_key"])
+    assert PLACED[1]["idempotency_key"] is None
+
+
+async def test_a_token_whose_subject_cannot_be_a_user_id_cannot_place_orders(
+    peers: dict[str, str],
+) -> None:
+    PLACED.clear()
+    async with gateway(peers, as_user=bearer("auth0|not an id")) as client:
+        response = await client.post("/orders", json=ORDER_BODY)
+    assert response.status_code == 403
+    assert PLACED == []

@@ -27,13 +27,13 @@ from prometheus_client import REGISTRY
 
 from order_view.bootstrap import build
 from order_view_scenario import Scenario, publish, saga_scenario
-from polysaga.app import create_app
 from polysaga.events import declaration
 from polysaga.events.envelope import Envelope
 from polysaga.messaging.connection import ensure_streams
 from polysaga.mongo.client import MongoDatabase, connect
 from polysaga.settings import ServiceSettings
 from polysaga_tools.servers import NatsServer
+from service_client import service_client
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ async def service(mongo_url: str, nats_server: NatsServer) -> AsyncIterator[Serv
     await ensure_streams(js)
     mongo, db = connect(mongo_url)
     try:
-        async with AsyncTestClient(app=create_app(build(settings), settings)) as client:
+        async with service_client(build, settings) as client:
             yield Service(client, js, db, nats_server.url)
     finally:
         await mongo.close()

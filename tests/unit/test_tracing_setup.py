@@ -207,18 +207,59 @@ def test_sampling_ratio_zero_drops_new_traces_but_honours_a_sampled_parent() -> 
         assert child.is_recording()
 
 
-def test_with_tracing_off_nothing_is_traced_and_headers_pass_through() -> None:
-    assert not tracing.enabled()
-    assert tracing.configure("order", ServiceSettings()) is None  # no endpoint: off
-    assert not tracing.enabled()
+def _traceparent(headers: dict[str, str]) -> tuple[str, str, bool]:
+    """Trace id, span id and the sampled flag (bit 0; bit 1 may say the id is random)."""
+    version, trace_id, span_id, flags = headers["traceparent"].split("-")
+    assert version == "00" and len(trace_id) == 32 and len(span_id) == 16
+    return trace_id, span_id, bool(int(flags, 16) & 1)
+
+
+def test_without_an_exporter_the_context_travels_with_an_honest_sampled_flag() -> None:
+    tracing.reset()
+    try:
+        provider = tracing.configure("order", ServiceSettings())  # no endpoint
+        assert provider is not None and not tracing.enabled()
+        assert tracing.litestar_plugin() is not None  # incoming requests continue traces
+        assert tracing.current_headers() == {}  # no span, no request: nothing to carry
+
+        # A new trace (an event written with no request around it): unsampled, and says so.
+        fresh = tracing.start_publish("orders.events.OrderPlaced", {"ce-id": "e1"})
+        trace_id, _, sampled = _traceparent(fresh.headers)
+        assert not sampled and trace_id != "0" * 32
+        fresh.end()
+
+        # A sampled trace from a caller stays sampled: the flag is the caller's decision.
+        sampled = {"ce-id": "e2", "traceparent": f"00-{'1' * 32}-{'2' * 16}-01"}
+        publication = tracing.start_publish("orders.events.OrderPlaced", sampled)
+        trace_id, span_id, sampled = _traceparent(publication.headers)
+        assert (trace_id, sampled) == ("1" * 32, True) and span_id != "2" * 16
+        publication.end()
+
+        # A consumer continues the event's trace: its context and the order id are current,
+        # so what it writes and logs carries them.
+        event = new_event(
+            "OrderPlaced",
+            ORDER_ID,
+            {"order_id": ORDER_ID},
+            trace_headers={"traceparent": fresh.headers["traceparent"]},
+        )
+        with tracing.processing("orders.events.OrderPlaced", "inventory", event):
+            assert baggage.get_baggage(tracing.ORDER_ID) == ORDER_ID
+            written = tracing.current_headers()
+            assert _traceparent(written)[0] == _traceparent(fresh.headers)[0]
+            assert _traceparent(written)[2] is False
+            assert ORDER_ID in written["baggage"]
+        tracing.shutdown()  # an app's shutdown keeps the propagating set-up
+        assert tracing.litestar_plugin() is not None
+    finally:
+        tracing.reset()
+
+
+def test_a_process_never_set_up_passes_headers_through() -> None:
+    tracing.reset()
     assert tracing.current_headers() == {}
     headers = {"ce-id": "e3", "traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}
     publication = tracing.start_publish("orders.events.OrderPlaced", headers)
     assert publication.headers == headers and publication.headers is not headers
     publication.end()
-    event = new_event("OrderPlaced", ORDER_ID, {"order_id": ORDER_ID})
-    with tracing.processing("orders.events.OrderPlaced", "inventory", event):
-        assert baggage.get_baggage(tracing.ORDER_ID) is None
-    with tracing.order_baggage(ORDER_ID):
-        assert baggage.get_baggage(tracing.ORDER_ID) is None
     assert tracing.litestar_plugin() is None

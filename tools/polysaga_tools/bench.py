@@ -35,6 +35,7 @@ from polysaga_tools.plot import RunSample
 from polysaga_tools.quantiles import quantile
 from polysaga_tools.servers import ServerError
 from polysaga_tools.stack import APP_SERVICES, nats_admin_login, postgres_admin_dsn
+from polysaga_tools.stack_access import stack_client
 from polysaga_tools.sustainable import Criterion, StepOutcome, next_rate, verdict
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ class Bench:
     async def run(self) -> BenchReport:
         stop = asyncio.Event()
         limits_http = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(timeout=30, limits=limits_http) as client:
+        async with stack_client(self.state, timeout=30, limits=limits_http) as client:
             await self._connect()
             monitor = asyncio.create_task(self._monitor(client, stop))
             rss = asyncio.create_task(self.rss.run(stop))

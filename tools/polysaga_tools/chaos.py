@@ -26,6 +26,7 @@ from polysaga_tools.load import OpenLoopLoad
 from polysaga_tools.quiescence import wait_quiescent
 from polysaga_tools.read_side import check_read_side
 from polysaga_tools.stack import APP_SERVICES, LocalStack
+from polysaga_tools.stack_access import stack_client
 
 # Every consuming service runs twice: the instances share each durable pull consumer (the
 # server hands a message to one of them) and the outbox relays claim rows with FOR UPDATE
@@ -141,7 +142,7 @@ async def _run(stack: LocalStack, plan: ChaosPlan, progress: Progress) -> ChaosR
     state = stack.state()
     services: dict[str, str] = state["services"]
     limits = httpx.Limits(max_connections=200)
-    async with httpx.AsyncClient(timeout=10, limits=limits) as client:
+    async with stack_client(state, timeout=10, limits=limits) as client:
         progress.phase("seeding users, products, stock and accounts")
         workload = await prepare_workload(
             client,

@@ -21,6 +21,7 @@ from polysaga_tools.plot import RunSample
 from polysaga_tools.quiescence import wait_quiescent
 from polysaga_tools.read_side import check_read_side, lag_quantiles
 from polysaga_tools.run_sampler import RunSampler
+from polysaga_tools.stack_access import stack_client
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ async def run_demo(
     order until every saga ended (for ``--plot``)."""
     services: dict[str, str] = state["services"]
     limits = httpx.Limits(max_connections=plan.concurrency * 2)
-    async with httpx.AsyncClient(timeout=10, limits=limits) as client:
+    async with stack_client(state, timeout=10, limits=limits) as client:
         workload = await prepare_workload(client, services, plan)
         baseline = workload.baseline
         sampler = RunSampler(client, services) if sample else None

@@ -268,10 +268,11 @@ def check(
     from polysaga_tools import invariants
     from polysaga_tools.read_side import check_read_side
     from polysaga_tools.stack import load_state
+    from polysaga_tools.stack_access import stack_client
 
     async def run() -> dict[str, object]:
         state = load_state(attach)
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with stack_client(state, timeout=10) as client:
             report = await invariants.check(client, state["services"])
             read_side = await check_read_side(client, state["services"], report.order_documents)
             report.merge(read_side.invariants, read_side.violations)
@@ -354,13 +355,14 @@ def rebuild(
     whether the rebuilt view equals the one it replaced."""
     from polysaga_tools.read_side import rebuild_and_compare
     from polysaga_tools.stack import load_state
+    from polysaga_tools.stack_access import stack_client
 
     if read_model != "order-view":
         raise _fail(f"unknown read model {read_model!r}; the one read model is order-view")
 
     async def run() -> tuple[bool, str]:
         state = load_state(attach)
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with stack_client(state, timeout=30) as client:
             return await rebuild_and_compare(client, state["services"]["order-view"])
 
     try:
@@ -372,6 +374,43 @@ def rebuild(
     )
     if not same:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Option("--user", help="The user the token speaks for (its sub).")],
+    role: Annotated[
+        list[str] | None,
+        typer.Option("--role", help="A role to grant (repeatable); operator reads everything."),
+    ] = None,
+    ttl: Annotated[
+        int, typer.Option("--ttl", min=60, max=7 * 24 * 3600, help="Seconds until it expires.")
+    ] = 3600,
+    attach: Annotated[
+        Path, typer.Option(help="The running stack's state file.")
+    ] = DEFAULT_STATE_FILE,
+) -> None:
+    """Print a bearer token for the gateway, signed by the stack's local key (the key is new
+    at every `polysaga up`, so a token lives no longer than the stack that issued it)."""
+    import re
+
+    from polysaga.api_types import ID_PATTERN
+    from polysaga_tools.local_identity import LocalIdentity
+    from polysaga_tools.stack import load_state
+
+    if not re.match(ID_PATTERN, user):
+        raise _fail(f"--user {user!r} is not a user id (letters, digits, '._:-', at most 64)")
+    roles = role or []
+    for name in roles:
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", name):
+            raise _fail(f"--role {name!r} is not a role name")
+    try:
+        auth = load_state(attach).get("auth")
+    except ServerError as exc:
+        raise _fail(str(exc)) from exc
+    if not auth or not auth.get("signing_key"):
+        raise _fail(f"{attach} holds no signing key; was the stack started by this polysaga?")
+    print(LocalIdentity.from_state(auth).token(user, roles, ttl_s=ttl))
 
 
 @app.command()

@@ -22,6 +22,7 @@ import httpx
 from polysaga.events import declaration
 from polysaga.messaging.permissions import service_permissions
 from polysaga_tools.databases import close_maintenance_databases, provision_owned_database
+from polysaga_tools.local_identity import LocalIdentity
 from polysaga_tools.servers import (
     FerretDBServer,
     JaegerServer,
@@ -116,6 +117,8 @@ class LocalStack:
         # Each service's NATS and database password, new on every start.
         self._nats_passwords: dict[str, str] = {}
         self._db_passwords = {s: secrets.token_urlsafe(24) for s in services}
+        # The operator token and the signing key of the gateway's tokens, new on every start.
+        self.identity = LocalIdentity.new()
         self._started_at = datetime.now(UTC).isoformat()
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -123,6 +126,7 @@ class LocalStack:
     async def start(self, ready_timeout_s: float = 90) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "logs").mkdir(exist_ok=True)
+        self._write_jwks()
         try:
             await self._start_nats()
             await self._start_postgres()
@@ -295,6 +299,7 @@ class LocalStack:
             "POLYSAGA_HTTP_HOST": "127.0.0.1",
             "POLYSAGA_HTTP_PORT": str(self._service_ports[instance]),
             "POLYSAGA_NATS_URL": self._nats_url,
+            "POLYSAGA_OPERATOR_TOKEN": self.identity.operator_token,
         }
         if service in self._nats_passwords:
             env["POLYSAGA_NATS_USER"] = service
@@ -310,6 +315,9 @@ class LocalStack:
             env["POLYSAGA_SERVICE_URLS"] = json.dumps(
                 {d: self.service_url(d) for d in GATEWAY_DEPENDENCIES if d in self.services}
             )
+            env["POLYSAGA_JWKS_FILE"] = str(self.jwks_file)
+            env["POLYSAGA_JWT_ISSUER"] = self.identity.issuer
+            env["POLYSAGA_JWT_AUDIENCE"] = self.identity.audience
         if service == "notification" and self._smtp is not None:
             env["POLYSAGA_SMTP_HOST"] = "127.0.0.1"
             env["POLYSAGA_SMTP_PORT"] = str(self._smtp.port)
@@ -344,6 +352,15 @@ class LocalStack:
         proc = SupervisedProcess(spec, on_change=self._write_state)
         self._procs[spec.name] = proc
         await proc.start()
+
+    @property
+    def jwks_file(self) -> Path:
+        return self.data_dir / "auth" / "jwks.json"
+
+    def _write_jwks(self) -> None:
+        """The public keys only: what an identity provider publishes at its jwks_uri."""
+        self.jwks_file.parent.mkdir(exist_ok=True)
+        self.jwks_file.write_text(json.dumps(self.identity.jwks(), indent=2))
 
     def _log(self, name: str) -> Path:
         return self.data_dir / "logs" / f"{name}.log"
@@ -395,6 +412,7 @@ class LocalStack:
             }
             if self._nats_passwords
             else None,
+            "auth": {**self.identity.state(), "jwks_file": str(self.jwks_file)},
             "prometheus": self._prometheus.url if self._prometheus else None,
             "jaeger": {
                 "ui": self._jaeger.ui_url,

@@ -137,10 +137,15 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
+{{/* The services the gateway calls (a JSON list): their HTTP port admits it. */}}
+{{- define "polysaga.gatewayUpstreams" -}}
+{{- toJson (list "order" "user" "catalog" "order-view") }}
+{{- end }}
+
 {{/* The gateway's upstreams (POLYSAGA_SERVICE_URLS): the services it composes, by in-cluster URL. */}}
 {{- define "polysaga.gatewayServiceUrls" -}}
 {{- $urls := dict }}
-{{- range $service := list "order" "user" "catalog" "order-view" }}
+{{- range $service := include "polysaga.gatewayUpstreams" . | fromJsonArray }}
 {{- $_ := set $urls $service (printf "http://%s:%d" (include "polysaga.componentName" (dict "root" $ "component" $service)) (int $.Values.httpPort)) }}
 {{- end }}
 {{- toJson $urls }}
@@ -156,4 +161,18 @@ seccompProfile:
 
 {{- define "polysaga.natsPasswordVariable" -}}
 {{- printf "PASSWORD_%s" (. | upper | replace "-" "_") }}
+{{- end }}
+
+{{/* The Secret with the operator token (POLYSAGA_OPERATOR_TOKEN): generated, or the user's own. */}}
+{{- define "polysaga.operatorTokenSecret" -}}
+{{- if .Values.auth.operatorToken.create }}
+{{- printf "%s-operator-token" (include "polysaga.fullname" . | trunc 48 | trimSuffix "-") }}
+{{- else }}
+{{- required "auth.operatorToken.existingSecret is required when auth.operatorToken.create is false" .Values.auth.operatorToken.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{/* The ConfigMap holding auth.jwt.jwks, mounted into the gateway. */}}
+{{- define "polysaga.jwksConfigMap" -}}
+{{- printf "%s-jwks" (include "polysaga.fullname" . | trunc 56 | trimSuffix "-") }}
 {{- end }}

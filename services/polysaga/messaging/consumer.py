@@ -170,6 +170,14 @@ class EventConsumer:
         try:
             with tracing.processing(msg.subject, self.service, event):
                 handled = await self._run_through_outages(event, handler)
+                # Inside the span: the line carries the saga's trace and order ids.
+                log.debug(
+                    "%s %s %s",
+                    "handled" if handled else "duplicate",
+                    event.name,
+                    event.event_id,
+                    extra={"event_type": event.name, "event_id": event.event_id},
+                )
         except Exception as exc:
             if deliveries >= self._policy.max_deliveries:
                 log.exception("%s gave up on %s %s", self.service, event.name, event.event_id)
