@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the named components need, and nothing else:
 #   bash scripts/bootstrap.sh [COMPONENT...]     (no component: all of them, as the tests need)
+#   bash scripts/bootstrap.sh --for up --with-jaeger   (what a polysaga command needs: run.sh)
+#   bash scripts/bootstrap.sh --plan …           (the parts and groups it would install; no change)
 #   bash scripts/bootstrap.sh --list             (the components, one line each)
 # Each component is one part, scripts/bootstrap.d/NAME.sh (see the README there). Every
 # component also gets .venv, synced from uv.lock with the dependency groups its parts ask for.
@@ -14,7 +16,8 @@ cache=${POLYSAGA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/polysaga}
 venv="$repo/.venv"
 python=${PYTHON:-python3}
 
-log() { printf '[bootstrap] %s\n' "$*" >&2; }
+# Each line says how long the bootstrap has run so far: the cold figures in the README come from these.
+log() { printf '[bootstrap %ds] %s\n' "$SECONDS" "$*" >&2; }
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -30,7 +33,7 @@ timed() {
 }
 
 require_go() {
-  command -v go >/dev/null || { log "Go is required to build $1 (install Go ≥ 1.24)"; exit 1; }
+  command -v go >/dev/null || { log "Go is required to build $1 (Go ≥ 1.24; Helm and etcd need ≥ 1.26)"; exit 1; }
 }
 
 # Builds a Go program from a module that `go install module@version` refuses (it has `replace`
@@ -89,14 +92,38 @@ resolve() {
   part_groups[$name]="${groups[*]}"
   local need
   for need in "${needs[@]}"; do resolve "$need"; done
-  part_seen[$name]=done
+  part_seen[$name]="done"
   ordered+=("$name")
 }
 
-if [ "${1:-}" = "--list" ]; then
-  list_parts
-  exit 0
+# The components a `polysaga` command needs (scripts/run.sh passes its arguments): a command that
+# starts no server (check --attach, rebuild, dashboards, nats-permissions, …) needs only the CLI.
+components_for() {
+  local components=(cli) arg
+  case "${1:-}" in
+    up | demo | bench | chaos) components=(stack) ;;
+    cluster) components=(cluster) ;; # the local Kubernetes cluster: bootstrap.d/cluster.sh
+  esac
+  for arg in "$@"; do
+    case "$arg" in
+      --with-jaeger) components+=(jaeger) ;;
+      --with-prometheus) components+=(prometheus) ;;
+    esac
+  done
+  echo "${components[@]}"
+}
+
+plan_only=false
+case "${1:-}" in
+  --list) list_parts; exit 0 ;;
+  --plan) plan_only=true; shift ;;
+esac
+if [ "${1:-}" = "--for" ]; then
+  shift
+  # shellcheck disable=SC2046 # one word per component
+  set -- $(components_for "$@")
 fi
+[ $# -gt 0 ] || set -- all
 
 # The interpreter itself, not a launcher such as pyenv's shim (which costs half a second a call):
 # the one .venv was made with, unless PYTHON names another.
@@ -106,18 +133,27 @@ else
   python=$("$python" -c 'import sys; print(sys.executable if sys.version_info >= (3, 11) else "")')
   [ -n "$python" ] || { log "Python >= 3.11 is required (set PYTHON=...)"; exit 1; }
 fi
-mkdir -p "$cache"
 
-[ $# -gt 0 ] || set -- all
 # uv and the environment come first: every other part links into .venv/bin.
 for name in uv venv "$@"; do resolve "$name"; done
+for name in "${ordered[@]}"; do
+  declare -F "ensure_${name//-/_}" >/dev/null \
+    || { log "$(part_file "$name") defines no ensure_${name//-/_}"; exit 1; }
+done
 
-# The dependency groups every selected part asked for, for the venv part.
+# The dependency groups the chosen parts asked for, which the venv part syncs.
 declare -A wanted_groups=()
 for name in "${ordered[@]}"; do
   for group in ${part_groups[$name]}; do wanted_groups[$group]=1; done
 done
-venv_groups=("${!wanted_groups[@]}")
+venv_groups=()
+[ ${#wanted_groups[@]} -eq 0 ] || mapfile -t venv_groups < <(printf '%s\n' "${!wanted_groups[@]}" | sort)
 
+if $plan_only; then
+  echo "parts: ${ordered[*]}"
+  echo "groups: ${venv_groups[*]}"
+  exit 0
+fi
+mkdir -p "$cache"
 for name in "${ordered[@]}"; do "ensure_${name//-/_}"; done
 log "ready (${*}): source .venv/bin/activate"

@@ -134,6 +134,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
         plugins=[StrictStructSchemaPlugin(), *([otel_plugin] if otel_plugin else [])],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_body_bytes,
+        logging_config=None,  # the process's logging is polysaga.logs' JSON lines, not Litestar's
         openapi_config=OpenAPIConfig(
             title=f"polysaga {definition.name}",
             version=__version__,

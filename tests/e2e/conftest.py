@@ -5,6 +5,7 @@ services, an operator JWT for the gateway); a test of refusal uses ``anonymous``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -64,9 +65,12 @@ class Stack:
         )
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    root = Path(tempfile.mkdtemp(prefix="polysaga-e2e-"))
+@contextlib.contextmanager
+def running_stack(prefix: str, *flags: str) -> Iterator[Stack]:
+    """``polysaga up --no-view <flags>`` in a temporary directory, until the test session
+    ends. Services log at DEBUG with every request in the access log, so a saga's lines
+    can be found."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     root.chmod(0o755)
     state_file = root / "stack.json"
     env = {
@@ -74,6 +78,8 @@ def stack() -> Iterator[Stack]:
         "POLYSAGA_ORDER_DEADLINE_S": str(ORDER_DEADLINE_S),
         "POLYSAGA_REDELIVERY_BACKOFF_S": "0.2",
         "POLYSAGA_REDELIVERY_BACKOFF_MAX_S": "2",
+        "POLYSAGA_LOG_LEVEL": "DEBUG",
+        "POLYSAGA_ACCESS_LOG_SAMPLE_RATIO": "1",
     }
     log = open(root / "up.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -83,8 +89,7 @@ def stack() -> Iterator[Stack]:
             "polysaga_tools",
             "up",
             "--no-view",
-            "--with-prometheus",
-            "--with-jaeger",
+            *flags,
             "--data-dir",
             str(root / "data"),
             "--state-file",
@@ -95,7 +100,8 @@ def stack() -> Iterator[Stack]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 120
+        # Generous: a loaded machine may also be running the other stack.
+        deadline = time.monotonic() + 300
         while not (root / "up.log").read_text().count('"ready": true'):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"polysaga up did not start:\n{(root / 'up.log').read_text()}")
@@ -109,6 +115,12 @@ def stack() -> Iterator[Stack]:
             log.close()
             if proc.returncode == 0:
                 shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    with running_stack("polysaga-e2e-", "--with-prometheus", "--with-jaeger") as running:
+        yield running
 
 
 @pytest.fixture

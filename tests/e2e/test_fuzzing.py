@@ -168,7 +168,7 @@ def _refused_writes(har_dir: Path) -> list[dict[str, Any]]:
 
 
 async def test_a_batch_of_refused_requests_changes_nothing(
-    stack: Stack, http: httpx.AsyncClient, tmp_path: Path
+    stack: Stack, anonymous: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     """Schema-violating writes from the fuzzer (negative mode) are recorded; then, on a quiet
     stack, every one of them that was refused is sent again: all are refused again, and not
@@ -208,7 +208,8 @@ async def test_a_batch_of_refused_requests_changes_nothing(
             if h["name"].lower() not in ("content-length", "host")
         }
         body = request.get("postData", {}).get("text")
-        response = await http.request(
+        # Sent exactly as recorded: with the credentials the fuzzer sent (or left out), none added.
+        response = await anonymous.request(
             request["method"], request["url"], headers=headers, content=body
         )
         assert 400 <= response.status_code < 500, (request, response.text)

@@ -13,7 +13,9 @@ token's subject."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
+import shutil
 import tempfile
 import time
 import uuid
@@ -64,7 +66,9 @@ ORDERS = {
 }
 # The issuer of the tokens, as an identity provider would publish it: its JWKS in a file.
 IDENTITY = LocalIdentity.new()
-JWKS_FILE = Path(tempfile.mkdtemp(prefix="polysaga-gateway-jwks-")) / "jwks.json"
+JWKS_DIR = Path(tempfile.mkdtemp(prefix="polysaga-gateway-jwks-"))
+atexit.register(shutil.rmtree, JWKS_DIR, True)
+JWKS_FILE = JWKS_DIR / "jwks.json"
 JWKS_FILE.write_text(json.dumps(IDENTITY.jwks()))
 # What the healthy peer was asked (method, path), and the orders it was given.
 ASKED: list[tuple[str, str]] = []

@@ -103,6 +103,19 @@ class LocalIdentity:
         headers = {"kid": kid or self.key_id}
         return jwt.encode(dict(claims), self._private_key(), algorithm=ALGORITHM, headers=headers)
 
+    def chart_values(self) -> dict[str, Any]:
+        """The polysaga chart's values that make its gateway trust this key (a local cluster:
+        ``helm install … --values`` of this as JSON)."""
+        return {
+            "auth": {
+                "jwt": {
+                    "jwks": json.dumps(self.jwks()),
+                    "issuer": self.issuer,
+                    "audience": self.audience,
+                }
+            }
+        }
+
     def state(self) -> dict[str, Any]:
         """The state file's ``auth`` section."""
         return {

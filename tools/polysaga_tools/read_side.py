@@ -57,6 +57,10 @@ def summary_mismatches(
     return problems
 
 
+# How long an incomplete composed document is asked for again (the breaker opens for 5 s).
+COMPOSITION_PATIENCE_S = 30.0
+
+
 def details_mismatches(summary: dict[str, Any], details: dict[str, Any]) -> list[str]:
     """How the gateway's composed document differs from the read model. A part the read
     model has (user, product names) must be in the composition and agree with it."""
@@ -124,17 +128,17 @@ async def check_read_side(
 
     async def compare(summary: dict[str, Any]) -> list[str]:
         # A part the gateway could not fetch in time is marked missing, by design; on a
-        # busy machine that is transient, so an incomplete document is asked for again.
+        # busy machine that is transient, so an incomplete document is asked for again, for
+        # longer than the gateway's circuit breaker keeps a slow upstream's circuit open.
         url = f"{services['gateway']}/orders/{summary['order_id']}/details"
-        problems: list[str] = []
-        for _ in range(5):
+        deadline = time.monotonic() + COMPOSITION_PATIENCE_S
+        while True:
             async with limit:
                 details = await _get(client, url) or {}
             problems = details_mismatches(summary, details)
-            if not problems or details.get("complete"):
+            if not problems or details.get("complete") or time.monotonic() > deadline:
                 return problems
             await asyncio.sleep(1.0)
-        return problems
 
     results = await asyncio.gather(*(compare(s) for s in summaries.values() if s is not None))
     problems = [p for r in results for p in r]
