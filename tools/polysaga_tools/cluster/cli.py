@@ -61,7 +61,7 @@ def up(
     """Bring up a single-node Kubernetes here, build and push the images, deploy the system
     through skaffold's local profile, and return once every pod is Ready, leaving it running
     with port-forwards on 127.0.0.1. Ctrl-C (or an error) undoes everything."""
-    from polysaga_tools.cluster import deploy, node
+    from polysaga_tools.cluster import deploy, identity, node
 
     layout = ClusterLayout(data_dir.resolve())
     started = time.monotonic()
@@ -71,6 +71,7 @@ def up(
     try:
         starter = node.NodeStarter(layout, _say)
         starter.up()
+        identity.ensure(layout)
         if not node_only:
             _say("images of the third-party servers")
             deploy.build_server_images(layout)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from polysaga_tools.cluster import images, processes
+from polysaga_tools.cluster import identity, images, processes
 from polysaga_tools.cluster.forwards import Forward, ForwardPlan
 from polysaga_tools.cluster.layout import REGISTRY, ClusterLayout
 from polysaga_tools.cluster.ledger import Ledger
@@ -44,6 +44,8 @@ def environment(layout: ClusterLayout) -> dict[str, str]:
         "SKAFFOLD_INTERACTIVE": "false",
         "SKAFFOLD_COLLECT_METRICS": "false",
         "DOCKER_BUILDKIT": "0",
+        # The gateway's trust in the cluster's signing key (skaffold.yaml, profile local).
+        "POLYSAGA_CLUSTER_AUTH_VALUES": str(identity.chart_values_file(layout)),
     }
 
 
@@ -137,18 +139,17 @@ def start_forwards(layout: ClusterLayout, ledger: Ledger) -> dict[str, Any]:
     the forwarder process; returns the state file's body."""
     forwards: list[Forward] = []
 
-    def forward(name: str, target: str, port: int) -> Forward:
-        entry = Forward(name, NAMESPACE, target, port, free_port())
+    def forward(name: str, service: str, port: int) -> Forward:
+        entry = Forward(name, NAMESPACE, service, port, free_port())
         forwards.append(entry)
         return entry
 
     services = {
-        name: forward(name, f"svc/{svc}", 8000)
-        for name, svc in sorted(_http_services(layout).items())
+        name: forward(name, svc, 8000) for name, svc in sorted(_http_services(layout).items())
     }
-    nats = forward("nats", f"svc/{RELEASE}-nats", 4222)
-    prometheus = forward("prometheus", f"svc/{RELEASE}-prometheus", 9090)
-    jaeger = forward("jaeger", f"svc/{RELEASE}-jaeger", 16686)
+    nats = forward("nats", f"{RELEASE}-nats", 4222)
+    prometheus = forward("prometheus", f"{RELEASE}-prometheus", 9090)
+    jaeger = forward("jaeger", f"{RELEASE}-jaeger", 16686)
     postgres: dict[str, str] = {}
     mongo: dict[str, str] = {}
     sdbs = json.loads(kubectl(layout, "get", "sdb", "-n", NAMESPACE, "-o", "json"))["items"]
@@ -156,7 +157,8 @@ def start_forwards(layout: ClusterLayout, ledger: Ledger) -> dict[str, Any]:
         service, engine = sdb["spec"]["service"], sdb["spec"]["engine"]
         credentials = _secret(layout, sdb["status"]["secretName"])
         port = 5432 if engine == "postgresql" else 27017
-        local = forward(f"db-{service}", f"pod/{sdb['metadata']['name']}-0", port)
+        # The operator's headless Service of the database's StatefulSet.
+        local = forward(f"db-{service}", sdb["metadata"]["name"], port)
         login = (
             f"{quote(credentials['username'], safe='')}:{quote(credentials['password'], safe='')}"
         )
@@ -185,10 +187,11 @@ def start_forwards(layout: ClusterLayout, ledger: Ledger) -> dict[str, Any]:
             functools.partial(_listening, entry.local_port),
             forwarder,
             layout.logs / "port-forwards.log",
-            f"the port-forward to {entry.target}",
+            f"the port-forward to {entry.service}",
             120,
         )
     nats_secret = _secret(layout, f"{RELEASE}-nats-users")
+    operator_token = _secret(layout, f"{RELEASE}-operator-token")["token"]
     return {
         "started_at": time.time(),
         "data_dir": str(layout.root),
@@ -206,6 +209,7 @@ def start_forwards(layout: ClusterLayout, ledger: Ledger) -> dict[str, Any]:
             if user != NATS_ADMIN_USER
         },
         "nats_admin": {"user": NATS_ADMIN_USER, "password": nats_secret[NATS_ADMIN_USER]},
+        "auth": identity.state(layout, operator_token),
         "prometheus": prometheus.url,
         "jaeger": {"ui": jaeger.url, "api": f"{jaeger.url}/api", "otlp": None},
         "smtp": None,

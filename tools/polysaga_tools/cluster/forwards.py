@@ -1,6 +1,8 @@
-"""Port-forwards from 127.0.0.1 into the cluster that outlive the pods behind them: one
-``kubectl port-forward`` per target, started again whenever it exits (a forward to a Service
-follows one pod; when chaos kills that pod, the next forward finds the new one).
+"""Port-forwards from 127.0.0.1 to the cluster's Services that follow their pods: each is a
+``kubectl port-forward`` to one ready pod behind the Service, and is moved to another as soon
+as that pod stops being a ready endpoint (deleted, rolled by an upgrade, failing its probe).
+``kubectl port-forward svc/…`` alone picks one pod at its start and keeps forwarding into it
+after it is gone, so every connection fails until it notices.
 
 Run by ``cluster up`` as ``python -m polysaga_tools.cluster.forwards PLAN.json`` and stopped
 by PID on ``down``; SIGTERM stops every forward it runs."""
@@ -12,23 +14,39 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
+
+# How often the ready endpoints are read (one kubectl call for every forward of a namespace).
+REFRESH_S = 2.0
+# A forward whose kubectl exited is started again no sooner than this.
+RESTART_S = 1.0
 
 
 @dataclass(frozen=True)
 class Forward:
     name: str
     namespace: str
-    # kubectl's resource form: svc/polysaga-order, pod/order-db-0.
-    target: str
-    remote_port: int
+    service: str
+    # The Service's port; the forward reaches the pod port its endpoints name for it.
+    port: int
     local_port: int
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.local_port}"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The pod a forward reaches, and on which port."""
+
+    pod: str
+    uid: str
+    port: int
 
 
 @dataclass(frozen=True)
@@ -46,7 +64,43 @@ class ForwardPlan:
         return cls(body["kubectl"], body["kubeconfig"], [Forward(**f) for f in body["forwards"]])
 
 
-def _argv(plan: ForwardPlan, forward: Forward) -> list[str]:
+def ready_backends(forward: Forward, listing: Mapping[str, Any]) -> list[Backend]:
+    """The pods that serve ``forward``'s Service port now, from a listing of the namespace's
+    Services and EndpointSlices (``kubectl get services,endpointslices -o json``), by name."""
+    items = listing.get("items", [])
+    services = [
+        i for i in items if i["kind"] == "Service" and i["metadata"]["name"] == forward.service
+    ]
+    if not services:
+        return []
+    port_names = [
+        p.get("name", "") for p in services[0]["spec"]["ports"] if p["port"] == forward.port
+    ]
+    if not port_names:
+        return []
+    found: list[Backend] = []
+    for item in items:
+        labels = item["metadata"].get("labels") or {}
+        if item["kind"] != "EndpointSlice":
+            continue
+        if labels.get("kubernetes.io/service-name") != forward.service:
+            continue
+        ports = [p["port"] for p in item.get("ports") or [] if p.get("name", "") == port_names[0]]
+        if not ports:
+            continue
+        for endpoint in item.get("endpoints") or []:
+            conditions = endpoint.get("conditions", {})
+            ref = endpoint.get("targetRef") or {}
+            if (
+                conditions.get("ready")
+                and not conditions.get("terminating")
+                and ref.get("kind") == "Pod"
+            ):
+                found.append(Backend(ref["name"], ref.get("uid", ""), ports[0]))
+    return sorted(set(found), key=lambda b: b.pod)
+
+
+def _argv(plan: ForwardPlan, forward: Forward, backend: Backend) -> list[str]:
     return [
         plan.kubectl,
         f"--kubeconfig={plan.kubeconfig}",
@@ -54,9 +108,29 @@ def _argv(plan: ForwardPlan, forward: Forward) -> list[str]:
         forward.namespace,
         "port-forward",
         "--address=127.0.0.1",
-        forward.target,
-        f"{forward.local_port}:{forward.remote_port}",
+        f"pod/{backend.pod}",
+        f"{forward.local_port}:{backend.port}",
     ]
+
+
+def _listings(plan: ForwardPlan) -> dict[str, Any] | None:
+    """Every namespace's Services and EndpointSlices; None when the API did not answer."""
+    listings: dict[str, Any] = {}
+    for namespace in sorted({f.namespace for f in plan.forwards}):
+        try:
+            done = subprocess.run(
+                [
+                    plan.kubectl, f"--kubeconfig={plan.kubeconfig}", "-n", namespace,
+                    "get", "services,endpointslices", "-o", "json",
+                ],
+                capture_output=True, check=False, timeout=30,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return None
+        if done.returncode != 0:
+            return None
+        listings[namespace] = json.loads(done.stdout)
+    return listings
 
 
 def run(plan: ForwardPlan) -> None:
@@ -68,32 +142,47 @@ def run(plan: ForwardPlan) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    running: dict[str, subprocess.Popen[bytes]] = {}
-    retry_at: dict[str, float] = {}
+    running: dict[str, tuple[Backend, subprocess.Popen[bytes]]] = {}
+    started: dict[str, float] = {}
+    listings: dict[str, Any] | None = None
+    refreshed = 0.0
     try:
         while not stopping:
-            now = time.monotonic()
+            if time.monotonic() - refreshed >= REFRESH_S:
+                listings = _listings(plan) or listings
+                refreshed = time.monotonic()
             for forward in plan.forwards:
-                proc = running.get(forward.name)
-                if proc is not None and proc.poll() is None:
-                    continue
-                if now < retry_at.get(forward.name, 0.0):
-                    continue
-                running[forward.name] = subprocess.Popen(
-                    _argv(plan, forward), stdout=sys.stdout, stderr=sys.stderr
-                )
-                # A forward that fails at once (its pod is not back yet) is tried again soon.
-                retry_at[forward.name] = now + 1.0
+                if listings is None:
+                    break
+                ready = ready_backends(forward, listings[forward.namespace])
+                current = running.get(forward.name)
+                if current is not None:
+                    backend, proc = current
+                    if proc.poll() is None and backend in ready:
+                        continue
+                    # Its pod is gone or no longer ready (or kubectl exited): move it.
+                    _end(proc)
+                    del running[forward.name]
+                if ready and time.monotonic() - started.get(forward.name, 0.0) >= RESTART_S:
+                    started[forward.name] = time.monotonic()
+                    proc = subprocess.Popen(
+                        _argv(plan, forward, ready[0]), stdout=sys.stdout, stderr=sys.stderr
+                    )
+                    running[forward.name] = (ready[0], proc)
             time.sleep(0.2)
     finally:
-        for proc in running.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in running.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for _, proc in running.values():
+            _end(proc)
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 if __name__ == "__main__":

@@ -118,6 +118,12 @@ class ClusterLayout:
         return cache_dir() / "registry-data"
 
     @property
+    def auth(self) -> Path:
+        """The cluster's own identity provider: its signing key (mode 0600) and the chart
+        values that make the gateway trust it."""
+        return self.root / "auth"
+
+    @property
     def volumes(self) -> Path:
         return self.root / "volumes"
 
