@@ -11,30 +11,40 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from nats.js import JetStreamContext
 
 from polysaga.events import declaration
-from polysaga.events.envelope import Envelope, encode_body, to_headers
+from polysaga.events.envelope import Envelope, encode_body, source_of, to_headers
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
+def user_id(name: str) -> str:
+    """A user's id (the user service makes UUIDs), the same in every run."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"polysaga-test-user:{name}"))
+
+
+ADA, BOB, CYD, GHOST = (user_id(n) for n in ("ada", "bob", "cyd", "ghost"))
+
+
 def envelope(
     name: str, aggregate_id: str, data: dict[str, Any], *, at: datetime, event_id: str | None = None
-) -> Envelope:
+) -> Envelope[Any]:
+    """An event whose body is ``data`` checked against the declared Struct."""
     spec = declaration.spec(name)
     return Envelope(
         event_id=event_id or str(uuid.uuid4()),
         name=name,
         version=spec.version,
-        source=f"/polysaga/{spec.producer}",
+        source=source_of(spec),
         aggregate_id=aggregate_id,
         time=at,
-        data=data,
+        data=msgspec.convert(data, spec.payload),
     )
 
 
-async def publish(js: JetStreamContext, event: Envelope) -> None:
+async def publish(js: JetStreamContext, event: Envelope[Any]) -> None:
     await js.publish(event.subject, encode_body(event.data), headers=to_headers(event))
 
 
@@ -42,13 +52,13 @@ async def publish(js: JetStreamContext, event: Envelope) -> None:
 class Scenario:
     rng: random.Random
     clock: datetime = T0
-    events: list[Envelope] = field(default_factory=list)
+    events: list[Envelope[Any]] = field(default_factory=list)
     orders: dict[str, str] = field(default_factory=dict)  # order id -> expected status
 
     def uid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def emit(self, name: str, aggregate_id: str, data: dict[str, Any]) -> Envelope:
+    def emit(self, name: str, aggregate_id: str, data: dict[str, Any]) -> Envelope[Any]:
         self.clock += timedelta(milliseconds=self.rng.randint(3, 40))
         event = envelope(name, aggregate_id, data, at=self.clock, event_id=self.uid())
         self.events.append(event)
@@ -90,8 +100,10 @@ class Scenario:
                 "deadline_at": (placed_at + timedelta(seconds=30)).isoformat(),
             },
         )
-        reserved = {"order_id": order_id, "user_id": user_id, "items": items, "total": total}
+        stock = [{"sku": s, "quantity": q} for s, q, _ in lines]
+        reserved = {"order_id": order_id, "user_id": user_id, "items": stock, "total": total}
         paid = {"order_id": order_id, "user_id": user_id, "amount": total}
+        failed = {"order_id": order_id, "user_id": user_id}
         if path == "confirmed":
             self.emit("StockReserved", order_id, reserved)
             self.emit("PaymentProcessed", order_id, paid)
@@ -100,9 +112,9 @@ class Scenario:
         elif path == "payment_failed":
             self.emit("StockReserved", order_id, reserved)
             reason = "insufficient_funds"
-            self.emit("PaymentFailed", order_id, {**paid, "reason": reason})
+            self.emit("PaymentFailed", order_id, {**failed, "reason": reason})
             self.emit("OrderCancelled", order_id, {**facts, "reason": f"payment_failed: {reason}"})
-            self.emit("StockReleased", order_id, {"order_id": order_id, "items": items})
+            self.emit("StockReleased", order_id, {"order_id": order_id, "items": stock})
             self.orders[order_id] = "CANCELLED"
         elif path == "out_of_stock":
             reason = "insufficient_stock"
@@ -114,7 +126,7 @@ class Scenario:
         elif path == "deadline":
             self.emit("StockReserved", order_id, reserved)
             self.emit("OrderCancelled", order_id, {**facts, "reason": "deadline_exceeded"})
-            self.emit("StockReleased", order_id, {"order_id": order_id, "items": items})
+            self.emit("StockReleased", order_id, {"order_id": order_id, "items": stock})
             self.emit("PaymentProcessed", order_id, paid)
             self.emit("PaymentRefunded", order_id, paid)
             self.orders[order_id] = "CANCELLED"
@@ -129,7 +141,7 @@ def saga_scenario(seed: int, orders_per_user: int = 2, start: datetime = T0) -> 
     one user registers only after ordering, one SKU has dots, one product is renamed twice,
     and one user is never registered at all."""
     s = Scenario(random.Random(seed), clock=start)
-    ada, bob, cyd, ghost = "user-ada", "user-bob", "user-cyd", "user-ghost"
+    ada, bob, cyd, ghost = ADA, BOB, CYD, GHOST
     s.user(ada, "Ada Lovelace", 1)
     s.product("SKU-1", "Kettle", "20.00")
     s.product("sku.with.dots", "Teapot", "12.50")

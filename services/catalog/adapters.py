@@ -49,7 +49,7 @@ class ProductStore:
         raises ProductExistsError and nothing is written."""
         update = outbox.merge_updates(
             {"$set": {**_state(product), "version": product.version}},
-            _staging(product.sku, events, last_seq=0),
+            _staging(events, last_seq=0),
         )
         try:
             await self._products.insert_one({"_id": product.sku, **_as_fields(update)})
@@ -65,15 +65,15 @@ class ProductStore:
             {"_id": changed.sku, "version": stored.product.version},
             outbox.merge_updates(
                 {"$set": _state(changed), "$inc": {"version": 1}},
-                _staging(changed.sku, events, last_seq=stored.outbox_seq),
+                _staging(events, last_seq=stored.outbox_seq),
             ),
             return_document=ReturnDocument.AFTER,
         )
         return None if document is None else _product(document)
 
 
-def _staging(sku: str, events: Sequence[ProductEvent], last_seq: int) -> dict[str, Any]:
-    envelopes = [new_event(e.name, sku, e.data) for e in events]
+def _staging(events: Sequence[ProductEvent], last_seq: int) -> dict[str, Any]:
+    envelopes = [new_event(e) for e in events]
     return outbox.merge_updates(
         outbox.staged(envelopes, first_seq=last_seq + 1), {"$inc": {SEQ_FIELD: len(envelopes)}}
     )

@@ -46,6 +46,6 @@ async def change_product(
     raise ConcurrentChangeError(sku)
 
 
-Reaction = Callable[[Envelope, Any], Awaitable[None]]
+Reaction = Callable[[Envelope[Any], Any], Awaitable[None]]
 
 EVENT_HANDLERS: dict[str, Reaction] = {}

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
+from polysaga.events import payloads as P
 from polysaga.money import format_money
 
 
@@ -29,12 +29,8 @@ class ConcurrentChangeError(Exception):
     """The product kept changing under us; the caller may try again."""
 
 
-@dataclass(frozen=True)
-class ProductEvent:
-    """One fact about a product; ``name`` is a declared event type."""
-
-    name: str
-    data: dict[str, Any]
+# One fact about a product: the body of a declared event type.
+ProductEvent = P.ProductCreated | P.ProductPriceChanged | P.ProductRenamed
 
 
 @dataclass(frozen=True)
@@ -51,8 +47,8 @@ class Product:
         sku: str, name: str, price: Decimal, now: datetime
     ) -> tuple[Product, list[ProductEvent]]:
         product = Product(sku, name, price, 1, now, now)
-        data = {"sku": sku, "name": name, "price": format_money(price), "version": 1}
-        return product, [ProductEvent("ProductCreated", data)]
+        created = P.ProductCreated(sku=sku, name=name, price=format_money(price), version=1)
+        return product, [created]
 
     def change(
         self, now: datetime, *, name: str | None = None, price: Decimal | None = None
@@ -68,26 +64,20 @@ class Product:
         events: list[ProductEvent] = []
         if new_price != self.price:
             events.append(
-                ProductEvent(
-                    "ProductPriceChanged",
-                    {
-                        "sku": self.sku,
-                        "price": format_money(new_price),
-                        "previous_price": format_money(self.price),
-                        "version": changed.version,
-                    },
+                P.ProductPriceChanged(
+                    sku=self.sku,
+                    price=format_money(new_price),
+                    previous_price=format_money(self.price),
+                    version=changed.version,
                 )
             )
         if new_name != self.name:
             events.append(
-                ProductEvent(
-                    "ProductRenamed",
-                    {
-                        "sku": self.sku,
-                        "name": new_name,
-                        "previous_name": self.name,
-                        "version": changed.version,
-                    },
+                P.ProductRenamed(
+                    sku=self.sku,
+                    name=new_name,
+                    previous_name=self.name,
+                    version=changed.version,
                 )
             )
         return changed, events

@@ -3,13 +3,12 @@ order's SKUs (``available >= quantity`` for each), so stock can never be oversol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from inventory.domain import ReservationStatus
+from inventory.ports import Reservation, StockLevel
 from polysaga.persistence.database import Migration
 
 MIGRATIONS = (
@@ -30,22 +29,10 @@ MIGRATIONS = (
 )
 
 
-@dataclass(frozen=True)
-class StockLevel:
-    sku: str
-    available: int
-    reserved: int
+class PostgresInventoryStore:
+    """Inventory's store (``inventory.ports.InventoryStore``) on one connection, inside the
+    transaction of the unit of work that made it."""
 
-
-@dataclass(frozen=True)
-class Reservation:
-    order_id: str
-    status: ReservationStatus
-    items: dict[str, int]
-    reason: str | None
-
-
-class InventoryStore:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 

@@ -1,52 +1,94 @@
-"""Inventory's saga reactions; the handler map at the bottom says who reacts to what."""
+"""Inventory's commands, queries and saga reactions over its store (``inventory.ports``). A
+command or query runs in one unit of work; a reaction inside the unit the consumer opened
+for its event. The handler map at the bottom says who reacts to what."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from inventory.adapters import InventoryStore
 from inventory.domain import ReservationStatus, may_reserve, must_release, quantities_by_sku
+from inventory.ports import InventoryStore, Reservation, StockLevel
 from polysaga import metrics
+from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope, new_event
+from polysaga.events.payloads import Payload
+from polysaga.unit_of_work import UnitOfWork
+
+InventoryUnit = UnitOfWork[InventoryStore]
 
 
-async def on_order_placed(event: Envelope, store: InventoryStore) -> list[Envelope]:
-    order_id = event.data["order_id"]
+class UnknownSkuError(LookupError):
+    """No stock record for this SKU."""
+
+
+class NoReservationError(LookupError):
+    """Inventory has seen no event for this order."""
+
+
+# --- commands and queries ----------------------------------------------------------------
+
+
+async def set_stock(uow: InventoryUnit, sku: str, available: int) -> StockLevel:
+    async with uow:
+        level = await uow.store.set_available(sku, available)
+        await uow.commit()
+    return level
+
+
+async def stock_of(uow: InventoryUnit, sku: str) -> StockLevel:
+    async with uow:
+        level = await uow.store.level(sku)
+    if level is None:
+        raise UnknownSkuError(sku)
+    return level
+
+
+async def reservation_of(uow: InventoryUnit, order_id: str) -> Reservation:
+    async with uow:
+        reservation = await uow.store.reservation(order_id)
+    if reservation is None:
+        raise NoReservationError(order_id)
+    return reservation
+
+
+# --- saga reactions ----------------------------------------------------------------------
+
+
+def _lines(quantities: dict[str, int]) -> list[P.StockLine]:
+    return [P.StockLine(sku=sku, quantity=q) for sku, q in quantities.items()]
+
+
+async def on_order_placed(
+    event: Envelope[P.OrderPlaced], store: InventoryStore
+) -> list[Envelope[Payload]]:
+    placed = event.data
+    order_id = str(placed.order_id)
     await store.lock_order(order_id)
     existing = await store.reservation(order_id)
     if not may_reserve(existing.status if existing else None):
         return []  # cancelled before we got here, or already decided
-    quantities = quantities_by_sku(event.data["items"])
+    quantities = quantities_by_sku((line.sku, line.quantity) for line in placed.items)
     if await store.take(quantities):
         await store.record(order_id, ReservationStatus.RESERVED, quantities)
-        return [
-            new_event(
-                "StockReserved",
-                order_id,
-                {
-                    "order_id": order_id,
-                    "user_id": event.data["user_id"],
-                    "items": [{"sku": s, "quantity": q} for s, q in quantities.items()],
-                    "total": event.data["total"],
-                },
-                trace_headers=event.trace_headers,
-            )
-        ]
+        reserved = P.StockReserved(
+            order_id=placed.order_id,
+            user_id=placed.user_id,
+            items=_lines(quantities),
+            total=placed.total,
+        )
+        return [new_event(reserved, trace_headers=event.trace_headers)]
     missing = await store.missing_skus(list(quantities))
     reason = f"unknown_sku: {', '.join(missing)}" if missing else "insufficient_stock"
     await store.record(order_id, ReservationStatus.FAILED, quantities, reason)
-    return [
-        new_event(
-            "StockReservationFailed",
-            order_id,
-            {"order_id": order_id, "reason": reason},
-            trace_headers=event.trace_headers,
-        )
-    ]
+    failed = P.StockReservationFailed(order_id=placed.order_id, reason=reason)
+    return [new_event(failed, trace_headers=event.trace_headers)]
 
 
-async def on_order_cancelled(event: Envelope, store: InventoryStore) -> list[Envelope]:
-    order_id = event.data["order_id"]
+async def on_order_cancelled(
+    event: Envelope[P.OrderCancelled], store: InventoryStore
+) -> list[Envelope[Payload]]:
+    order_id = str(event.data.order_id)
     await store.lock_order(order_id)
     existing = await store.reservation(order_id)
     if existing is None:
@@ -58,20 +100,11 @@ async def on_order_cancelled(event: Envelope, store: InventoryStore) -> list[Env
     await store.give_back(existing.items)
     await store.record(order_id, ReservationStatus.RELEASED, existing.items)
     metrics.COMPENSATIONS.labels(action="release").inc()
-    return [
-        new_event(
-            "StockReleased",
-            order_id,
-            {
-                "order_id": order_id,
-                "items": [{"sku": s, "quantity": q} for s, q in existing.items.items()],
-            },
-            trace_headers=event.trace_headers,
-        )
-    ]
+    released = P.StockReleased(order_id=event.data.order_id, items=_lines(existing.items))
+    return [new_event(released, trace_headers=event.trace_headers)]
 
 
-Reaction = Callable[[Envelope, InventoryStore], Awaitable[list[Envelope]]]
+Reaction = Callable[[Envelope[Any], InventoryStore], Awaitable[list[Envelope[Payload]]]]
 
 EVENT_HANDLERS: dict[str, Reaction] = {
     "OrderPlaced": on_order_placed,

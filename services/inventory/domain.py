@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any
 
 
 class ReservationStatus(StrEnum):
@@ -14,11 +13,12 @@ class ReservationStatus(StrEnum):
     CANCELLED = "CANCELLED"  # the cancel arrived first: a later OrderPlaced reserves nothing
 
 
-def quantities_by_sku(items: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """Order lines merged per SKU, sorted, so locks are taken in one order everywhere."""
+def quantities_by_sku(lines: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """(SKU, quantity) lines merged per SKU, sorted, so locks are taken in one order
+    everywhere."""
     merged: dict[str, int] = {}
-    for item in items:
-        merged[str(item["sku"])] = merged.get(str(item["sku"]), 0) + int(item["quantity"])
+    for sku, quantity in lines:
+        merged[sku] = merged.get(sku, 0) + quantity
     return dict(sorted(merged.items()))
 
 

@@ -6,14 +6,15 @@ from uuid import UUID
 
 import msgspec
 from litestar import get, put
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from inventory.adapters import InventoryStore
+from inventory import application
+from inventory.application import NoReservationError, UnknownSkuError
+from inventory.ports import InventoryStore
 from polysaga.api_types import Sku, StockLevel, StrictStruct
+from polysaga.app import UnitOfWorkParam
 from polysaga.auth import require_operator
-from polysaga.problems import Problem
-from polysaga.runtime import ServiceRuntime
+from polysaga.problems import ProblemMap, ProblemType, validated
 
 
 class StockIn(StrictStruct):
@@ -33,11 +34,15 @@ class ReservationOut(msgspec.Struct):
     reason: str | None
 
 
-def _sku(sku: str) -> str:
-    try:
-        return msgspec.convert(sku, Sku)
-    except msgspec.ValidationError as exc:
-        raise Problem(400, "Bad SKU", str(exc)) from exc
+# Inventory's errors as problems: routes let them through (``polysaga.problems``).
+PROBLEMS: ProblemMap = {
+    UnknownSkuError: ProblemType(
+        404, "Unknown SKU", "unknown-sku", detail="no stock record for {exc}"
+    ),
+    NoReservationError: ProblemType(
+        404, "No reservation", detail="inventory has seen no order {exc}"
+    ),
+}
 
 
 @put(
@@ -46,30 +51,23 @@ def _sku(sku: str) -> str:
     guards=[require_operator],
 )
 async def set_stock(
-    sku: FromPath[str], data: JSONBody[StockIn], runtime: NamedDependency[ServiceRuntime]
+    sku: FromPath[str], data: JSONBody[StockIn], uow: UnitOfWorkParam[InventoryStore]
 ) -> StockOut:
-    async with runtime.transaction() as conn:
-        level = await InventoryStore(conn).set_available(_sku(sku), data.available)
+    level = await application.set_stock(uow, validated(sku, Sku, "Bad SKU"), data.available)
     return StockOut(level.sku, level.available, level.reserved)
 
 
 @get("/stock/{sku:str}", summary="Stock of a SKU")
-async def get_stock(sku: FromPath[str], runtime: NamedDependency[ServiceRuntime]) -> StockOut:
-    async with runtime.engine.connect() as conn:
-        level = await InventoryStore(conn).level(_sku(sku))
-    if level is None:
-        raise Problem(404, "Unknown SKU", f"no stock record for {sku}", slug="unknown-sku")
+async def get_stock(sku: FromPath[str], uow: UnitOfWorkParam[InventoryStore]) -> StockOut:
+    level = await application.stock_of(uow, validated(sku, Sku, "Bad SKU"))
     return StockOut(level.sku, level.available, level.reserved)
 
 
 @get("/reservations/{order_id:uuid}", summary="What inventory holds for an order")
 async def get_reservation(
-    order_id: FromPath[UUID], runtime: NamedDependency[ServiceRuntime]
+    order_id: FromPath[UUID], uow: UnitOfWorkParam[InventoryStore]
 ) -> ReservationOut:
-    async with runtime.engine.connect() as conn:
-        reservation = await InventoryStore(conn).reservation(str(order_id))
-    if reservation is None:
-        raise Problem(404, "No reservation", f"inventory has seen no order {order_id}")
+    reservation = await application.reservation_of(uow, str(order_id))
     return ReservationOut(
         reservation.order_id, reservation.status.value, reservation.items, reservation.reason
     )

@@ -10,14 +10,13 @@ import asyncio
 import logging
 import queue
 import smtplib
-from dataclasses import dataclass
-from datetime import datetime
 from email.message import EmailMessage
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notification.domain import Outcome, Recipient
+from notification.ports import Notification
 from polysaga.persistence.database import Migration
 
 log = logging.getLogger(__name__)
@@ -51,19 +50,10 @@ MIGRATIONS = (
 SMTP_TIMEOUT_S = 10.0
 
 
-@dataclass(frozen=True)
-class Notification:
-    order_id: str
-    outcome: Outcome
-    user_id: str
-    recipient: str
-    subject: str
-    message_id: str
-    event_id: str
-    sent_at: datetime
+class PostgresNotificationStore:
+    """Notification's store (``notification.ports.NotificationStore``) on one connection,
+    inside the transaction of the unit of work that made it."""
 
-
-class NotificationStore:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 

@@ -33,36 +33,37 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from typing import Protocol
+from typing import Any
 
-from notification.adapters import Notification, NotificationStore
-from notification.domain import OrderOutcome, Recipient, outcome_message
+from notification.domain import OrderOutcome, Outcome, Recipient, outcome_message
+from notification.ports import Mailer, Notification, NotificationStore
 from polysaga import metrics
+from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope, new_event
+from polysaga.events.payloads import Payload
+from polysaga.unit_of_work import UnitOfWork
 
 REPLICA = "notification-users"
+
+NotificationUnit = UnitOfWork[NotificationStore]
 
 
 class RecipientUnknownError(LookupError):
     """The user's address has not reached the replica yet; try again later."""
 
 
-class Mailer(Protocol):
-    sender: str  # the From address
-
-    async def send(self, message: EmailMessage) -> None:
-        """Return once the mail server has accepted the message; raise otherwise."""
+async def notifications_of(uow: NotificationUnit, order_id: str) -> list[Notification]:
+    """What was sent about an order, oldest first (at most one per outcome)."""
+    async with uow:
+        return await uow.store.notifications_of(order_id)
 
 
 async def on_user_changed(
-    event: Envelope, store: NotificationStore, mailer: Mailer
-) -> list[Envelope]:
+    event: Envelope[P.UserProfileEvent], store: NotificationStore, mailer: Mailer
+) -> list[Envelope[Payload]]:
     """UserRegistered and UserProfileUpdated carry the whole profile: keep the newest."""
     data = event.data
-    recipient = Recipient(
-        str(data["user_id"]), str(data["name"]), str(data["email"]), int(data["version"])
-    )
+    recipient = Recipient(str(data.user_id), data.name, data.email, data.version)
     if await store.save_recipient(recipient):
         lag = (datetime.now(UTC) - event.time).total_seconds()
         metrics.CONSISTENCY_LAG.labels(read_model=REPLICA).observe(max(0.0, lag))
@@ -70,9 +71,9 @@ async def on_user_changed(
 
 
 async def on_order_outcome(
-    event: Envelope, store: NotificationStore, mailer: Mailer
-) -> list[Envelope]:
-    outcome = OrderOutcome.from_event(event.name, event.data, event.time)
+    event: Envelope[P.OrderOutcomeEvent], store: NotificationStore, mailer: Mailer
+) -> list[Envelope[Payload]]:
+    outcome = OrderOutcome.from_event(event.data, event.time)
     recipient = await store.recipient(outcome.user_id)
     if recipient is None:
         raise RecipientUnknownError(f"no address for user {outcome.user_id} yet")
@@ -92,23 +93,17 @@ async def on_order_outcome(
         sent_at=datetime.now(UTC),
     )
     await store.record(sent)
-    return [
-        new_event(
-            "NotificationSent",
-            sent.order_id,
-            {
-                "order_id": sent.order_id,
-                "outcome": sent.outcome.value,
-                "to": sent.recipient,
-                "message_id": sent.message_id,
-                "sent_at": sent.sent_at.isoformat(),
-            },
-            trace_headers=event.trace_headers,
-        )
-    ]
+    notified = P.NotificationSent(
+        order_id=event.data.order_id,
+        outcome="confirmed" if sent.outcome is Outcome.CONFIRMED else "cancelled",
+        to=sent.recipient,
+        message_id=sent.message_id,
+        sent_at=sent.sent_at,
+    )
+    return [new_event(notified, trace_headers=event.trace_headers)]
 
 
-Reaction = Callable[[Envelope, NotificationStore, Mailer], Awaitable[list[Envelope]]]
+Reaction = Callable[[Envelope[Any], NotificationStore, Mailer], Awaitable[list[Envelope[Payload]]]]
 
 EVENT_HANDLERS: dict[str, Reaction] = {
     "UserRegistered": on_user_changed,

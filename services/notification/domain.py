@@ -4,13 +4,13 @@ Message-ID and Date included), so a message sent twice after a crash is the same
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from enum import StrEnum
-from typing import Any
+
+from polysaga.events import payloads as P
 
 MESSAGE_ID_DOMAIN = "polysaga"
 
@@ -19,11 +19,6 @@ class Outcome(StrEnum):
     CONFIRMED = "confirmed"
     CANCELLED = "cancelled"
 
-
-OUTCOME_OF_EVENT: dict[str, Outcome] = {
-    "OrderConfirmed": Outcome.CONFIRMED,
-    "OrderCancelled": Outcome.CANCELLED,
-}
 
 # The order service's cancel reasons ("<cause>: <detail>" or a bare cause), told to a person.
 _CANCEL_CAUSES = {
@@ -52,16 +47,15 @@ class OrderOutcome:
     decided_at: datetime
 
     @classmethod
-    def from_event(cls, name: str, data: Mapping[str, Any], time: datetime) -> OrderOutcome:
-        """Raises KeyError/ValueError on a body that lacks what a notification needs."""
-        outcome = OUTCOME_OF_EVENT[name]
+    def from_event(cls, data: P.OrderOutcomeEvent, time: datetime) -> OrderOutcome:
+        cancelled = isinstance(data, P.OrderCancelled)
         return cls(
-            order_id=str(data["order_id"]),
-            user_id=str(data["user_id"]),
-            outcome=outcome,
-            total=str(data["total"]),
-            lines=tuple(OrderLine(str(i["sku"]), int(i["quantity"])) for i in data["items"]),
-            reason=str(data.get("reason") or "unknown") if outcome is Outcome.CANCELLED else None,
+            order_id=str(data.order_id),
+            user_id=data.user_id,
+            outcome=Outcome.CANCELLED if cancelled else Outcome.CONFIRMED,
+            total=data.total,
+            lines=tuple(OrderLine(line.sku, line.quantity) for line in data.items),
+            reason=data.reason if isinstance(data, P.OrderCancelled) else None,
             decided_at=time,
         )
 

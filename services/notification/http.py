@@ -7,12 +7,12 @@ from typing import Annotated
 
 import msgspec
 from litestar import get
-from litestar.di import NamedDependency
 from litestar.params import Parameter
 
-from notification.adapters import NotificationStore
+from notification import application
+from notification.ports import NotificationStore
 from polysaga.api_types import UUID_PATTERN
-from polysaga.runtime import ServiceRuntime
+from polysaga.app import UnitOfWorkParam
 
 
 class NotificationOut(msgspec.Struct):
@@ -26,11 +26,10 @@ class NotificationOut(msgspec.Struct):
 
 @get("/notifications", summary="The e-mails sent about an order (at most one per outcome)")
 async def list_notifications(
-    runtime: NamedDependency[ServiceRuntime],
+    uow: UnitOfWorkParam[NotificationStore],
     order_id: Annotated[str, Parameter(pattern=UUID_PATTERN)],
 ) -> list[NotificationOut]:
-    async with runtime.engine.connect() as conn:
-        sent = await NotificationStore(conn).notifications_of(order_id.lower())
+    sent = await application.notifications_of(uow, order_id.lower())
     return [
         NotificationOut(
             n.order_id, n.outcome.value, n.recipient, n.subject, n.message_id, n.sent_at

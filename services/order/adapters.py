@@ -5,7 +5,6 @@ same transaction), the order-status table, the price replica and idempotency key
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -15,11 +14,13 @@ from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from order.domain import Order, OrderEvent
+from order.ports import ConcurrencyConflictError, OrderListing, OverdueOrder, StoredKey
 from polysaga import tracing
-from polysaga.events.envelope import Envelope, new_event
-from polysaga.events.upcasting import upcast
+from polysaga.events.decoding import decode_payload
+from polysaga.events.envelope import encode_body, new_event
+from polysaga.events.payloads import OrderCancelled, OrderConfirmed, OrderPlaced
 from polysaga.persistence import outbox
-from polysaga.persistence.database import Migration, RetryableConflict
+from polysaga.persistence.database import Migration
 
 MIGRATIONS = (
     Migration(
@@ -73,34 +74,9 @@ MIGRATIONS = (
 )
 
 
-class ConcurrencyConflictError(RetryableConflict):
-    """Someone appended to this order's stream first; reload and decide again."""
-
-
-@dataclass(frozen=True)
-class StoredKey:
-    request_hash: str
-    order_id: str
-    version: int
-
-
-@dataclass(frozen=True)
-class OverdueOrder:
-    order_id: str
-    trace_context: dict[str, str]  # of the request that placed it; empty when untraced
-
-
-@dataclass(frozen=True)
-class OrderListing:
-    order_id: str
-    user_id: str
-    status: str
-    version: int
-    updated_at: datetime
-
-
-class OrderStore:
-    """Everything the order service keeps, inside one caller-owned transaction."""
+class PostgresOrderStore:
+    """The order service's store (``order.ports.OrderStore``) on one connection, inside the
+    transaction of the unit of work that made it."""
 
     def __init__(self, conn: AsyncConnection, snapshot_every: int = 10) -> None:
         self._conn = conn
@@ -158,9 +134,7 @@ class OrderStore:
         """Append one event at the next version; the same transaction writes the outbox row,
         the status row and, every N events, a snapshot."""
         new_state = Order.start(event) if order is None else order.apply(event)
-        envelope = new_event(
-            event.name, new_state.order_id, event.data, trace_headers=trace_headers
-        )
+        envelope = new_event(event.data, trace_headers=trace_headers)
         # ON CONFLICT on the stream position (not a savepoint around a failing INSERT):
         # the optimistic-concurrency check costs no extra round trips.
         inserted = await self._conn.execute(
@@ -176,7 +150,7 @@ class OrderStore:
                 "event_id": envelope.event_id,
                 "event_type": event.name,
                 "event_version": envelope.version,
-                "data": msgspec.json.encode(event.data).decode(),
+                "data": encode_body(event.data).decode(),
                 "at": event.occurred_at,
             },
         )
@@ -339,17 +313,12 @@ class OrderStore:
         return StoredKey(row.request_hash, row.order_id, row.version)
 
 
+_ORDER_EVENTS = (OrderPlaced, OrderConfirmed, OrderCancelled)
+
+
 def _to_domain(row: Row[Any]) -> OrderEvent:
-    """A stored event as the domain sees it, upcast to the current version."""
-    envelope = upcast(
-        Envelope(
-            event_id=str(row.event_id),
-            name=row.event_type,
-            version=row.event_version,
-            source="/polysaga/order",
-            aggregate_id="",
-            time=row.occurred_at,
-            data=msgspec.json.decode(row.data),
-        )
-    )
-    return OrderEvent(envelope.name, envelope.data, row.occurred_at)
+    """A stored event as the domain sees it, decoded by its Struct and upcast to the current
+    version."""
+    data = decode_payload(row.event_type, row.event_version, row.data.encode())
+    assert isinstance(data, _ORDER_EVENTS), f"{row.event_type} in an order stream"
+    return OrderEvent(data, row.occurred_at)

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import uvloop
 
-from order.adapters import MIGRATIONS, OrderStore
+from order.adapters import MIGRATIONS, PostgresOrderStore
 from order.domain import Order
 from polysaga.persistence import inbox, outbox
 from polysaga.persistence.database import create_engine, migrate
@@ -40,7 +40,7 @@ async def appends_per_s(database_url: str, duration_s: float, concurrency: int) 
                     now + timedelta(seconds=30),
                 )
                 async with engine.begin() as conn:
-                    await OrderStore(conn).append(None, event)
+                    await PostgresOrderStore(conn).append(None, event)
                 counts[slot] += 1
 
         started = time.monotonic()

@@ -1,5 +1,7 @@
-"""Order commands and saga reactions. The handler map at the bottom shows on one screen what
-the order service does when each event arrives."""
+"""Order commands, queries and saga reactions. A command or query runs in one unit of work
+over the order store (``order.ports``); a reaction runs inside the unit the consumer opened
+for its event. The handler map at the bottom shows on one screen what the order service
+does when each event arrives."""
 
 from __future__ import annotations
 
@@ -8,14 +10,20 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 import msgspec
 
-from order.adapters import OrderStore
 from order.domain import Order, OrderStatus
+from order.ports import OrderListing, OrderStore
 from polysaga import metrics, tracing
+from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope
 from polysaga.money import parse_money
+from polysaga.unit_of_work import UnitOfWork
+
+OrderUnit = UnitOfWork[OrderStore]
 
 
 class IdempotencyKeyReusedError(Exception):
@@ -23,7 +31,15 @@ class IdempotencyKeyReusedError(Exception):
 
 
 class OrderNotFoundError(LookupError):
-    pass
+    """No such order (at that time)."""
+
+    def __init__(self, order_id: str, as_of: datetime | None = None) -> None:
+        when = f" as of {as_of.isoformat()}" if as_of is not None else ""
+        super().__init__(f"no order {order_id}{when}")
+
+
+class PriceNotFoundError(LookupError):
+    """The replica has no price for this SKU."""
 
 
 @dataclass(frozen=True)
@@ -42,32 +58,112 @@ class Placed:
     version: int
 
 
+# --- commands ------------------------------------------------------------------------------
+
+
 async def place_order(
-    store: OrderStore, command: PlaceOrder, *, now: datetime, deadline_s: float
+    uow: OrderUnit, command: PlaceOrder, *, now: datetime, deadline_s: float
 ) -> Placed:
     order_id = str(uuid.uuid4())
-    if command.idempotency_key is not None:
-        earlier = await store.claim_key(command.idempotency_key, command.fingerprint(), order_id)
-        if earlier is not None:
-            if earlier.request_hash != command.fingerprint():
-                raise IdempotencyKeyReusedError(command.idempotency_key)
-            return Placed(earlier.order_id, earlier.version)
-    with tracing.order_baggage(order_id):  # the saga's trace carries the order id from here
-        prices = await store.prices([sku for sku, _ in command.items])
-        event = Order.place(
-            order_id,
-            command.user_id,
-            command.items,
-            prices,
-            now,
-            now + timedelta(seconds=deadline_s),
-        )
-        order = await store.append(None, event)
+    async with uow:
+        store = uow.store
+        if command.idempotency_key is not None:
+            earlier = await store.claim_key(
+                command.idempotency_key, command.fingerprint(), order_id
+            )
+            if earlier is not None:
+                if earlier.request_hash != command.fingerprint():
+                    raise IdempotencyKeyReusedError(command.idempotency_key)
+                return Placed(earlier.order_id, earlier.version)
+        with tracing.order_baggage(order_id):  # the saga's trace carries the order id from here
+            prices = await store.prices([sku for sku, _ in command.items])
+            event = Order.place(
+                order_id,
+                command.user_id,
+                command.items,
+                prices,
+                now,
+                now + timedelta(seconds=deadline_s),
+            )
+            order = await store.append(None, event)
+        await uow.commit()
     metrics.SAGAS_STARTED.inc()
     return Placed(order.order_id, order.version)
 
 
-# --- saga reactions --------------------------------------------------------------------
+async def set_price(uow: OrderUnit, sku: str, price: Decimal) -> Decimal:
+    """A manual override of the replica; the catalog's next change replaces it."""
+    async with uow:
+        await uow.store.set_price(sku, price)
+        await uow.commit()
+    return price
+
+
+async def cancel_overdue(uow: OrderUnit, now: datetime, limit: int = 100) -> int:
+    """Cancel orders still pending after their deadline; returns how many."""
+    cancelled = 0
+    async with uow:
+        for overdue in await uow.store.overdue(now, limit):
+            # No message or request starts this cancellation, so its span continues the trace
+            # of the request that placed the order (a child of it, context stored with the
+            # order, rather than a new trace linked to it): the deadline path stays in the
+            # saga's trace.
+            with tracing.continued(
+                overdue.trace_context, "order deadline_exceeded", order_id=overdue.order_id
+            ):
+                if await cancel_if_pending(uow.store, overdue.order_id, "deadline_exceeded", now):
+                    cancelled += 1
+        await uow.commit()
+    return cancelled
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+async def get_order(uow: OrderUnit, order_id: str, as_of: datetime | None = None) -> Order:
+    async with uow:
+        order = await uow.store.load(order_id, as_of=as_of)
+    if order is None:
+        raise OrderNotFoundError(order_id, as_of)
+    return order
+
+
+async def order_events(uow: OrderUnit, order_id: str) -> list[dict[str, object]]:
+    async with uow:
+        events = await uow.store.events(order_id)
+    if not events:
+        raise OrderNotFoundError(order_id)
+    return events
+
+
+async def list_orders(
+    uow: OrderUnit, status: str | None, after: str | None, limit: int
+) -> list[OrderListing]:
+    async with uow:
+        return await uow.store.list_orders(status, after, limit)
+
+
+async def count_by_status(uow: OrderUnit) -> dict[str, int]:
+    async with uow:
+        counts = await uow.store.count_by_status()
+    return {status.value: counts.get(status.value, 0) for status in OrderStatus}
+
+
+async def saga_counts(uow: OrderUnit, now: datetime) -> tuple[int, int]:
+    """(sagas in flight, of which stuck past their deadline)."""
+    async with uow:
+        return await uow.store.pending_counts(now)
+
+
+async def get_price(uow: OrderUnit, sku: str) -> Decimal:
+    async with uow:
+        prices = await uow.store.prices([sku])
+    if sku not in prices:
+        raise PriceNotFoundError(sku)
+    return prices[sku]
+
+
+# --- saga reactions ------------------------------------------------------------------------
 
 
 async def _load(store: OrderStore, order_id: str) -> Order:
@@ -93,51 +189,43 @@ async def cancel_if_pending(store: OrderStore, order_id: str, reason: str, now: 
     return True
 
 
-async def on_payment_processed(event: Envelope, store: OrderStore, now: datetime) -> None:
-    order = await _load(store, event.data["order_id"])
+async def on_payment_processed(
+    event: Envelope[P.PaymentProcessed], store: OrderStore, now: datetime
+) -> None:
+    order = await _load(store, str(event.data.order_id))
     if order.status is OrderStatus.PENDING:
         _record_end(await store.append(order, order.confirm(now)), now)
 
 
-async def on_payment_failed(event: Envelope, store: OrderStore, now: datetime) -> None:
-    reason = event.data.get("reason", "unknown")
-    await cancel_if_pending(store, event.data["order_id"], f"payment_failed: {reason}", now)
+async def on_payment_failed(
+    event: Envelope[P.PaymentFailed], store: OrderStore, now: datetime
+) -> None:
+    reason = f"payment_failed: {event.data.reason}"
+    await cancel_if_pending(store, str(event.data.order_id), reason, now)
 
 
-async def on_stock_reservation_failed(event: Envelope, store: OrderStore, now: datetime) -> None:
-    reason = event.data.get("reason", "unknown")
-    await cancel_if_pending(store, event.data["order_id"], f"stock_unavailable: {reason}", now)
+async def on_stock_reservation_failed(
+    event: Envelope[P.StockReservationFailed], store: OrderStore, now: datetime
+) -> None:
+    reason = f"stock_unavailable: {event.data.reason}"
+    await cancel_if_pending(store, str(event.data.order_id), reason, now)
 
 
-async def cancel_overdue(store: OrderStore, now: datetime, limit: int = 100) -> int:
-    """Cancel orders still pending after their deadline; returns how many."""
-    cancelled = 0
-    for overdue in await store.overdue(now, limit):
-        # No message or request starts this cancellation, so its span continues the trace of
-        # the request that placed the order (a child of it, context stored with the order,
-        # rather than a new trace linked to it): the deadline path stays in the saga's trace.
-        with tracing.continued(
-            overdue.trace_context, "order deadline_exceeded", order_id=overdue.order_id
-        ):
-            if await cancel_if_pending(store, overdue.order_id, "deadline_exceeded", now):
-                cancelled += 1
-    return cancelled
+# --- the price replica -----------------------------------------------------------------------
 
 
-# --- the price replica -------------------------------------------------------------------
-
-
-async def on_product_priced(event: Envelope, store: OrderStore, now: datetime) -> None:
+async def on_product_priced(
+    event: Envelope[P.ProductCreated | P.ProductPriceChanged], store: OrderStore, now: datetime
+) -> None:
     """ProductCreated and ProductPriceChanged both carry the price at a catalog version;
     the newest version wins, whatever order the events arrive in."""
-    await store.learn_price(
-        event.data["sku"], parse_money(event.data["price"]), int(event.data["version"])
-    )
+    data = event.data
+    await store.learn_price(data.sku, parse_money(data.price), data.version)
     lag = (now - event.time).total_seconds()
     metrics.CONSISTENCY_LAG.labels(read_model="order-prices").observe(max(lag, 0.0))
 
 
-SagaReaction = Callable[[Envelope, OrderStore, datetime], Awaitable[None]]
+SagaReaction = Callable[[Envelope[Any], OrderStore, datetime], Awaitable[None]]
 
 EVENT_HANDLERS: dict[str, SagaReaction] = {
     "PaymentProcessed": on_payment_processed,

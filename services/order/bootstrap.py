@@ -1,16 +1,18 @@
-"""Wires the order service: its migrations, event handlers, routes and background loops."""
+"""Wires the order service: its store adapter, migrations, event handlers, routes, the
+problems its errors are, and its background loops."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from order import application
-from order.adapters import MIGRATIONS, OrderStore
-from order.http import ROUTES
+from order.adapters import MIGRATIONS, PostgresOrderStore
+from order.http import PROBLEMS, ROUTES
 from polysaga import metrics
 from polysaga.events.envelope import Envelope
 from polysaga.messaging.consumer import EventHandler
@@ -22,8 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def _consume(reaction: application.SagaReaction, snapshot_every: int) -> EventHandler:
-    async def handle(event: Envelope, conn: AsyncConnection) -> None:
-        await reaction(event, OrderStore(conn, snapshot_every), datetime.now(UTC))
+    async def handle(event: Envelope[Any], conn: AsyncConnection) -> None:
+        await reaction(event, PostgresOrderStore(conn, snapshot_every), datetime.now(UTC))
 
     return handle
 
@@ -32,9 +34,7 @@ async def deadline_sweeper(runtime: ServiceRuntime, stop: asyncio.Event) -> None
     """Cancels orders still pending after their deadline."""
 
     async def sweep() -> bool:
-        async with runtime.transaction() as conn:
-            store = OrderStore(conn, runtime.settings.snapshot_every)
-            cancelled = await application.cancel_overdue(store, datetime.now(UTC))
+        cancelled = await application.cancel_overdue(runtime.unit_of_work(), datetime.now(UTC))
         if cancelled:
             log.info("cancelled %d overdue orders", cancelled)
         return cancelled > 0  # a full batch may leave more behind: sweep again at once
@@ -52,8 +52,7 @@ async def saga_gauges(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
     so the gauges are right in whichever order process scrapes them, after restarts too."""
 
     async def refresh() -> None:
-        async with runtime.transaction() as conn:
-            in_flight, stuck = await OrderStore(conn).pending_counts(datetime.now(UTC))
+        in_flight, stuck = await application.saga_counts(runtime.unit_of_work(), datetime.now(UTC))
         metrics.SAGAS_IN_FLIGHT.set(in_flight)
         metrics.SAGAS_STUCK.set(stuck)
 
@@ -61,13 +60,18 @@ async def saga_gauges(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
 
 
 def build(settings: ServiceSettings) -> ServiceDefinition:
+    def store(conn: AsyncConnection) -> PostgresOrderStore:
+        return PostgresOrderStore(conn, settings.snapshot_every)
+
     return ServiceDefinition(
         name="order",
         migrations=MIGRATIONS,
+        store_adapter=store,
         event_handlers={
             name: _consume(reaction, settings.snapshot_every)
             for name, reaction in application.EVENT_HANDLERS.items()
         },
         route_handlers=ROUTES,
+        problems=PROBLEMS,
         background_loops=[deadline_sweeper, saga_gauges],
     )

@@ -9,7 +9,9 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
+from polysaga.events import payloads as P
 from polysaga.money import MAX_AMOUNT, format_money, parse_money
 
 
@@ -50,14 +52,26 @@ class OrderLine:
     def from_dict(cls, data: dict[str, Any]) -> OrderLine:
         return cls(data["sku"], int(data["quantity"]), parse_money(data["unit_price"]))
 
+    def as_payload(self) -> P.OrderLine:
+        return P.OrderLine(
+            sku=self.sku, quantity=self.quantity, unit_price=format_money(self.unit_price)
+        )
+
+    @classmethod
+    def from_payload(cls, line: P.OrderLine) -> OrderLine:
+        return cls(line.sku, line.quantity, parse_money(line.unit_price))
+
 
 @dataclass(frozen=True)
 class OrderEvent:
-    """One fact in an order's stream; ``name`` is a declared event type."""
+    """One fact in an order's stream: the body of a declared event type."""
 
-    name: str
-    data: dict[str, Any]
+    data: P.OrderEvent
     occurred_at: datetime
+
+    @property
+    def name(self) -> str:
+        return type(self.data).__name__
 
 
 @dataclass(frozen=True)
@@ -96,26 +110,23 @@ class Order:
         total = sum((line.unit_price * line.quantity for line in lines), Decimal("0"))
         if total > MAX_AMOUNT:
             raise OrderTooLargeError(f"order total {total} exceeds the maximum {MAX_AMOUNT}")
-        return OrderEvent(
-            "OrderPlaced",
-            {
-                "order_id": order_id,
-                "user_id": user_id,
-                "items": [line.as_dict() for line in lines],
-                "total": format_money(total),
-                "placed_at": now.isoformat(),
-                "deadline_at": deadline_at.isoformat(),
-            },
-            now,
+        placed = P.OrderPlaced(
+            order_id=UUID(order_id),
+            user_id=user_id,
+            items=[line.as_payload() for line in lines],
+            total=format_money(total),
+            placed_at=now,
+            deadline_at=deadline_at,
         )
+        return OrderEvent(placed, now)
 
     def confirm(self, now: datetime) -> OrderEvent:
         self._require_pending("confirm")
-        return OrderEvent("OrderConfirmed", self._facts(), now)
+        return OrderEvent(P.OrderConfirmed(**self._facts()), now)
 
     def cancel(self, reason: str, now: datetime) -> OrderEvent:
         self._require_pending("cancel")
-        return OrderEvent("OrderCancelled", {**self._facts(), "reason": reason}, now)
+        return OrderEvent(P.OrderCancelled(**self._facts(), reason=reason), now)
 
     def _require_pending(self, action: str) -> None:
         if self.status is not OrderStatus.PENDING:
@@ -123,19 +134,19 @@ class Order:
 
     def _facts(self) -> dict[str, Any]:
         return {
-            "order_id": self.order_id,
+            "order_id": UUID(self.order_id),
             "user_id": self.user_id,
             "total": format_money(self.total),
-            "items": [line.as_dict() for line in self.items],
+            "items": [line.as_payload() for line in self.items],
         }
 
     # --- evolution ----------------------------------------------------------------------
 
     def apply(self, event: OrderEvent) -> Order:
-        if event.name == "OrderConfirmed":
+        if isinstance(event.data, P.OrderConfirmed):
             status, reason = OrderStatus.CONFIRMED, None
-        elif event.name == "OrderCancelled":
-            status, reason = OrderStatus.CANCELLED, str(event.data.get("reason", ""))
+        elif isinstance(event.data, P.OrderCancelled):
+            status, reason = OrderStatus.CANCELLED, event.data.reason
         else:
             raise IllegalTransitionError(f"{event.name} cannot follow an existing order")
         return replace(
@@ -148,20 +159,20 @@ class Order:
 
     @staticmethod
     def start(event: OrderEvent) -> Order:
-        if event.name != "OrderPlaced":
+        d = event.data
+        if not isinstance(d, P.OrderPlaced):
             raise IllegalTransitionError(
                 f"an order stream must start with OrderPlaced, not {event.name}"
             )
-        d = event.data
         return Order(
-            order_id=d["order_id"],
-            user_id=d["user_id"],
+            order_id=str(d.order_id),
+            user_id=d.user_id,
             status=OrderStatus.PENDING,
-            items=tuple(OrderLine.from_dict(item) for item in d["items"]),
-            total=parse_money(d["total"]),
+            items=tuple(OrderLine.from_payload(item) for item in d.items),
+            total=parse_money(d.total),
             version=1,
-            placed_at=datetime.fromisoformat(d["placed_at"]),
-            deadline_at=datetime.fromisoformat(d["deadline_at"]),
+            placed_at=d.placed_at,
+            deadline_at=d.deadline_at,
             updated_at=event.occurred_at,
         )
 

@@ -12,17 +12,20 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from order.adapters import OrderStore
+from order import application
 from order.application import (
     IdempotencyKeyReusedError,
+    OrderNotFoundError,
     PlaceOrder,
-    place_order,
+    PriceNotFoundError,
 )
 from order.domain import Order, OrderTooLargeError, UnknownProductError
+from order.ports import OrderStore
 from polysaga.api_types import UUID_PATTERN, Identifier, Quantity, Sku, StrictStruct
+from polysaga.app import UnitOfWorkParam
 from polysaga.auth import require_operator
 from polysaga.money import MoneyText, format_money, parse_money
-from polysaga.problems import Problem, problem_responses
+from polysaga.problems import Problem, ProblemMap, ProblemType, problem_responses, validated
 from polysaga.runtime import ServiceRuntime
 
 
@@ -81,10 +84,6 @@ class PriceOut(msgspec.Struct):
     price: str
 
 
-def _store(runtime: ServiceRuntime, conn: Any) -> OrderStore:
-    return OrderStore(conn, runtime.settings.snapshot_every)
-
-
 def _order_out(order: Order) -> OrderOut:
     return OrderOut(
         order_id=order.order_id,
@@ -99,6 +98,23 @@ def _order_out(order: Order) -> OrderOut:
     )
 
 
+# The order service's errors as problems: routes let them through (``polysaga.problems``).
+PROBLEMS: ProblemMap = {
+    UnknownProductError: ProblemType(422, "Unknown product", "unknown-product"),
+    OrderTooLargeError: ProblemType(422, "Order too large", "order-too-large"),
+    IdempotencyKeyReusedError: ProblemType(
+        422,
+        "Idempotency key reused",
+        "idempotency-key-reused",
+        detail="this Idempotency-Key was used with a different request",
+    ),
+    OrderNotFoundError: ProblemType(404, "Order not found"),
+    PriceNotFoundError: ProblemType(
+        404, "Unknown product", "unknown-product", "no price for {exc}"
+    ),
+}
+
+
 @post(
     "/orders",
     status_code=HTTP_202_ACCEPTED,
@@ -108,6 +124,7 @@ def _order_out(order: Order) -> OrderOut:
 async def place(
     data: JSONBody[PlaceOrderIn],
     runtime: NamedDependency[ServiceRuntime],
+    uow: UnitOfWorkParam[OrderStore],
     idempotency_key: Annotated[
         str | None, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=200)
     ] = None,
@@ -117,76 +134,45 @@ async def place(
         items=tuple((item.sku, item.quantity) for item in data.items),
         idempotency_key=idempotency_key,
     )
-    try:
-        async with runtime.transaction() as conn:
-            placed = await place_order(
-                _store(runtime, conn),
-                command,
-                now=datetime.now(UTC),
-                deadline_s=runtime.settings.order_deadline_s,
-            )
-    except UnknownProductError as exc:
-        raise Problem(422, "Unknown product", str(exc), slug="unknown-product") from exc
-    except OrderTooLargeError as exc:
-        raise Problem(422, "Order too large", str(exc), slug="order-too-large") from exc
-    except IdempotencyKeyReusedError as exc:
-        raise Problem(
-            422,
-            "Idempotency key reused",
-            "this Idempotency-Key was used with a different request",
-            slug="idempotency-key-reused",
-        ) from exc
+    placed = await application.place_order(
+        uow, command, now=datetime.now(UTC), deadline_s=runtime.settings.order_deadline_s
+    )
     return PlacedOut(placed.order_id, placed.version)
 
 
 @get("/orders/{order_id:uuid}", summary="An order's state, now or as of a past time")
 async def get_order(
     order_id: FromPath[UUID],
-    runtime: NamedDependency[ServiceRuntime],
+    uow: UnitOfWorkParam[OrderStore],
     as_of: FromQuery[datetime | None] = None,
 ) -> OrderOut:
     if as_of is not None and as_of.tzinfo is None:
         raise Problem(400, "Bad as_of", "as_of must be an RFC 3339 time with an offset")
-    async with runtime.engine.connect() as conn:
-        order = await _store(runtime, conn).load(str(order_id), as_of=as_of)
-    if order is None:
-        raise Problem(
-            404,
-            "Order not found",
-            f"no order {order_id}" + (f" as of {as_of.isoformat()}" if as_of else ""),
-        )
-    return _order_out(order)
+    return _order_out(await application.get_order(uow, str(order_id), as_of=as_of))
 
 
 @get("/orders/{order_id:uuid}/events", summary="An order's event stream")
 async def get_order_events(
-    order_id: FromPath[UUID], runtime: NamedDependency[ServiceRuntime]
+    order_id: FromPath[UUID], uow: UnitOfWorkParam[OrderStore]
 ) -> list[dict[str, Any]]:
-    async with runtime.engine.connect() as conn:
-        events = await _store(runtime, conn).events(str(order_id))
-    if not events:
-        raise Problem(404, "Order not found", f"no order {order_id}")
-    return events
+    return await application.order_events(uow, str(order_id))
 
 
 @get("/orders", summary="Orders by id, paged")
 async def list_orders(
-    runtime: NamedDependency[ServiceRuntime],
+    uow: UnitOfWorkParam[OrderStore],
     status: Annotated[str | None, Parameter(pattern="^(PENDING|CONFIRMED|CANCELLED)$")] = None,
     after: Annotated[str | None, Parameter(pattern=UUID_PATTERN)] = None,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
 ) -> OrderPage:
-    async with runtime.engine.connect() as conn:
-        rows = await _store(runtime, conn).list_orders(status, after, limit)
+    rows = await application.list_orders(uow, status, after, limit)
     items = [OrderListItem(r.order_id, r.user_id, r.status, r.version, r.updated_at) for r in rows]
     return OrderPage(items, items[-1].order_id if len(items) == limit else None)
 
 
 @get("/stats", summary="How many orders are in each status")
-async def order_stats(runtime: NamedDependency[ServiceRuntime]) -> dict[str, int]:
-    async with runtime.engine.connect() as conn:
-        counts = await _store(runtime, conn).count_by_status()
-    return {status: counts.get(status, 0) for status in ("PENDING", "CONFIRMED", "CANCELLED")}
+async def order_stats(uow: UnitOfWorkParam[OrderStore]) -> dict[str, int]:
+    return await application.count_by_status(uow)
 
 
 @put(
@@ -195,30 +181,18 @@ async def order_stats(runtime: NamedDependency[ServiceRuntime]) -> dict[str, int
     guards=[require_operator],
 )
 async def set_price(
-    sku: FromPath[str], data: JSONBody[PriceIn], runtime: NamedDependency[ServiceRuntime]
+    sku: FromPath[str], data: JSONBody[PriceIn], uow: UnitOfWorkParam[OrderStore]
 ) -> PriceOut:
-    _check_sku(sku)
-    price = parse_money(data.price)
-    async with runtime.transaction() as conn:
-        await _store(runtime, conn).set_price(sku, price)
+    price = await application.set_price(
+        uow, validated(sku, Sku, "Bad SKU"), parse_money(data.price)
+    )
     return PriceOut(sku, format_money(price))
 
 
 @get("/prices/{sku:str}", summary="A product's price in the local replica")
-async def get_price(sku: FromPath[str], runtime: NamedDependency[ServiceRuntime]) -> PriceOut:
-    _check_sku(sku)
-    async with runtime.engine.connect() as conn:
-        prices = await _store(runtime, conn).prices([sku])
-    if sku not in prices:
-        raise Problem(404, "Unknown product", f"no price for {sku}", slug="unknown-product")
-    return PriceOut(sku, format_money(prices[sku]))
-
-
-def _check_sku(sku: str) -> None:
-    try:
-        msgspec.convert(sku, Sku)
-    except msgspec.ValidationError as exc:
-        raise Problem(400, "Bad SKU", str(exc)) from exc
+async def get_price(sku: FromPath[str], uow: UnitOfWorkParam[OrderStore]) -> PriceOut:
+    price = await application.get_price(uow, validated(sku, Sku, "Bad SKU"))
+    return PriceOut(sku, format_money(price))
 
 
 ROUTES = [place, get_order, get_order_events, list_orders, order_stats, set_price, get_price]

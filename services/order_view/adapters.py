@@ -38,6 +38,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from order_view.domain import OrderStatus, StatusWrite, field_key
+from polysaga.events.payloads import OrderLine
 from polysaga.mongo.client import MongoDatabase
 
 Collection = AsyncCollection[dict[str, Any]]
@@ -175,7 +176,7 @@ class OrderFacts:
 
     order_id: str
     user_id: str
-    items: Sequence[Mapping[str, Any]]
+    items: Sequence[OrderLine]
     item_count: int
     total: str
 
@@ -263,10 +264,10 @@ class ViewStore:
             "order_id": facts.order_id,
             "user_id": facts.user_id,
             "items": [
-                {"sku": i["sku"], "quantity": int(i["quantity"]), "unit_price": i["unit_price"]}
+                {"sku": i.sku, "quantity": i.quantity, "unit_price": i.unit_price}
                 for i in facts.items
             ],
-            "skus": sorted({str(i["sku"]) for i in facts.items}),
+            "skus": sorted({i.sku for i in facts.items}),
             "item_count": facts.item_count,
             "total": facts.total,
             record.path: record.entry(),
@@ -283,7 +284,7 @@ class ViewStore:
             "$max": {
                 "updated_at": record.at,
                 "user_version": 0,
-                **{f"product_versions.{field_key(str(i['sku']))}": 0 for i in facts.items},
+                **{f"product_versions.{field_key(i.sku)}": 0 for i in facts.items},
             },
         }
         defaults = _defaults(order_event=True, status=status)

@@ -6,79 +6,88 @@ handler map at the bottom says who reacts to what."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from order_view.adapters import HistoryRecord, OrderFacts, ViewStore
 from order_view.domain import history_detail, item_count, status_write
+from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope
+from polysaga.events.payloads import Payload
 
 SERVICE = "order-view"
 
 
-def _history(event: Envelope) -> HistoryRecord:
+def _history(event: Envelope[Payload]) -> HistoryRecord:
     return HistoryRecord(event.event_id, event.name, event.time, history_detail(event.data))
 
 
-async def on_order_event(event: Envelope, view: ViewStore) -> None:
+async def on_order_event(event: Envelope[P.OrderEvent], view: ViewStore) -> None:
     """OrderPlaced, OrderConfirmed and OrderCancelled all carry the order as placed."""
     data = event.data
     facts = OrderFacts(
-        order_id=data["order_id"],
-        user_id=data["user_id"],
-        items=data["items"],
-        item_count=item_count(data["items"]),
-        total=data["total"],
+        order_id=str(data.order_id),
+        user_id=data.user_id,
+        items=data.items,
+        item_count=item_count(data.items),
+        total=data.total,
     )
-    reason = data.get("reason") if event.name == "OrderCancelled" else None
+    reason = data.reason if isinstance(data, P.OrderCancelled) else None
     await view.apply_order_event(facts, _history(event), status_write(event.name), reason)
-    if event.name == "OrderPlaced":
+    if isinstance(data, P.OrderPlaced):
         # Always, also when the event was already applied: a crash may have come in between.
         # OrderPlaced alone suffices: its handler writes user_id and the SKUs before reading
         # the users and products, and every order has one, so whichever of it and a profile
         # or product event comes last sees the other. Repeating the copy for the terminal
         # events would add FerretDB round trips (the view's bottleneck) and change nothing.
-        await view.copy_names_into(
-            facts.order_id, facts.user_id, [str(i["sku"]) for i in facts.items]
-        )
+        await view.copy_names_into(facts.order_id, facts.user_id, [i.sku for i in facts.items])
 
 
-async def on_saga_step(event: Envelope, view: ViewStore) -> None:
+SagaStep = (
+    P.StockReserved
+    | P.StockReservationFailed
+    | P.StockReleased
+    | P.PaymentProcessed
+    | P.PaymentFailed
+    | P.PaymentRefunded
+)
+
+
+async def on_saga_step(event: Envelope[SagaStep], view: ViewStore) -> None:
     """Reservation, payment and their compensations: a step in the order's history."""
     # The user is copied in by the order events, which always carry user_id; a step that
     # arrives first only records user_id, and the order event's copy fills the profile.
-    order_id, user_id = event.data["order_id"], event.data.get("user_id")
-    await view.apply_saga_step(order_id, _history(event), user_id)
+    user_id = getattr(event.data, "user_id", None)
+    await view.apply_saga_step(str(event.data.order_id), _history(event), user_id)
 
 
-async def on_user_profile(event: Envelope, view: ViewStore) -> None:
+async def on_user_profile(event: Envelope[P.UserProfileEvent], view: ViewStore) -> None:
     """UserRegistered (version 1) and UserProfileUpdated both carry the full profile."""
     data = event.data
-    user_id, name, email, version = data["user_id"], data["name"], data["email"], data["version"]
-    await view.save_user(user_id, name, email, int(version))
-    await view.copy_user_everywhere(user_id, name, email, int(version))
+    user_id = str(data.user_id)
+    await view.save_user(user_id, data.name, data.email, data.version)
+    await view.copy_user_everywhere(user_id, data.name, data.email, data.version)
 
 
-async def on_product_created(event: Envelope, view: ViewStore) -> None:
+async def on_product_created(event: Envelope[P.ProductCreated], view: ViewStore) -> None:
     data = event.data
-    version = int(data["version"])
-    await view.save_product_name(data["sku"], data["name"], version)
-    await view.save_product_price(data["sku"], data["price"], version)
-    await view.copy_product_name_everywhere(data["sku"], data["name"], version)
+    await view.save_product_name(data.sku, data.name, data.version)
+    await view.save_product_price(data.sku, data.price, data.version)
+    await view.copy_product_name_everywhere(data.sku, data.name, data.version)
 
 
-async def on_product_renamed(event: Envelope, view: ViewStore) -> None:
+async def on_product_renamed(event: Envelope[P.ProductRenamed], view: ViewStore) -> None:
     data = event.data
-    version = int(data["version"])
-    await view.save_product_name(data["sku"], data["name"], version)
-    await view.copy_product_name_everywhere(data["sku"], data["name"], version)
+    await view.save_product_name(data.sku, data.name, data.version)
+    await view.copy_product_name_everywhere(data.sku, data.name, data.version)
 
 
-async def on_product_price_changed(event: Envelope, view: ViewStore) -> None:
+async def on_product_price_changed(event: Envelope[P.ProductPriceChanged], view: ViewStore) -> None:
     # Summaries show the price the order was placed at; the catalogue price is kept beside.
     data = event.data
-    await view.save_product_price(data["sku"], data["price"], int(data["version"]))
+    await view.save_product_price(data.sku, data.price, data.version)
 
 
-Projection = Callable[[Envelope, ViewStore], Awaitable[None]]
+Projection = Callable[[Envelope[Any], ViewStore], Awaitable[None]]
 
 EVENT_HANDLERS: dict[str, Projection] = {
     "OrderPlaced": on_order_event,

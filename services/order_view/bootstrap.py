@@ -4,6 +4,7 @@ projection handlers with their lag measured, and the routes with that generation
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from litestar import Router
 from litestar.di import Provide
@@ -27,7 +28,7 @@ _LAG = metrics.CONSISTENCY_LAG.labels(read_model=SERVICE)
 
 
 def _live(projection: Projection, active: ActiveGeneration) -> EventHandler:
-    async def handle(event: Envelope, db: MongoDatabase) -> None:
+    async def handle(event: Envelope[Any], db: MongoDatabase) -> None:
         await projection(event, await active.for_writing(db))
         _LAG.observe(max(0.0, (datetime.now(UTC) - event.time).total_seconds()))
 

@@ -16,6 +16,9 @@ from typing import Any
 
 import msgspec
 
+from polysaga.events import payloads as P
+from polysaga.events.payloads import Payload
+
 ORDER_EVENTS = frozenset({"OrderPlaced", "OrderConfirmed", "OrderCancelled"})
 SAGA_STEPS = frozenset(
     {
@@ -86,16 +89,17 @@ def field_key(text: str) -> str:
     return text.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
 
 
-def item_count(items: Iterable[Mapping[str, Any]]) -> int:
-    return sum(int(item["quantity"]) for item in items)
+def item_count(items: Iterable[P.OrderLine]) -> int:
+    return sum(item.quantity for item in items)
 
 
-def history_detail(data: Mapping[str, Any]) -> str | None:
+def history_detail(data: Payload) -> str | None:
     """The one fact worth showing next to a step: why it failed, or how much was paid."""
-    if data.get("reason") is not None:
-        return str(data["reason"])
-    if data.get("amount") is not None:
-        return f"amount {data['amount']}"
+    reason, amount = getattr(data, "reason", None), getattr(data, "amount", None)
+    if reason is not None:
+        return str(reason)
+    if amount is not None:
+        return f"amount {amount}"
     return None
 
 

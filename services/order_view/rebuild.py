@@ -51,8 +51,7 @@ from order_view.adapters import (
 )
 from order_view.application import EVENT_HANDLERS, SERVICE
 from polysaga.events import declaration
-from polysaga.events.envelope import MalformedEventError, decode
-from polysaga.events.upcasting import UnsupportedVersionError, upcast
+from polysaga.events.decoding import MalformedEventError, UnsupportedVersionError, decode
 from polysaga.messaging.permissions import replay_consumer_name
 from polysaga.mongo.client import MongoDatabase
 
@@ -217,16 +216,12 @@ async def _replay_stream(
 async def _apply(msg: Msg, view: ViewStore) -> Counts:
     """Apply one message; what the live consumer would dead-letter is skipped here."""
     try:
-        event = upcast(decode(msg.headers, msg.data))
+        event = decode(msg.headers, msg.data, msg.subject)
     except (MalformedEventError, UnsupportedVersionError) as exc:
         log.warning("rebuild skips %s #%s: %s", msg.subject, msg.metadata.sequence.stream, exc)
         return Counts(skipped=1)
     handler = EVENT_HANDLERS.get(event.name)
     if handler is None:
         return Counts(skipped=1)
-    try:
-        await handler(event, view)
-    except (KeyError, TypeError, ValueError) as exc:  # a payload the live side dead-letters
-        log.warning("rebuild skips %s %s: %r", event.name, event.event_id, exc)
-        return Counts(skipped=1)
+    await handler(event, view)
     return Counts(applied=1)

@@ -4,14 +4,13 @@ order is charged at most once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payment.domain import PaymentStatus
+from payment.ports import Payment
 from polysaga.persistence.database import Migration
 
 MIGRATIONS = (
@@ -34,18 +33,10 @@ MIGRATIONS = (
 )
 
 
-@dataclass(frozen=True)
-class Payment:
-    order_id: str
-    user_id: str
-    amount: Decimal
-    status: PaymentStatus
-    reason: str | None
-    created_at: datetime
-    updated_at: datetime
+class PostgresPaymentStore:
+    """Payment's store (``payment.ports.PaymentStore``) on one connection, inside the
+    transaction of the unit of work that made it."""
 
-
-class PaymentStore:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 

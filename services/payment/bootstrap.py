@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from payment import application
-from payment.adapters import MIGRATIONS, PaymentStore
-from payment.http import ROUTES
+from payment.adapters import MIGRATIONS, PostgresPaymentStore
+from payment.http import PROBLEMS, ROUTES
 from polysaga.messaging.consumer import emitting
 from polysaga.runtime import ServiceDefinition
 from polysaga.settings import ServiceSettings
@@ -14,9 +14,11 @@ def build(settings: ServiceSettings) -> ServiceDefinition:
     return ServiceDefinition(
         name="payment",
         migrations=MIGRATIONS,
+        store_adapter=PostgresPaymentStore,
         event_handlers={
-            name: emitting(reaction, PaymentStore)
+            name: emitting(reaction, PostgresPaymentStore)
             for name, reaction in application.EVENT_HANDLERS.items()
         },
         route_handlers=ROUTES,
+        problems=PROBLEMS,
     )

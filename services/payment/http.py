@@ -7,15 +7,16 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import get, put
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
-from payment.adapters import PaymentStore
+from payment import application
+from payment.application import NoAccountError
+from payment.ports import PaymentStore
 from polysaga.api_types import UUID_PATTERN, Identifier, StrictStruct
+from polysaga.app import UnitOfWorkParam
 from polysaga.auth import require_operator
 from polysaga.money import MoneyText, format_money, parse_money
-from polysaga.problems import Problem
-from polysaga.runtime import ServiceRuntime
+from polysaga.problems import ProblemMap, ProblemType, validated
 
 
 class BalanceIn(StrictStruct):
@@ -37,11 +38,10 @@ class PaymentOut(msgspec.Struct):
     updated_at: datetime
 
 
-def _user(user_id: str) -> str:
-    try:
-        return msgspec.convert(user_id, Identifier)
-    except msgspec.ValidationError as exc:
-        raise Problem(400, "Bad user id", str(exc)) from exc
+# Payment's errors as problems: routes let them through (``polysaga.problems``).
+PROBLEMS: ProblemMap = {
+    NoAccountError: ProblemType(404, "No account", "unknown-account", "no account for {exc}"),
+}
 
 
 @put(
@@ -50,35 +50,24 @@ def _user(user_id: str) -> str:
     guards=[require_operator],
 )
 async def set_account(
-    user_id: FromPath[str], data: JSONBody[BalanceIn], runtime: NamedDependency[ServiceRuntime]
+    user_id: FromPath[str], data: JSONBody[BalanceIn], uow: UnitOfWorkParam[PaymentStore]
 ) -> AccountOut:
-    user_id = _user(user_id)
-    async with runtime.transaction() as conn:
-        balance = await PaymentStore(conn).set_balance(user_id, parse_money(data.balance))
+    user_id = validated(user_id, Identifier, "Bad user id")
+    balance = await application.set_balance(uow, user_id, parse_money(data.balance))
     return AccountOut(user_id, format_money(balance))
 
 
 @get("/accounts/{user_id:str}", summary="An account's balance")
-async def get_account(
-    user_id: FromPath[str], runtime: NamedDependency[ServiceRuntime]
-) -> AccountOut:
-    user_id = _user(user_id)
-    async with runtime.engine.connect() as conn:
-        balance = await PaymentStore(conn).balance(user_id)
-    if balance is None:
-        raise Problem(404, "No account", f"no account for {user_id}", slug="unknown-account")
-    return AccountOut(user_id, format_money(balance))
+async def get_account(user_id: FromPath[str], uow: UnitOfWorkParam[PaymentStore]) -> AccountOut:
+    user_id = validated(user_id, Identifier, "Bad user id")
+    return AccountOut(user_id, format_money(await application.balance_of(uow, user_id)))
 
 
 @get("/payments", summary="Payments of an order (at most one charge per order)")
 async def list_payments(
-    runtime: NamedDependency[ServiceRuntime],
+    uow: UnitOfWorkParam[PaymentStore],
     order_id: Annotated[str, Parameter(pattern=UUID_PATTERN)],
 ) -> list[PaymentOut]:
-    async with runtime.engine.connect() as conn:
-        payment = await PaymentStore(conn).payment(order_id)
-    if payment is None:
-        return []
     return [
         PaymentOut(
             payment.order_id,
@@ -89,6 +78,7 @@ async def list_payments(
             payment.created_at,
             payment.updated_at,
         )
+        for payment in await application.payments_of(uow, order_id)
     ]
 
 

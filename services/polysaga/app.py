@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
@@ -17,6 +17,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components
+from litestar.params import SkipValidation
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -25,15 +26,28 @@ from polysaga import metrics as m
 from polysaga.auth import OperatorCredential, admin_routes_need_operator, is_operator_route
 from polysaga.auth.schemes import OPERATOR_TOKEN_SCHEME, SECURITY_SCHEMES
 from polysaga.logs import AccessLog
-from polysaga.problems import EXCEPTION_HANDLERS, document_problems
+from polysaga.problems import EXCEPTION_HANDLERS, document_problems, domain_problem_handlers
 from polysaga.runtime import ServiceDefinition, ServiceRuntime
 from polysaga.settings import ServiceSettings
 from polysaga.strict_body import StrictStructSchemaPlugin, enforce_strict_body
+from polysaga.unit_of_work import UnitOfWork
 
 
 def provide_runtime(state: State) -> ServiceRuntime:
     runtime: ServiceRuntime = state.runtime
     return runtime
+
+
+S = TypeVar("S")
+# A route's unit of work over the service's store ``S``, injected by the name ``uow``. A
+# Protocol cannot be validated, so it is not (the runtime builds it).
+UnitOfWorkParam: TypeAlias = NamedDependency[SkipValidation[UnitOfWork[S]]]
+
+
+def provide_unit_of_work(state: State) -> UnitOfWork[Any]:
+    """A fresh unit of work for the request's command or query (routes never open one)."""
+    runtime: ServiceRuntime = state.runtime
+    return runtime.unit_of_work()
 
 
 @get("/healthz", include_in_schema=False, sync_to_thread=False)
@@ -122,17 +136,25 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
             await runtime.stop()
             tracing.shutdown()  # exports the spans still buffered
 
+    # A service's own errors first: Litestar picks the handler of the nearest class.
+    exception_handlers: dict[type[Exception], Any] = {
+        **EXCEPTION_HANDLERS,
+        **domain_problem_handlers(definition.problems),
+    }
     operator_credential = OperatorCredential(settings.operator_token)
     app = Litestar(
         route_handlers=[healthz, readyz, metrics, *definition.route_handlers],
         state=State({"operator_credential": operator_credential}),
         guards=[admin_routes_need_operator],
-        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        dependencies={
+            "runtime": Provide(provide_runtime, sync_to_thread=False),
+            "uow": Provide(provide_unit_of_work, sync_to_thread=False),
+        },
         lifespan=[lifespan],
         middleware=[HttpMetricsMiddleware(AccessLog(settings.access_log_sample_ratio))],
         before_request=enforce_strict_body,
         plugins=[StrictStructSchemaPlugin(), *([otel_plugin] if otel_plugin else [])],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=exception_handlers,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_body_bytes,
         logging_config=None,  # the process's logging is polysaga.logs' JSON lines, not Litestar's
         openapi_config=OpenAPIConfig(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -48,6 +50,47 @@ def _response(
 ) -> Response[dict[str, Any]]:
     body.setdefault("instance", request.url.path)
     return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    """How one kind of domain error reads to a client. ``detail`` is a template over the
+    exception's message (``{exc}``); the default is the message itself."""
+
+    status: int
+    title: str
+    slug: str = ""
+    detail: str = "{exc}"
+
+    def problem(self, exc: Exception) -> Problem:
+        return Problem(self.status, self.title, self.detail.format(exc=exc), slug=self.slug)
+
+
+# Each service's domain and application errors and what each one means over HTTP: routes
+# raise nothing themselves for these, the app's exception handlers answer with the problem.
+ProblemMap = Mapping[type[Exception], ProblemType]
+
+
+def domain_problem_handlers(
+    problems: ProblemMap,
+) -> dict[type[Exception], Callable[[Request[Any, Any, Any], Exception], Response[Any]]]:
+    def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+        for kind in type(exc).__mro__:
+            if kind in problems:
+                return http_exception_handler(request, problems[kind].problem(exc))
+        return internal_error_handler(request, exc)
+
+    return dict.fromkeys(problems, handle)
+
+
+def validated(value: str, kind: object, title: str) -> str:
+    """A path parameter checked against a constrained string type (``polysaga.api_types``);
+    a 400 problem naming what is wrong otherwise."""
+    try:
+        checked: str = msgspec.convert(value, kind)
+    except msgspec.ValidationError as exc:
+        raise Problem(400, title, str(exc)) from exc
+    return checked
 
 
 def http_exception_handler(
@@ -164,6 +207,10 @@ __all__ = [
     "MediaType",
     "Problem",
     "ProblemDetails",
+    "ProblemMap",
+    "ProblemType",
     "document_problems",
+    "domain_problem_handlers",
     "problem_responses",
+    "validated",
 ]

@@ -23,9 +23,13 @@ from polysaga.events import declaration
 from polysaga.messaging.connection import connect, ensure_consumers, ensure_streams
 from polysaga.messaging.consumer import ConsumerPolicy, EventConsumer, EventHandler
 from polysaga.mongo.client import MongoDatabase
+from polysaga.mongo.unit_of_work import MongoUnitOfWork
 from polysaga.persistence.database import Migration
+from polysaga.persistence.unit_of_work import PostgresUnitOfWork
+from polysaga.problems import ProblemMap
 from polysaga.settings import ServiceSettings
 from polysaga.stores import MongoStore, NoStore, PostgresStore, Store
+from polysaga.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,11 @@ class ServiceDefinition:
     mongo_setup: Callable[[MongoDatabase], Awaitable[None]] | None = None  # MongoDB indexes
     # MongoDB: False when every handler is a version-guarded conditional write (projections).
     mongo_inbox: bool = True
+    # The service's store adapter over a connection in a transaction (PostgreSQL) or over the
+    # database (MongoDB): what ``ServiceRuntime.unit_of_work`` hands commands and queries.
+    store_adapter: Callable[[Any], Any] | None = None
+    # Domain errors a route may let through, and the problem each one is (``polysaga.problems``).
+    problems: ProblemMap = field(default_factory=dict)
     event_handlers: Mapping[str, EventHandler] = field(default_factory=dict)
     route_handlers: Sequence[Any] = ()
     background_loops: Sequence[BackgroundLoop] = ()
@@ -86,6 +95,16 @@ class ServiceRuntime:
         """For queries only: never write through it (see MongoStore)."""
         assert isinstance(self.store, MongoStore), f"{self.definition.name} has no MongoDB"
         return self.store.reader
+
+    def unit_of_work(self) -> UnitOfWork[Any]:
+        """A new unit of work over the service's store, for one command or query."""
+        adapter = self.definition.store_adapter
+        assert adapter is not None, f"{self.definition.name} declares no store adapter"
+        if isinstance(self.store, PostgresStore):
+            return PostgresUnitOfWork(self.store.engine, adapter)
+        if isinstance(self.store, MongoStore):
+            return MongoUnitOfWork(self.store.db, adapter, on_commit=self.store.wake_relay)
+        raise AssertionError(f"{self.definition.name} has no store")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -362,14 +362,14 @@ _NOT_TRACED = contextlib.nullcontext()
 
 
 def processing(
-    subject: str, consumer: str, event: Envelope
+    subject: str, consumer: str, event: Envelope[Any]
 ) -> contextlib.AbstractContextManager[object]:
     """A CONSUMER span around one message's handling, continuing the publisher's trace; the
     event's order id (if it has one) becomes baggage for everything the handler does."""
     if _tracer is None:
         return _NOT_TRACED
     return _span_in(
-        extract(event.trace_headers, event.data.get("order_id")),
+        extract(event.trace_headers, event.order_id),
         f"process {subject}",
         SpanKind.CONSUMER,
         {

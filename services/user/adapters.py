@@ -35,8 +35,9 @@ MIGRATIONS = (
 _COLUMNS = "user_id::text AS user_id, name, email, version, created_at, updated_at"
 
 
-class UserStore:
-    """Users, inside one caller-owned transaction."""
+class PostgresUserStore:
+    """The user service's store (``user.ports.UserStore``) on one connection, inside the
+    transaction of the unit of work that made it."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -56,7 +57,7 @@ class UserStore:
             " VALUES (:user_id, :name, :email, :version, :created_at, :updated_at)",
             user,
         )
-        await self._publish(user, events)
+        await self._publish(events)
 
     async def save(self, user: User, events: Sequence[UserEvent]) -> None:
         """Write a changed user; the caller read it FOR UPDATE in this transaction."""
@@ -65,7 +66,7 @@ class UserStore:
             " updated_at = :updated_at WHERE user_id = :user_id",
             user,
         )
-        await self._publish(user, events)
+        await self._publish(events)
 
     async def _write(self, statement: str, user: User) -> None:
         try:
@@ -86,8 +87,8 @@ class UserStore:
                 raise EmailTakenError(user.email) from exc
             raise
 
-    async def _publish(self, user: User, events: Sequence[UserEvent]) -> None:
-        await outbox.append(self._conn, [new_event(e.name, user.user_id, e.data) for e in events])
+    async def _publish(self, events: Sequence[UserEvent]) -> None:
+        await outbox.append(self._conn, [new_event(e) for e in events])
 
 
 def _user(row: Row[Any]) -> User:

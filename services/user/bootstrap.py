@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from polysaga.runtime import ServiceDefinition
 from polysaga.settings import ServiceSettings
-from user.adapters import MIGRATIONS
-from user.http import ROUTES
+from user.adapters import MIGRATIONS, PostgresUserStore
+from user.http import PROBLEMS, ROUTES
 
 
 def build(settings: ServiceSettings) -> ServiceDefinition:
-    return ServiceDefinition(name="user", migrations=MIGRATIONS, route_handlers=ROUTES)
+    return ServiceDefinition(
+        name="user",
+        migrations=MIGRATIONS,
+        store_adapter=PostgresUserStore,
+        route_handlers=ROUTES,
+        problems=PROBLEMS,
+    )

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from uuid import UUID
+
+from polysaga.events import payloads as P
 
 
 class UserNotFoundError(LookupError):
@@ -17,12 +19,8 @@ class EmailTakenError(Exception):
     """Another user already registered this e-mail address (compared case-insensitively)."""
 
 
-@dataclass(frozen=True)
-class UserEvent:
-    """One fact about a user; ``name`` is a declared event type."""
-
-    name: str
-    data: dict[str, Any]
+# One fact about a user: the body of a declared event type.
+UserEvent = P.UserRegistered | P.UserProfileUpdated
 
 
 @dataclass(frozen=True)
@@ -37,7 +35,7 @@ class User:
     @staticmethod
     def register(user_id: str, name: str, email: str, now: datetime) -> tuple[User, UserEvent]:
         user = User(user_id, name, email, 1, now, now)
-        return user, UserEvent("UserRegistered", user.profile())
+        return user, user.profile(P.UserRegistered)
 
     def update(
         self, now: datetime, *, name: str | None = None, email: str | None = None
@@ -51,12 +49,10 @@ class User:
         user = replace(
             self, name=new_name, email=new_email, version=self.version + 1, updated_at=now
         )
-        return user, [UserEvent("UserProfileUpdated", user.profile())]
+        return user, [user.profile(P.UserProfileUpdated)]
 
-    def profile(self) -> dict[str, Any]:
-        return {
-            "user_id": self.user_id,
-            "name": self.name,
-            "email": self.email,
-            "version": self.version,
-        }
+    def profile(self, event: type[UserEvent]) -> UserEvent:
+        """The whole profile at this version, as the body of ``event``."""
+        return event(
+            user_id=UUID(self.user_id), name=self.name, email=self.email, version=self.version
+        )

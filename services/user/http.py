@@ -8,15 +8,14 @@ from uuid import UUID
 
 import msgspec
 from litestar import get, patch, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from polysaga.api_types import VISIBLE_TEXT_PATTERN, StrictStruct
-from polysaga.problems import Problem, problem_responses
-from polysaga.runtime import ServiceRuntime
-from user.adapters import UserStore
-from user.application import register_user, update_profile
+from polysaga.app import UnitOfWorkParam
+from polysaga.problems import Problem, ProblemMap, ProblemType, problem_responses
+from user import application
 from user.domain import EmailTakenError, User, UserNotFoundError
+from user.ports import UserStore
 
 # The WHATWG form-validation shape: a local part, "@", and a dotted domain of DNS labels.
 EMAIL_PATTERN = (
@@ -66,31 +65,24 @@ def _user_out(user: User) -> UserOut:
     )
 
 
-def _email_taken(exc: EmailTakenError) -> Problem:
-    return Problem(
-        409, "E-mail taken", f"another user already has the address {exc}", slug="email-taken"
-    )
+# The user service's errors as problems: routes let them through (``polysaga.problems``).
+PROBLEMS: ProblemMap = {
+    EmailTakenError: ProblemType(
+        409, "E-mail taken", "email-taken", detail="another user already has the address {exc}"
+    ),
+    UserNotFoundError: ProblemType(404, "User not found", "unknown-user", detail="no user {exc}"),
+}
 
 
 @post("/users", summary="Register a user", responses=problem_responses(409))
-async def register(
-    data: JSONBody[RegisterIn], runtime: NamedDependency[ServiceRuntime]
-) -> RegisteredOut:
-    try:
-        async with runtime.transaction() as conn:
-            user = await register_user(UserStore(conn), data.name, data.email, datetime.now(UTC))
-    except EmailTakenError as exc:
-        raise _email_taken(exc) from exc
+async def register(data: JSONBody[RegisterIn], uow: UnitOfWorkParam[UserStore]) -> RegisteredOut:
+    user = await application.register_user(uow, data.name, data.email, datetime.now(UTC))
     return RegisteredOut(user.user_id)
 
 
 @get("/users/{user_id:uuid}", summary="A user's profile")
-async def get_user(user_id: FromPath[UUID], runtime: NamedDependency[ServiceRuntime]) -> UserOut:
-    async with runtime.engine.connect() as conn:
-        user = await UserStore(conn).get(str(user_id))
-    if user is None:
-        raise Problem(404, "User not found", f"no user {user_id}", slug="unknown-user")
-    return _user_out(user)
+async def get_user(user_id: FromPath[UUID], uow: UnitOfWorkParam[UserStore]) -> UserOut:
+    return _user_out(await application.get_user(uow, str(user_id)))
 
 
 @patch(
@@ -99,23 +91,15 @@ async def get_user(user_id: FromPath[UUID], runtime: NamedDependency[ServiceRunt
     responses=problem_responses(409),
 )
 async def change_profile(
-    user_id: FromPath[UUID],
-    data: JSONBody[ProfileChangeIn],
-    runtime: NamedDependency[ServiceRuntime],
+    user_id: FromPath[UUID], data: JSONBody[ProfileChangeIn], uow: UnitOfWorkParam[UserStore]
 ) -> UserOut:
     name = data.name or None
     email = data.email or None
     if name is None and email is None:
         raise Problem(400, "Nothing to change", "send at least one of name, email")
-    try:
-        async with runtime.transaction() as conn:
-            user = await update_profile(
-                UserStore(conn), str(user_id), datetime.now(UTC), name=name, email=email
-            )
-    except UserNotFoundError as exc:
-        raise Problem(404, "User not found", f"no user {user_id}", slug="unknown-user") from exc
-    except EmailTakenError as exc:
-        raise _email_taken(exc) from exc
+    user = await application.update_profile(
+        uow, str(user_id), datetime.now(UTC), name=name, email=email
+    )
     return _user_out(user)
 
 

@@ -16,6 +16,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 from nats.js import JetStreamContext
 
+from event_samples import order_confirmed, order_lines, user_registered
 from notification.bootstrap import build
 from polysaga.app import create_app
 from polysaga.events.envelope import Envelope, encode_body, new_event, to_headers
@@ -57,24 +58,24 @@ async def service(
         yield client
 
 
-async def publish(js: JetStreamContext, event: Envelope) -> None:
+async def publish(js: JetStreamContext, event: Envelope[Any]) -> None:
     await js.publish(event.subject, encode_body(event.data), headers=to_headers(event))
 
 
-def confirmed(user_id: str) -> Envelope:
-    order_id = str(uuid.uuid4())
-    data = {
-        "order_id": order_id,
-        "user_id": user_id,
-        "total": "30.00",
-        "items": [{"sku": "SKU-7", "quantity": 3, "unit_price": "10.00"}],
-    }
-    return new_event("OrderConfirmed", order_id, data)
+# Users are UUIDs (the user service makes them); these three are fixed for readability.
+LATE_USER = "1d0c9b8a-7f6e-4d5c-8b4a-3f2e1d0c9b8a"
+GONE_USER = "2e1d0c9b-8a7f-4e6d-9c5b-4a3f2e1d0c9b"
+NEVER_REGISTERED = "3f2e1d0c-9b8a-4f7e-8d6c-5b4a3f2e1d0c"
 
 
-def registered(user_id: str) -> Envelope:
-    data = {"user_id": user_id, "name": "Ada", "email": f"{user_id}@example.org", "version": 1}
-    return new_event("UserRegistered", user_id, data)
+def confirmed(user_id: str) -> Envelope[Any]:
+    items = order_lines(("SKU-7", 3, "10.00"))
+    return new_event(order_confirmed(user_id=user_id, total="30.00", items=items))
+
+
+def registered(user_id: str) -> Envelope[Any]:
+    email = f"{user_id}@example.org"
+    return new_event(user_registered(user_id=uuid.UUID(user_id), name="Ada", email=email))
 
 
 def mails_for(smtp_server: SmtpServer, order_id: str) -> int:
@@ -99,7 +100,7 @@ async def test_a_dead_letter_replayed_after_the_fault_is_gone_is_applied_exactly
 ) -> None:
     office = DeadLetterOffice(js)
     # The fault: the users' addresses have not reached notification, so both outcomes fail.
-    first, second = confirmed("late-user"), confirmed("gone-user")
+    first, second = confirmed(LATE_USER), confirmed(GONE_USER)
     await publish(js, first)
     await publish(js, second)
 
@@ -123,7 +124,7 @@ async def test_a_dead_letter_replayed_after_the_fault_is_gone_is_applied_exactly
     assert mails_for(smtp_server, first.aggregate_id) == 0
 
     # Remove the fault for one of them: its user's address arrives.
-    await publish(js, registered("late-user"))
+    await publish(js, registered(LATE_USER))
     await eventually(lambda: settled(js, "USERS"))  # the fault is gone before the replay
     discarded = await office.discard(letters[second.event_id].letter_id, "user closed the account")
     assert discarded.status is Status.DISCARDED
@@ -160,7 +161,7 @@ async def test_a_replay_that_fails_again_becomes_a_new_letter_that_names_the_fir
     service: AsyncTestClient[Any], js: JetStreamContext
 ) -> None:
     office = DeadLetterOffice(js)
-    event = confirmed("never-registered")
+    event = confirmed(NEVER_REGISTERED)
     await publish(js, event)
 
     def letters(n: int) -> Callable[[], Awaitable[bool]]:
@@ -190,7 +191,7 @@ async def test_unknown_letters_services_and_empty_reasons_are_refused(
         await office.letter(999)
     with pytest.raises(DeadLetterError, match="unknown service"):
         await office.letters("nobody")
-    event = confirmed("never-registered")
+    event = confirmed(NEVER_REGISTERED)
     await publish(js, event)
 
     async def one() -> bool:

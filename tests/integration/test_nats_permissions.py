@@ -18,6 +18,7 @@ from nats.errors import NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import NotFoundError
 
+from event_samples import order_cancelled, order_placed, sample
 from polysaga.events import declaration
 from polysaga.events.envelope import new_event, to_headers
 from polysaga.messaging.connection import connect, consumer_config, ensure_consumers, ensure_streams
@@ -82,11 +83,11 @@ async def test_each_service_can_do_everything_it_does(
         await ensure_streams(js, service)
         await ensure_consumers(js, service, ack_wait_s=30)
         for spec in declaration.published_by(service):
-            event = new_event(spec.name, "agg-1", {"n": 1})
+            event = new_event(sample(spec.name))
             ack = await js.publish(spec.subject, b"{}", headers=to_headers(event), timeout=2)
             assert ack.stream == spec.context.stream
         for context, events in declaration.consumed_by(service).items():
-            event = new_event(events[0].name, "agg-2", {})
+            event = new_event(sample(events[0].name))
             await admin.jetstream().publish(events[0].subject, b"{}", headers=to_headers(event))
             sub = await js.pull_subscribe_bind(durable=service, stream=context.stream)
             (msg,) = await sub.fetch(1, timeout=5)
@@ -117,7 +118,7 @@ async def test_publishing_another_contexts_event_is_refused(
     caplog.set_level(logging.ERROR)
     nc = await as_service(secured_nats, "inventory")
     try:
-        forged = new_event("OrderPlaced", "order-1", {"order_id": "order-1", "items": []})
+        forged = new_event(order_placed())
         with pytest.raises(NatsTimeoutError):  # the server drops it: no stream acknowledges
             await nc.jetstream().publish(
                 forged.subject, b"{}", headers=to_headers(forged), timeout=REFUSED_WITHIN_S
@@ -140,7 +141,7 @@ async def test_consuming_what_it_does_not_consume_is_refused(
 ) -> None:
     caplog.set_level(logging.ERROR)
     await ensure_consumers(admin.jetstream(), "payment", ack_wait_s=30)
-    cancelled = new_event("OrderCancelled", "order-2", {})  # payment consumes it
+    cancelled = new_event(order_cancelled())  # payment consumes it
     await admin.jetstream().publish(cancelled.subject, b"{}", headers=to_headers(cancelled))
     nc = await as_service(secured_nats, "inventory")  # consumes ORDERS, never PAYMENTS
     js = nc.jetstream()

@@ -20,6 +20,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy import text
 
+from event_samples import order_lines, sample, user_profile_updated, user_registered
 from notification.adapters import MIGRATIONS, SmtpMailer
 from notification.bootstrap import build, event_handlers
 from polysaga.app import create_app
@@ -32,7 +33,7 @@ from polysaga_tools.servers import NatsServer, SmtpServer
 
 pytestmark = pytest.mark.integration
 
-USER_ID = "user-42"
+USER_ID = "9c4b7a2e-1f3d-4e5a-8b6c-7d8e9f0a1b2c"
 EMAIL = "ada@example.org"
 
 
@@ -67,23 +68,26 @@ async def service(
         yield client
 
 
-def registered(email: str = EMAIL, version: int = 1) -> Envelope:
-    data = {"user_id": USER_ID, "name": "Ada Lovelace", "email": email, "version": version}
-    return new_event("UserRegistered", USER_ID, data)
+def registered(email: str = EMAIL, version: int = 1) -> Envelope[Any]:
+    payload = user_registered(
+        user_id=uuid.UUID(USER_ID), name="Ada Lovelace", email=email, version=version
+    )
+    return new_event(payload)
 
 
-def outcome(name: str, order_id: str, **extra: object) -> Envelope:
-    data = {
-        "order_id": order_id,
-        "user_id": USER_ID,
-        "total": "30.00",
-        "items": [{"sku": "SKU-7", "quantity": 3, "unit_price": "10.00"}],
+def outcome(name: str, order_id: str, **extra: object) -> Envelope[Any]:
+    payload = sample(
+        name,
+        order_id=uuid.UUID(order_id),
+        user_id=USER_ID,
+        total="30.00",
+        items=order_lines(("SKU-7", 3, "10.00")),
         **extra,
-    }
-    return new_event(name, order_id, data)
+    )
+    return new_event(payload)
 
 
-async def publish(js: JetStreamContext, event: Envelope, *, msg_id: str | None = None) -> None:
+async def publish(js: JetStreamContext, event: Envelope[Any], *, msg_id: str | None = None) -> None:
     headers = to_headers(event)
     if msg_id is not None:
         headers[NATS_MSG_ID] = msg_id  # a new message to the server, the same event to us
@@ -202,9 +206,9 @@ async def test_a_newer_address_wins_and_an_older_one_is_ignored(
 ) -> None:
     await publish(js, registered(email="first@example.org", version=1))
     updated = new_event(
-        "UserProfileUpdated",
-        USER_ID,
-        {"user_id": USER_ID, "name": "Ada", "email": "second@example.org", "version": 2},
+        user_profile_updated(
+            user_id=uuid.UUID(USER_ID), name="Ada", email="second@example.org", version=2
+        )
     )
     await publish(js, updated)
     await publish(js, registered(email="stale@example.org", version=1))  # e.g. a replay

@@ -4,6 +4,7 @@ retried by the consumer, snapshots, and state as of a past time."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -11,12 +12,17 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from event_samples import payment_processed
 from order import application
-from order.adapters import MIGRATIONS, ConcurrencyConflictError, OrderStore
+from order.adapters import MIGRATIONS
+from order.adapters import PostgresOrderStore as OrderStore
 from order.domain import OrderStatus
+from order.ports import ConcurrencyConflictError
 from polysaga.events.envelope import Envelope, new_event
+from polysaga.events.payloads import PaymentProcessed
 from polysaga.persistence.database import migrate
 from polysaga.persistence.inbox import transactional_runner
+from polysaga.persistence.unit_of_work import PostgresUnitOfWork
 
 
 @pytest.fixture
@@ -28,13 +34,12 @@ async def order_engine(engine: AsyncEngine) -> AsyncEngine:
 
 
 async def place(engine: AsyncEngine, snapshot_every: int = 10) -> str:
-    async with engine.begin() as conn:
-        placed = await application.place_order(
-            OrderStore(conn, snapshot_every),
-            application.PlaceOrder("u1", (("sku-1", 2),)),
-            now=datetime.now(UTC),
-            deadline_s=30,
-        )
+    placed = await application.place_order(
+        PostgresUnitOfWork(engine, lambda conn: OrderStore(conn, snapshot_every)),
+        application.PlaceOrder("u1", (("sku-1", 2),)),
+        now=datetime.now(UTC),
+        deadline_s=30,
+    )
     return placed.order_id
 
 
@@ -61,17 +66,15 @@ async def test_conflict_on_the_order_stream_is_retried_on_fresh_state(
     reloaded (cancelled) order the payment reaction appends nothing."""
     run_once = transactional_runner(order_engine)
     order_id = await place(order_engine)
-    payment = new_event(
-        "PaymentProcessed", order_id, {"order_id": order_id, "user_id": "u1", "amount": "5.00"}
-    )
+    payment = new_event(payment_processed(order_id=uuid.UUID(order_id), amount="5.00"))
     loaded, cancelled = asyncio.Event(), asyncio.Event()
     attempts = 0
 
-    async def pay(event: Envelope, conn: AsyncConnection) -> None:
+    async def pay(event: Envelope[PaymentProcessed], conn: AsyncConnection) -> None:
         nonlocal attempts
         attempts += 1
         store = OrderStore(conn)
-        order = await store.load(event.data["order_id"])
+        order = await store.load(str(event.data.order_id))
         if attempts == 1:
             loaded.set()
             await cancelled.wait()  # the stale read: the cancel commits meanwhile

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -17,7 +18,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from catalog.bootstrap import build as build_catalog
-from order.adapters import MIGRATIONS, OrderStore
+from event_samples import product_created, product_price_changed
+from order.adapters import MIGRATIONS
+from order.adapters import PostgresOrderStore as OrderStore
 from order.bootstrap import build as build_order
 from polysaga.events.envelope import Envelope, new_event
 from polysaga.messaging.consumer import EventHandler
@@ -45,17 +48,19 @@ def handlers(database_url: str) -> dict[str, EventHandler]:
     return dict(build_order(settings).event_handlers)
 
 
-def created(price: str) -> Envelope:
-    data = {"sku": SKU, "name": "Kettle", "price": price, "version": 1}
-    return new_event("ProductCreated", SKU, data)
+def created(price: str) -> Envelope[Any]:
+    return new_event(product_created(sku=SKU, name="Kettle", price=price, version=1))
 
 
-def repriced(price: str, previous: str, version: int) -> Envelope:
-    data = {"sku": SKU, "price": price, "previous_price": previous, "version": version}
-    return new_event("ProductPriceChanged", SKU, data)
+def repriced(price: str, previous: str, version: int) -> Envelope[Any]:
+    return new_event(
+        product_price_changed(sku=SKU, price=price, previous_price=previous, version=version)
+    )
 
 
-async def feed(engine: AsyncEngine, handlers: dict[str, EventHandler], event: Envelope) -> bool:
+async def feed(
+    engine: AsyncEngine, handlers: dict[str, EventHandler], event: Envelope[Any]
+) -> bool:
     return await transactional_runner(engine)("order", event, handlers[event.name])
 
 

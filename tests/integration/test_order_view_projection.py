@@ -19,7 +19,17 @@ import pytest
 from order_view.adapters import ViewStore, ensure_indexes, generation
 from order_view.application import EVENT_HANDLERS
 from order_view.domain import summary_from_document
-from order_view_scenario import T0, Scenario, envelope, saga_scenario
+from order_view_scenario import (
+    ADA,
+    BOB,
+    CYD,
+    GHOST,
+    T0,
+    Scenario,
+    envelope,
+    saga_scenario,
+    user_id,
+)
 from polysaga.events.envelope import Envelope
 from polysaga.mongo.client import MongoDatabase, connect
 
@@ -41,7 +51,7 @@ async def fresh_view(db: MongoDatabase, number: int) -> ViewStore:
     return ViewStore(gen)
 
 
-async def apply(view: ViewStore, events: Sequence[Envelope], *, concurrency: int = 1) -> None:
+async def apply(view: ViewStore, events: Sequence[Envelope[Any]], *, concurrency: int = 1) -> None:
     if concurrency == 1:
         for event in events:
             await EVENT_HANDLERS[event.name](event, view)
@@ -61,7 +71,9 @@ async def contents(view: ViewStore) -> dict[str, dict[str, Any]]:
     return out
 
 
-def shuffled_with_duplicates(events: Sequence[Envelope], rng: random.Random) -> list[Envelope]:
+def shuffled_with_duplicates(
+    events: Sequence[Envelope[Any]], rng: random.Random
+) -> list[Envelope[Any]]:
     """Every event at least once; about half of them twice and some three times."""
     out = list(events)
     out += [e for e in events if rng.random() < 0.5]
@@ -92,10 +104,10 @@ async def test_the_in_order_run_gives_the_expected_view(db: MongoDatabase) -> No
         assert names.get("sku.with.dots", "Teapot") == "Teapot"
         assert names.get("SKU-3", "Mug") == "Mug"
         expected_user = {
-            "user-ada": "Ada, Countess of Lovelace",
-            "user-bob": "Robert Ross",
-            "user-cyd": "Cyd Charisse",
-            "user-ghost": None,
+            ADA: "Ada, Countess of Lovelace",
+            BOB: "Robert Ross",
+            CYD: "Cyd Charisse",
+            GHOST: None,
         }[summary.user_id or ""]
         assert (summary.user.name if summary.user else None) == expected_user
         if status == "CANCELLED":
@@ -135,12 +147,12 @@ async def test_any_order_with_duplicates_converges_to_the_in_order_result(
 async def test_a_user_registered_after_the_order_fills_the_name(db: MongoDatabase) -> None:
     view = await fresh_view(db, 1)
     s = Scenario(random.Random(3))
-    order_id = s.order("user-late", [("SKU-1", 1, "1.00")], "pending")
+    order_id = s.order(user_id("late"), [("SKU-1", 1, "1.00")], "pending")
     await apply(view, s.events)
     assert summary_from_document(await _summary(view, order_id)).user is None
 
     s.events.clear()
-    s.user("user-late", "Late Comer", 1)
+    s.user(user_id("late"), "Late Comer", 1)
     await apply(view, s.events)
     summary = summary_from_document(await _summary(view, order_id))
     assert summary.user is not None
@@ -152,7 +164,7 @@ async def test_a_product_renamed_before_and_after_the_order(db: MongoDatabase) -
     s = Scenario(random.Random(4))
     s.product("SKU-9", "Lamp", "9.00")
     s.rename("SKU-9", "Desk lamp", "Lamp", 2)
-    order_id = s.order("user-x", [("SKU-9", 1, "9.00")], "pending")
+    order_id = s.order(user_id("x"), [("SKU-9", 1, "9.00")], "pending")
     await apply(view, s.events)
     assert summary_from_document(await _summary(view, order_id)).items[0].name == "Desk lamp"
 
@@ -170,21 +182,21 @@ async def test_a_product_renamed_before_and_after_the_order(db: MongoDatabase) -
 async def test_an_older_user_version_is_ignored(db: MongoDatabase) -> None:
     view = await fresh_view(db, 1)
     s = Scenario(random.Random(5))
-    order_id = s.order("user-v", [("SKU-1", 1, "1.00")], "pending")
-    s.user("user-v", "Third", 3)
-    s.user("user-v", "Second", 2)
-    s.user("user-v", "First", 1)
+    order_id = s.order(user_id("v"), [("SKU-1", 1, "1.00")], "pending")
+    s.user(user_id("v"), "Third", 3)
+    s.user(user_id("v"), "Second", 2)
+    s.user(user_id("v"), "First", 1)
     await apply(view, s.events)
     summary = summary_from_document(await _summary(view, order_id))
     assert summary.user is not None and summary.user.name == "Third"
-    stored = await view.gen.users.find_one({"_id": "user-v"})
+    stored = await view.gen.users.find_one({"_id": user_id("v")})
     assert stored is not None and (stored["name"], stored["version"]) == ("Third", 3)
 
 
 async def test_a_redelivered_order_event_counts_once(db: MongoDatabase) -> None:
     view = await fresh_view(db, 1)
     s = Scenario(random.Random(6))
-    order_id = s.order("user-r", [("SKU-1", 2, "1.00")], "confirmed")
+    order_id = s.order(user_id("r"), [("SKU-1", 2, "1.00")], "confirmed")
     await apply(view, s.events + s.events + s.events)
     doc = await _summary(view, order_id)
     assert doc["order_version"] == 2
@@ -199,7 +211,8 @@ async def test_a_step_before_the_order_is_kept_but_not_served(db: MongoDatabase)
     await apply(view, [failed])
     assert await view.summary(order_id) is None  # a step alone makes no order
 
-    data = {"order_id": order_id, "user_id": "u", "total": "1.00", "items": []}
+    items = [{"sku": "SKU-1", "quantity": 1, "unit_price": "1.00"}]
+    data = {"order_id": order_id, "user_id": "u", "total": "1.00", "items": items}
     cancelled = envelope(
         "OrderCancelled", order_id, {**data, "reason": "r"}, at=T0 + timedelta(seconds=1)
     )

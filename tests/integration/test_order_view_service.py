@@ -26,7 +26,7 @@ from nats.js import JetStreamContext
 from prometheus_client import REGISTRY
 
 from order_view.bootstrap import build
-from order_view_scenario import Scenario, publish, saga_scenario
+from order_view_scenario import ADA, Scenario, publish, saga_scenario, user_id
 from polysaga.events import declaration
 from polysaga.events.envelope import Envelope
 from polysaga.messaging.connection import ensure_streams
@@ -92,7 +92,7 @@ class BackgroundPublisher(threading.Thread):
     ``delay_s``: it keeps going while the test's loop is blocked in a request."""
 
     def __init__(
-        self, nats_url: str, events: list[Envelope], *, delay_s: float, pause_s: float = 0.0
+        self, nats_url: str, events: list[Envelope[Any]], *, delay_s: float, pause_s: float = 0.0
     ) -> None:
         super().__init__(daemon=True)
         self.nats_url, self.events, self.delay_s, self.pause_s = nats_url, events, delay_s, pause_s
@@ -127,10 +127,10 @@ def lag_count() -> float:
 
 async def test_a_summary_appears_with_user_names_and_history(service: Service) -> None:
     s = now_scenario(1)
-    s.user("user-1", "Ada Lovelace", 1)
+    s.user(user_id("1"), "Ada Lovelace", 1)
     s.product("SKU-1", "Kettle", "20.00")
     s.product("sku.2", "Teapot", "12.50")
-    order_id = s.order("user-1", [("SKU-1", 2, "20.00"), ("sku.2", 1, "12.50")], "confirmed")
+    order_id = s.order(user_id("1"), [("SKU-1", 2, "20.00"), ("sku.2", 1, "12.50")], "confirmed")
     lag_before = lag_count()
     await service.publish_all(s)
 
@@ -141,7 +141,7 @@ async def test_a_summary_appears_with_user_names_and_history(service: Service) -
     await eventually(confirmed)
     await eventually(service.caught_up)
     body = (await service.client.get(f"/orders/{order_id}/summary")).json()
-    assert body["user_id"] == "user-1"
+    assert body["user_id"] == user_id("1")
     assert body["user"] == {"name": "Ada Lovelace", "email": "ada.lovelace@example.com"}
     assert [(i["sku"], i["name"], i["quantity"]) for i in body["items"]] == [
         ("SKU-1", "Kettle", 2),
@@ -246,7 +246,7 @@ async def test_a_rebuild_swaps_in_an_identical_generation_and_loses_no_live_even
 
     # Served from the new generation: a new order lands there, not in the old one.
     s = now_scenario(9)
-    order_id = s.order("user-ada", [("SKU-1", 1, "20.00")], "pending")
+    order_id = s.order(ADA, [("SKU-1", 1, "20.00")], "pending")
     await service.publish_all(s)
     await eventually(service.caught_up)
     summary = await client.get(f"/orders/{order_id}/summary")

@@ -12,6 +12,7 @@ import pytest
 from nats.js import JetStreamContext
 from sqlalchemy import text
 
+from event_samples import order_cancelled, order_placed
 from polysaga.events.envelope import Envelope, new_event
 from polysaga.messaging.consumer import HandlerRunner
 from polysaga.mongo import inbox as mongo_inbox
@@ -21,10 +22,12 @@ from polysaga.persistence import inbox as pg_inbox
 from polysaga.persistence import outbox as pg_outbox
 from polysaga.persistence.database import Migration, create_engine, migrate
 
+AGGREGATE = "3f2c1b0a-9e8d-4c7b-a6f5-e4d3c2b1a098"
+
 
 class Backend(Protocol):
     async def write(
-        self, aggregate_id: str, events: Sequence[Envelope], fail: bool = False
+        self, aggregate_id: str, events: Sequence[Envelope[Any]], fail: bool = False
     ) -> None:
         """Change the aggregate's state and stage its events atomically; `fail` aborts."""
 
@@ -48,7 +51,7 @@ class PostgresBackend:
         await migrate(self.engine, [*pg_outbox.MIGRATIONS, *pg_inbox.MIGRATIONS, self.STATE])
 
     async def write(
-        self, aggregate_id: str, events: Sequence[Envelope], fail: bool = False
+        self, aggregate_id: str, events: Sequence[Envelope[Any]], fail: bool = False
     ) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
@@ -82,7 +85,7 @@ class MongoBackend:
         await mongo_outbox.ensure_indexes(self.docs)
 
     async def write(
-        self, aggregate_id: str, events: Sequence[Envelope], fail: bool = False
+        self, aggregate_id: str, events: Sequence[Envelope[Any]], fail: bool = False
     ) -> None:
         doc = await self.docs.find_one({"_id": aggregate_id})
         n = int(doc["n"]) if doc else 0
@@ -120,9 +123,12 @@ async def backend(
         await chosen.client.close()
 
 
-def placed(aggregate_id: str, step: int) -> Envelope:
-    name = "OrderPlaced" if step == 0 else "OrderCancelled"
-    return new_event(name, aggregate_id, {"order_id": aggregate_id, "step": step})
+def placed(aggregate_id: str, step: int) -> Envelope[Any]:
+    """The order's first event, then cancellations (each with its step in the reason)."""
+    order_id = uuid.UUID(aggregate_id)
+    if step == 0:
+        return new_event(order_placed(order_id=order_id))
+    return new_event(order_cancelled(order_id=order_id, reason=f"step {step}"))
 
 
 async def stream_events(js: JetStreamContext) -> list[tuple[str, str]]:
@@ -161,7 +167,7 @@ async def test_staged_events_are_published_once_in_aggregate_order(
 
 async def test_an_aborted_change_stages_no_event(backend: Backend, js: JetStreamContext) -> None:
     with pytest.raises(Aborted):
-        await backend.write("agg-1", [placed("agg-1", 0)], fail=True)
+        await backend.write(AGGREGATE, [placed(AGGREGATE, 0)], fail=True)
     assert await backend.pending() == 0
     assert await backend.relay(js) == 0
 
@@ -169,10 +175,10 @@ async def test_an_aborted_change_stages_no_event(backend: Backend, js: JetStream
 async def test_the_inbox_runs_a_handler_once_per_event(backend: Backend) -> None:
     calls: list[str] = []
 
-    async def handler(event: Envelope, _: Any) -> None:
+    async def handler(event: Envelope[Any], _: Any) -> None:
         calls.append(event.event_id)
 
-    event = placed("agg-2", 0)
+    event = placed(AGGREGATE, 0)
     run = backend.runner()
     assert await run("contract", event, handler) is True
     assert await run("contract", event, handler) is False
@@ -183,13 +189,13 @@ async def test_the_inbox_runs_a_handler_once_per_event(backend: Backend) -> None
 async def test_a_failed_handler_records_nothing_and_runs_again(backend: Backend) -> None:
     attempts = 0
 
-    async def flaky(event: Envelope, _: Any) -> None:
+    async def flaky(event: Envelope[Any], _: Any) -> None:
         nonlocal attempts
         attempts += 1
         if attempts == 1:
             raise RuntimeError("first try fails")
 
-    event = placed("agg-3", 0)
+    event = placed(AGGREGATE, 0)
     run = backend.runner()
     with pytest.raises(RuntimeError):
         await run("contract", event, flaky)

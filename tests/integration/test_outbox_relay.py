@@ -9,17 +9,18 @@ from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from event_samples import order_cancelled, order_placed
 from harness import effect_count, record_effect
 from polysaga.events.declaration import ORDERS
-from polysaga.events.envelope import Envelope, new_event
+from polysaga.events.envelope import Envelope, encode_body, new_event
+from polysaga.events.payloads import OrderPlaced
 from polysaga.messaging.consumer import ConsumerPolicy, EventConsumer
 from polysaga.persistence import outbox
 from polysaga.persistence.inbox import transactional_runner
 
 
-def placed(order_id: str | None = None) -> Envelope:
-    order_id = order_id or str(uuid.uuid4())
-    return new_event("OrderPlaced", order_id, {"order_id": order_id, "user_id": "u", "items": []})
+def placed(order_id: str | None = None) -> Envelope[OrderPlaced]:
+    return new_event(order_placed(order_id=uuid.UUID(order_id) if order_id else uuid.uuid4()))
 
 
 def consumer(engine: AsyncEngine, js: JetStreamContext, **policy: float) -> EventConsumer:
@@ -97,7 +98,7 @@ async def test_relay_killed_between_publish_and_mark_republishes_and_effect_is_o
     assert await effect_count(engine) == 1
 
 
-def _headers(event: Envelope) -> dict[str, str]:
+def _headers(event: Envelope[OrderPlaced]) -> dict[str, str]:
     from polysaga.events.envelope import to_headers
 
     return to_headers(event)
@@ -105,7 +106,7 @@ def _headers(event: Envelope) -> dict[str, str]:
 
 async def test_redelivered_event_changes_nothing(engine: AsyncEngine, js: JetStreamContext) -> None:
     event = placed()
-    body = b'{"order_id": "%s"}' % event.aggregate_id.encode()
+    body = encode_body(event.data)
     for _ in range(3):  # three distinct messages carrying the same event id
         headers = {k: v for k, v in _headers(event).items() if k != "Nats-Msg-Id"}
         await js.publish(event.subject, body, headers=headers)
@@ -122,10 +123,11 @@ async def test_one_aggregates_events_leave_in_order_with_two_relays(
         async with engine.begin() as conn:
             batch = []
             for aggregate in aggregates:
+                order_id = uuid.UUID(aggregate)
                 e = new_event(
-                    "OrderPlaced" if step == 0 else "OrderCancelled",
-                    aggregate,
-                    {"order_id": aggregate, "step": step},
+                    order_placed(order_id=order_id)
+                    if step == 0
+                    else order_cancelled(order_id=order_id, reason=f"step {step}")
                 )
                 written[aggregate].append(e.event_id)
                 batch.append(e)

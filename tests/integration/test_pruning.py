@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from event_samples import order_placed
 from polysaga.events.envelope import new_event
 from polysaga.persistence import inbox, outbox
 from polysaga.persistence.pruning import prune
 
 
 async def test_prune_removes_only_what_is_safe(engine: AsyncEngine) -> None:
-    events = [new_event("OrderPlaced", str(uuid.uuid4()), {"n": i}) for i in range(4)]
+    events = [new_event(order_placed()) for _ in range(4)]
     async with engine.begin() as conn:
         await outbox.append(conn, events)
         # 0: published long ago (prunable); 1: published just now; 2: pending and old; 3: pending

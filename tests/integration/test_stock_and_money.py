@@ -10,12 +10,13 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import event_samples as samples
 from inventory import application as inventory_app
 from inventory.adapters import MIGRATIONS as INVENTORY_MIGRATIONS
-from inventory.adapters import InventoryStore
+from inventory.adapters import PostgresInventoryStore as InventoryStore
 from payment import application as payment_app
 from payment.adapters import MIGRATIONS as PAYMENT_MIGRATIONS
-from payment.adapters import PaymentStore
+from payment.adapters import PostgresPaymentStore as PaymentStore
 from payment.domain import PaymentStatus
 from polysaga.events.envelope import new_event
 from polysaga.persistence.database import is_retryable, migrate
@@ -46,17 +47,8 @@ async def test_fifty_concurrent_orders_for_the_last_ten_units_reserve_exactly_te
         await InventoryStore(conn).set_available("plenty", 1000)
 
     async def order_one() -> str:
-        order_id = str(uuid.uuid4())
-        event = new_event(
-            "OrderPlaced",
-            order_id,
-            {
-                "order_id": order_id,
-                "user_id": "u",
-                "total": "1.00",
-                "items": [{"sku": "plenty", "quantity": 1}, {"sku": "last", "quantity": 1}],
-            },
-        )
+        lines = samples.order_lines(("plenty", 1, "0.50"), ("last", 1, "0.50"))
+        event = new_event(samples.order_placed(user_id="u", total="1.00", items=lines))
         emitted = await retrying(
             stores, lambda conn: inventory_app.on_order_placed(event, InventoryStore(conn))
         )
@@ -78,12 +70,7 @@ async def test_concurrent_charges_never_take_a_balance_below_zero(stores: AsyncE
         await PaymentStore(conn).set_balance("alice", Decimal("10.00"))
 
     async def charge() -> str:
-        order_id = str(uuid.uuid4())
-        event = new_event(
-            "StockReserved",
-            order_id,
-            {"order_id": order_id, "user_id": "alice", "total": "3.00", "items": []},
-        )
+        event = new_event(samples.stock_reserved(user_id="alice", total="3.00"))
         emitted = await retrying(
             stores, lambda conn: payment_app.on_stock_reserved(event, PaymentStore(conn))
         )
@@ -101,15 +88,10 @@ async def test_a_charge_that_lands_after_the_cancel_decision_is_refunded_once(
     order_id = str(uuid.uuid4())
     async with stores.begin() as conn:
         await PaymentStore(conn).set_balance("bob", Decimal("50.00"))
-    reserved = new_event(
-        "StockReserved",
-        order_id,
-        {"order_id": order_id, "user_id": "bob", "total": "20.00", "items": []},
-    )
+    oid = uuid.UUID(order_id)
+    reserved = new_event(samples.stock_reserved(order_id=oid, user_id="bob", total="20.00"))
     cancelled = new_event(
-        "OrderCancelled",
-        order_id,
-        {"order_id": order_id, "user_id": "bob", "reason": "deadline_exceeded"},
+        samples.order_cancelled(order_id=oid, user_id="bob", reason="deadline_exceeded")
     )
     async with stores.begin() as conn:
         charged = await payment_app.on_stock_reserved(reserved, PaymentStore(conn))

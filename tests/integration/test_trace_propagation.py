@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 import pytest
@@ -20,10 +21,11 @@ from opentelemetry.trace import SpanKind
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from event_samples import order_placed
 from harness import record_effect
 from order import application
 from order.adapters import MIGRATIONS as ORDER_MIGRATIONS
-from order.adapters import OrderStore
+from order.adapters import PostgresOrderStore as OrderStore
 from polysaga import tracing
 from polysaga.events.declaration import ORDERS
 from polysaga.events.envelope import Envelope, new_event
@@ -33,6 +35,7 @@ from polysaga.mongo.client import connect as mongo_connect
 from polysaga.persistence import outbox
 from polysaga.persistence.database import migrate
 from polysaga.persistence.inbox import transactional_runner
+from polysaga.persistence.unit_of_work import PostgresUnitOfWork
 from polysaga.settings import ServiceSettings
 
 
@@ -70,8 +73,8 @@ async def traced_engine(spans: Spans, engine: AsyncEngine) -> AsyncEngine:
     return engine
 
 
-def placed(order_id: str) -> Envelope:
-    return new_event("OrderPlaced", order_id, {"order_id": order_id, "user_id": "u", "items": []})
+def placed(order_id: str) -> Envelope[Any]:
+    return new_event(order_placed(order_id=uuid.UUID(order_id)))
 
 
 def ids(traceparent: str) -> tuple[int, int]:
@@ -190,19 +193,18 @@ async def test_the_deadline_cancellation_continues_the_placing_requests_trace(
         await OrderStore(conn).set_price("sku-t", Decimal("1.00"))
     placed_at = datetime.now(UTC)
     with spans.tracer.start_as_current_span("POST /orders", kind=SpanKind.SERVER) as request:
-        async with traced_engine.begin() as conn:
-            result = await application.place_order(
-                OrderStore(conn),
-                application.PlaceOrder("u1", (("sku-t", 1),)),
-                now=placed_at,
-                deadline_s=1,
-            )
+        result = await application.place_order(
+            PostgresUnitOfWork(traced_engine, OrderStore),
+            application.PlaceOrder("u1", (("sku-t", 1),)),
+            now=placed_at,
+            deadline_s=1,
+        )
     writer = request.get_span_context()
     assert (spans.named("POST /orders").attributes or {})[tracing.ORDER_ID] == result.order_id
 
     # The sweeper runs in a background loop: no request or message around it.
-    async with traced_engine.begin() as conn:
-        assert await application.cancel_overdue(OrderStore(conn), placed_at + timedelta(seconds=2))
+    unit = PostgresUnitOfWork(traced_engine, OrderStore)
+    assert await application.cancel_overdue(unit, placed_at + timedelta(seconds=2))
 
     deadline = spans.named("order deadline_exceeded")
     assert deadline.parent is not None and deadline.parent.span_id == writer.span_id

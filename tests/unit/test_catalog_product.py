@@ -9,8 +9,9 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from catalog.domain import Product, ProductEvent
+from catalog.domain import Product
 from catalog.http import ProductChangeIn, ProductIn
+from polysaga.events import payloads as P
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=30)
@@ -25,11 +26,7 @@ def test_creating_publishes_product_created_at_version_1() -> None:
     product, events = Product.create("mug", "Mug", Decimal("12.5"), NOW)
 
     assert (product.version, product.created_at, product.updated_at) == (1, NOW, NOW)
-    assert events == [
-        ProductEvent(
-            "ProductCreated", {"sku": "mug", "name": "Mug", "price": "12.50", "version": 1}
-        )
-    ]
+    assert events == [P.ProductCreated(sku="mug", name="Mug", price="12.50", version=1)]
 
 
 def test_a_new_price_publishes_price_changed_with_the_previous_price() -> None:
@@ -37,10 +34,7 @@ def test_a_new_price_publishes_price_changed_with_the_previous_price() -> None:
 
     assert (changed.price, changed.version, changed.updated_at) == (Decimal("14"), 2, LATER)
     assert events == [
-        ProductEvent(
-            "ProductPriceChanged",
-            {"sku": "mug", "price": "14.00", "previous_price": "12.50", "version": 2},
-        )
+        P.ProductPriceChanged(sku="mug", price="14.00", previous_price="12.50", version=2)
     ]
 
 
@@ -48,20 +42,15 @@ def test_a_new_name_publishes_renamed_with_the_previous_name() -> None:
     changed, events = mug().change(LATER, name="Big mug")
 
     assert (changed.name, changed.version) == ("Big mug", 2)
-    assert events == [
-        ProductEvent(
-            "ProductRenamed",
-            {"sku": "mug", "name": "Big mug", "previous_name": "Mug", "version": 2},
-        )
-    ]
+    assert events == [P.ProductRenamed(sku="mug", name="Big mug", previous_name="Mug", version=2)]
 
 
 def test_changing_both_publishes_price_then_name_at_one_new_version() -> None:
     changed, events = mug().change(LATER, name="Big mug", price=Decimal("15.00"))
 
     assert changed.version == 2
-    assert [e.name for e in events] == ["ProductPriceChanged", "ProductRenamed"]
-    assert {e.data["version"] for e in events} == {2}
+    assert [type(e) for e in events] == [P.ProductPriceChanged, P.ProductRenamed]
+    assert {e.version for e in events} == {2}
 
 
 @pytest.mark.parametrize(
@@ -79,7 +68,7 @@ def test_a_change_to_the_same_values_publishes_nothing(
 def test_only_what_changed_is_published() -> None:
     changed, events = mug().change(LATER, name="Mug", price=Decimal("13.00"))
 
-    assert [e.name for e in events] == ["ProductPriceChanged"]
+    assert [type(e) for e in events] == [P.ProductPriceChanged]
     assert changed.name == "Mug"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from event_samples import stock_reserved
 from polysaga.events.envelope import NATS_MSG_ID, new_event, to_headers
 from polysaga.messaging import dead_letters as dl
 
@@ -30,7 +31,7 @@ def _letter(original: dict[str, str], *, now: datetime = T0, seq: int = 7) -> dl
 
 
 def test_a_letter_keeps_the_original_headers_and_says_why_how_often_and_when() -> None:
-    event = new_event("StockReserved", "o-1", {"order_id": "o-1"})
+    event = new_event(stock_reserved())
     letter = _letter(to_headers(event))
     assert letter.service == "payment"
     assert letter.original_subject == "inventory.events.StockReserved"
@@ -49,7 +50,7 @@ def test_a_letter_keeps_the_original_headers_and_says_why_how_often_and_when() -
 
 
 def test_a_replay_sends_the_original_message_under_a_new_message_id() -> None:
-    event = new_event("StockReserved", "o-1", {"order_id": "o-1"})
+    event = new_event(stock_reserved())
     letter = _letter(to_headers(event))
     first, second = letter.replay_headers(), letter.replay_headers()
     for replay in (first, second):
@@ -62,7 +63,7 @@ def test_a_replay_sends_the_original_message_under_a_new_message_id() -> None:
 
 
 def test_a_replay_that_fails_again_keeps_when_the_message_was_first_seen() -> None:
-    event = new_event("StockReserved", "o-1", {"order_id": "o-1"})
+    event = new_event(stock_reserved())
     letter = _letter(to_headers(event))
     again = _letter(letter.replay_headers(), now=T0 + timedelta(hours=1), seq=9)
     assert again.first_seen == letter.first_seen

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import typing
+from collections.abc import Callable
 
 import pytest
 
@@ -19,6 +21,7 @@ from polysaga.events.declaration import (
     published_by,
     spec,
 )
+from polysaga.events.payloads import Payload
 
 SERVICES = ("order", "inventory", "payment", "user", "catalog", "order-view", "notification")
 PRODUCERS = tuple(c.producer for c in declaration.CONTEXTS)
@@ -125,3 +128,33 @@ def test_catalogue_has_one_row_per_event() -> None:
         assert f"| {event.producer} |" in row
     assert rows["OrderCancelled"].endswith("| inventory, notification, order-view, payment |")
     assert rows["NotificationSent"].endswith("| — |")
+
+
+def _accepted_payloads(handler: Callable[..., object]) -> set[type]:
+    """The payload types a handler's ``Envelope[...]`` parameter names."""
+    hints = typing.get_type_hints(handler)
+    envelope = next(iter(hints.values()))
+    (payload,) = typing.get_args(envelope)
+    return set(typing.get_args(payload)) or {payload}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_handler_is_typed_for_the_body_it_is_given(service: str) -> None:
+    """The handler maps are keyed by name; the handler's annotation must name the Struct the
+    declaration decodes that event with (mypy cannot see through the map)."""
+    for name, handler in handler_map(service).items():
+        assert callable(handler)
+        assert spec(name).payload in _accepted_payloads(handler), (service, name)
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: e.name)
+def test_each_event_s_body_is_a_strict_struct_named_after_it(
+    event: declaration.EventSpec,
+) -> None:
+    assert event.payload.__name__ == event.name
+    assert issubclass(event.payload, Payload)
+    assert event.payload.__struct_config__.forbid_unknown_fields
+    assert event.context.aggregate_field in event.payload.__struct_fields__
+    for version, older in event.earlier.items():
+        assert version < event.version
+        assert issubclass(older, Payload) and older.__struct_config__.forbid_unknown_fields

@@ -2,74 +2,70 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import pytest
 
-from polysaga.events.envelope import Envelope
-from polysaga.events.upcasting import UnsupportedVersionError, upcast
-
-
-def envelope(name: str, version: int, data: dict[str, Any]) -> Envelope:
-    return Envelope(
-        event_id="e-1",
-        name=name,
-        version=version,
-        source="/polysaga/payment",
-        aggregate_id="order-1",
-        time=datetime(2025, 1, 1, tzinfo=UTC),
-        data=data,
-        trace_headers={"traceparent": "tp"},
-    )
+from event_samples import payment_processed_v1
+from polysaga.events import payloads as P
+from polysaga.events.declaration import EVENTS
+from polysaga.events.decoding import decode_payload
+from polysaga.events.upcasting import UPCASTERS, UnsupportedVersionError, readable, upcast_payload
 
 
 def test_payment_processed_v1_upcasts_cents_to_a_money_string() -> None:
-    old = envelope(
-        "PaymentProcessed", 1, {"order_id": "order-1", "user_id": "user-1", "amount_cents": 1234}
-    )
+    old = payment_processed_v1(amount_cents=1234)
 
-    new = upcast(old)
+    new = upcast_payload("PaymentProcessed", 1, old)
 
-    assert new.version == 2
-    assert new.data == {"order_id": "order-1", "user_id": "user-1", "amount": "12.34"}
-    assert (new.event_id, new.aggregate_id, new.trace_headers) == (
-        old.event_id,
-        old.aggregate_id,
-        old.trace_headers,
-    )
-    assert "amount_cents" in old.data  # the original is not mutated
+    assert new == P.PaymentProcessed(order_id=old.order_id, user_id=old.user_id, amount="12.34")
 
 
-@pytest.mark.parametrize(("cents", "amount"), [(0, "0.00"), (5, "0.05"), (100, "1.00")])
+@pytest.mark.parametrize(
+    ("cents", "amount"),
+    [(0, "0.00"), (5, "0.05"), (100, "1.00"), (99_999_999_999_999, "999999999999.99")],
+)
 def test_cents_keep_two_places(cents: int, amount: str) -> None:
-    new = upcast(envelope("PaymentProcessed", 1, {"order_id": "o", "amount_cents": cents}))
+    new = upcast_payload("PaymentProcessed", 1, payment_processed_v1(amount_cents=cents))
 
-    assert new.data["amount"] == amount
+    assert isinstance(new, P.PaymentProcessed)
+    assert new.amount == amount
 
 
-def test_current_version_passes_unchanged() -> None:
-    current = envelope("PaymentProcessed", 2, {"order_id": "o", "amount": "1.00"})
+def test_a_stored_v1_body_decodes_as_the_current_version() -> None:
+    old = payment_processed_v1(amount_cents=250)
+    body = b'{"order_id": "%s", "user_id": "u", "amount_cents": 250}' % str(old.order_id).encode()
 
-    assert upcast(current) == current
+    assert decode_payload("PaymentProcessed", 1, body) == P.PaymentProcessed(
+        order_id=old.order_id, user_id="u", amount="2.50"
+    )
 
 
 def test_a_newer_version_than_declared_is_refused() -> None:
-    with pytest.raises(UnsupportedVersionError):
-        upcast(envelope("PaymentProcessed", 3, {"order_id": "o", "amount": "1.00"}))
+    with pytest.raises(UnsupportedVersionError, match="newer"):
+        readable("PaymentProcessed", 3)
 
 
 def test_an_unknown_event_name_is_refused() -> None:
+    with pytest.raises(UnsupportedVersionError, match="unknown"):
+        readable("OrderTeleported", 1)
+
+
+@pytest.mark.parametrize("version", [0, -1])
+def test_an_old_version_without_a_body_is_refused(version: int) -> None:
     with pytest.raises(UnsupportedVersionError):
-        upcast(envelope("OrderTeleported", 1, {}))
+        readable("OrderPlaced", version)
 
 
-def test_an_old_version_without_an_upcaster_is_refused() -> None:
-    with pytest.raises(UnsupportedVersionError):
-        upcast(envelope("OrderPlaced", 0, {}))
+@pytest.mark.parametrize("body", [b'{"order_id": "o"}', b'{"amount_cents": 12.5}'])
+def test_a_v1_body_that_cannot_be_read_is_malformed_not_retried(body: bytes) -> None:
+    from polysaga.events.decoding import MalformedEventError
+
+    with pytest.raises(MalformedEventError):
+        decode_payload("PaymentProcessed", 1, body)
 
 
-@pytest.mark.parametrize("data", [{"order_id": "o"}, {"order_id": "o", "amount_cents": "12.5"}])
-def test_a_v1_body_that_cannot_be_upcast_is_refused(data: dict[str, Any]) -> None:
-    with pytest.raises(UnsupportedVersionError):
-        upcast(envelope("PaymentProcessed", 1, data))
+@pytest.mark.parametrize("spec", EVENTS, ids=lambda s: s.name)
+def test_every_readable_old_version_has_a_path_to_the_current_one(spec: object) -> None:
+    assert isinstance(spec, type(EVENTS[0]))
+    for version in spec.earlier:
+        for step in range(version, spec.version):
+            assert (spec.name, step) in UPCASTERS, f"{spec.name}.v{step} has no upcaster"

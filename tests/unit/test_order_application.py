@@ -2,80 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
-from order.adapters import ConcurrencyConflictError, OrderStore, OverdueOrder, StoredKey
+from event_samples import sample
+from fakes import FakeUnitOfWork
+from fakes.order import FakeOrderStore
 from order.application import (
     EVENT_HANDLERS,
     IdempotencyKeyReusedError,
     OrderNotFoundError,
     PlaceOrder,
+    PriceNotFoundError,
     cancel_overdue,
+    count_by_status,
+    get_order,
+    get_price,
+    list_orders,
     on_payment_failed,
     on_payment_processed,
     on_product_priced,
     on_stock_reservation_failed,
     place_order,
 )
-from order.domain import Order, OrderEvent, OrderStatus, UnknownProductError
+from order.domain import Order, OrderStatus, UnknownProductError
+from order.ports import ConcurrencyConflictError
 from polysaga.events.envelope import Envelope, new_event
+from polysaga.unit_of_work import UnitNotOpenError
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 DEADLINE_S = 30.0
-
-
-class FakeOrderStore:
-    """The subset of OrderStore the application uses, kept in memory. Like the real store,
-    an append at a version that already exists is refused (optimistic concurrency)."""
-
-    def __init__(self, prices: dict[str, Decimal] | None = None) -> None:
-        self.streams: dict[str, list[OrderEvent]] = {}
-        self.keys: dict[str, StoredKey] = {}
-        self._prices = dict(prices or {})
-
-    async def load(self, order_id: str) -> Order | None:
-        return Order.replay(self.streams.get(order_id, []))
-
-    async def append(
-        self, order: Order | None, event: OrderEvent, trace_headers: dict[str, str] | None = None
-    ) -> Order:
-        new_state = Order.start(event) if order is None else order.apply(event)
-        stream = self.streams.setdefault(new_state.order_id, [])
-        if len(stream) >= new_state.version:
-            raise ConcurrencyConflictError(
-                f"order {new_state.order_id} moved past version {new_state.version - 1}"
-            )
-        assert len(stream) == new_state.version - 1, "an append may not leave a gap"
-        stream.append(event)
-        return new_state
-
-    async def prices(self, skus: Sequence[str]) -> dict[str, Decimal]:
-        return {sku: self._prices[sku] for sku in skus if sku in self._prices}
-
-    async def claim_key(self, key: str, request_hash: str, order_id: str) -> StoredKey | None:
-        if key in self.keys:
-            return self.keys[key]
-        self.keys[key] = StoredKey(request_hash, order_id, 1)
-        return None
-
-    async def overdue(self, now: datetime, limit: int) -> list[OverdueOrder]:
-        pending = [
-            order
-            for order in (Order.replay(events) for events in self.streams.values())
-            if order is not None and order.status is OrderStatus.PENDING and order.deadline_at < now
-        ]
-        by_deadline = sorted(pending, key=lambda o: o.deadline_at)
-        return [OverdueOrder(o.order_id, {}) for o in by_deadline][:limit]
-
-
-def as_store(fake: FakeOrderStore) -> OrderStore:
-    return cast(OrderStore, fake)
 
 
 @pytest.fixture
@@ -91,14 +52,14 @@ async def place(
     user: str = "user-1",
     now: datetime = NOW,
 ) -> str:
-    placed = await place_order(
-        as_store(fake), PlaceOrder(user, items, key), now=now, deadline_s=DEADLINE_S
-    )
+    unit = FakeUnitOfWork(fake)
+    placed = await place_order(unit, PlaceOrder(user, items, key), now=now, deadline_s=DEADLINE_S)
+    assert unit.commits == 1 or key is not None  # a repeated key commits nothing new
     return placed.order_id
 
 
-def payment_event(name: str, order_id: str, **extra: Any) -> Envelope:
-    return new_event(name, order_id, {"order_id": order_id, "user_id": "user-1", **extra})
+def payment_event(name: str, order_id: str, **extra: Any) -> Envelope[Any]:
+    return new_event(sample(name, order_id=uuid.UUID(order_id), **extra))
 
 
 async def status_of(fake: FakeOrderStore, order_id: str) -> Order:
@@ -116,7 +77,7 @@ def saga_count(outcome: str) -> float:
 
 async def test_place_order_appends_one_pending_order(fake: FakeOrderStore) -> None:
     placed = await place_order(
-        as_store(fake),
+        FakeUnitOfWork(fake),
         PlaceOrder("user-1", (("APPLE", 2), ("PEAR", 1))),
         now=NOW,
         deadline_s=DEADLINE_S,
@@ -130,11 +91,45 @@ async def test_place_order_appends_one_pending_order(fake: FakeOrderStore) -> No
     assert order.deadline_at == NOW + timedelta(seconds=DEADLINE_S)
 
 
-async def test_place_order_with_unknown_sku_appends_nothing(fake: FakeOrderStore) -> None:
+async def test_place_order_with_unknown_sku_appends_nothing_and_commits_nothing(
+    fake: FakeOrderStore,
+) -> None:
+    unit = FakeUnitOfWork(fake)
     with pytest.raises(UnknownProductError):
-        await place(fake, (("APPLE", 1), ("KIWI", 1)))
+        await place_order(
+            unit, PlaceOrder("user-1", (("APPLE", 1), ("KIWI", 1))), now=NOW, deadline_s=1
+        )
 
     assert fake.streams == {}
+    assert (unit.commits, unit.rollbacks) == (0, 1)
+
+
+async def test_a_command_uses_its_store_only_inside_its_unit(fake: FakeOrderStore) -> None:
+    unit = FakeUnitOfWork(fake)
+    await place_order(unit, PlaceOrder("user-1", (("APPLE", 1),)), now=NOW, deadline_s=1)
+
+    assert (unit.commits, unit.rollbacks) == (1, 0)
+    with pytest.raises(UnitNotOpenError):
+        unit.store  # noqa: B018 - the unit is closed once the command returned
+
+
+async def test_queries_read_through_a_unit_and_commit_nothing(fake: FakeOrderStore) -> None:
+    order_id = await place(fake)
+    unit = FakeUnitOfWork(fake)
+
+    order = await get_order(unit, order_id)
+    counts = await count_by_status(unit)
+    listed = await list_orders(unit, "PENDING", None, 10)
+
+    assert order.order_id == order_id
+    assert counts == {"PENDING": 1, "CONFIRMED": 0, "CANCELLED": 0}
+    assert [o.order_id for o in listed] == [order_id]
+    assert unit.commits == 0
+    with pytest.raises(OrderNotFoundError, match=r"no order .* as of"):
+        await get_order(unit, str(uuid.uuid4()), as_of=NOW)
+    with pytest.raises(PriceNotFoundError):
+        await get_price(unit, "KIWI")
+    assert await get_price(unit, "APPLE") == Decimal("1.25")
 
 
 async def test_orders_without_a_key_are_distinct(fake: FakeOrderStore) -> None:
@@ -209,7 +204,7 @@ async def test_payment_processed_confirms_a_pending_order(fake: FakeOrderStore) 
     confirmed_before = saga_count("confirmed")
 
     await on_payment_processed(
-        payment_event("PaymentProcessed", order_id, amount="2.50"), as_store(fake), NOW
+        payment_event("PaymentProcessed", order_id, amount="2.50"), fake, NOW
     )
 
     order = await status_of(fake, order_id)
@@ -222,8 +217,8 @@ async def test_payment_processed_twice_confirms_once(fake: FakeOrderStore) -> No
     order_id = await place(fake)
     event = payment_event("PaymentProcessed", order_id, amount="2.50")
 
-    await on_payment_processed(event, as_store(fake), NOW)
-    await on_payment_processed(event, as_store(fake), NOW)
+    await on_payment_processed(event, fake, NOW)
+    await on_payment_processed(event, fake, NOW)
 
     assert [e.name for e in fake.streams[order_id]] == ["OrderPlaced", "OrderConfirmed"]
 
@@ -232,11 +227,11 @@ async def test_payment_processed_leaves_a_cancelled_order_cancelled(
     fake: FakeOrderStore,
 ) -> None:
     order_id = await place(fake)
-    await cancel_overdue(as_store(fake), NOW + timedelta(seconds=DEADLINE_S + 1))
+    await cancel_overdue(FakeUnitOfWork(fake), NOW + timedelta(seconds=DEADLINE_S + 1))
     confirmed_before = saga_count("confirmed")
 
     await on_payment_processed(
-        payment_event("PaymentProcessed", order_id, amount="2.50"), as_store(fake), NOW
+        payment_event("PaymentProcessed", order_id, amount="2.50"), fake, NOW
     )
 
     order = await status_of(fake, order_id)
@@ -250,7 +245,7 @@ async def test_payment_failed_cancels_with_reason(fake: FakeOrderStore) -> None:
 
     await on_payment_failed(
         payment_event("PaymentFailed", order_id, reason="insufficient_funds"),
-        as_store(fake),
+        fake,
         NOW,
     )
 
@@ -261,11 +256,9 @@ async def test_payment_failed_cancels_with_reason(fake: FakeOrderStore) -> None:
 
 async def test_stock_reservation_failed_cancels_with_reason(fake: FakeOrderStore) -> None:
     order_id = await place(fake)
-    event = new_event(
-        "StockReservationFailed", order_id, {"order_id": order_id, "reason": "insufficient_stock"}
-    )
+    event = payment_event("StockReservationFailed", order_id, reason="insufficient_stock")
 
-    await on_stock_reservation_failed(event, as_store(fake), NOW)
+    await on_stock_reservation_failed(event, fake, NOW)
 
     order = await status_of(fake, order_id)
     assert order.status is OrderStatus.CANCELLED
@@ -275,11 +268,11 @@ async def test_stock_reservation_failed_cancels_with_reason(fake: FakeOrderStore
 async def test_failure_after_confirmation_changes_nothing(fake: FakeOrderStore) -> None:
     order_id = await place(fake)
     await on_payment_processed(
-        payment_event("PaymentProcessed", order_id, amount="2.50"), as_store(fake), NOW
+        payment_event("PaymentProcessed", order_id, amount="2.50"), fake, NOW
     )
 
     await on_payment_failed(
-        payment_event("PaymentFailed", order_id, reason="no_account"), as_store(fake), NOW
+        payment_event("PaymentFailed", order_id, reason="no_account"), fake, NOW
     )
 
     order = await status_of(fake, order_id)
@@ -290,7 +283,9 @@ async def test_failure_after_confirmation_changes_nothing(fake: FakeOrderStore) 
 async def test_reaction_to_an_unknown_order_raises(fake: FakeOrderStore) -> None:
     with pytest.raises(OrderNotFoundError):
         await on_payment_processed(
-            payment_event("PaymentProcessed", "missing", amount="1.00"), as_store(fake), NOW
+            payment_event("PaymentProcessed", str(uuid.uuid4()), amount="1.00"),
+            fake,
+            NOW,
         )
 
 
@@ -304,10 +299,10 @@ async def test_cancel_overdue_cancels_only_pending_orders_past_deadline(
     confirmed = await place(fake, now=NOW)
     fresh = await place(fake, now=NOW + timedelta(seconds=20))
     await on_payment_processed(
-        payment_event("PaymentProcessed", confirmed, amount="2.50"), as_store(fake), NOW
+        payment_event("PaymentProcessed", confirmed, amount="2.50"), fake, NOW
     )
 
-    cancelled = await cancel_overdue(as_store(fake), NOW + timedelta(seconds=DEADLINE_S + 1))
+    cancelled = await cancel_overdue(FakeUnitOfWork(fake), NOW + timedelta(seconds=DEADLINE_S + 1))
 
     assert cancelled == 1
     assert (await status_of(fake, overdue)).cancel_reason == "deadline_exceeded"
@@ -322,6 +317,6 @@ async def test_cancel_overdue_honours_the_limit_and_is_repeatable(
         await place(fake)
     later = NOW + timedelta(seconds=DEADLINE_S + 1)
 
-    assert await cancel_overdue(as_store(fake), later, limit=2) == 2
-    assert await cancel_overdue(as_store(fake), later, limit=2) == 1
-    assert await cancel_overdue(as_store(fake), later, limit=2) == 0
+    assert await cancel_overdue(FakeUnitOfWork(fake), later, limit=2) == 2
+    assert await cancel_overdue(FakeUnitOfWork(fake), later, limit=2) == 1
+    assert await cancel_overdue(FakeUnitOfWork(fake), later, limit=2) == 0

@@ -6,27 +6,13 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
-from typing import cast
 
 from prometheus_client import REGISTRY
 
-from order.adapters import OrderStore
+from event_samples import product_created, product_price_changed
+from fakes.order import FakeOrderStore
 from order.application import on_product_priced
 from polysaga.events.envelope import new_event
-
-
-class FakePriceStore:
-    """The real guard: a price is taken only at a newer catalog version."""
-
-    def __init__(self) -> None:
-        self.prices: dict[str, tuple[Decimal, int]] = {}
-
-    async def learn_price(self, sku: str, price: Decimal, version: int) -> bool:
-        known = self.prices.get(sku)
-        if known is not None and known[1] >= version:
-            return False
-        self.prices[sku] = (price, version)
-        return True
 
 
 def lag(bucket: str) -> float:
@@ -35,32 +21,26 @@ def lag(bucket: str) -> float:
 
 
 async def test_prices_are_learned_newest_version_first_and_lag_is_observed() -> None:
-    fake = FakePriceStore()
-    store = cast(OrderStore, fake)
-    created = new_event(
-        "ProductCreated", "mug", {"sku": "mug", "name": "Mug", "price": "10.00", "version": 1}
-    )
+    fake = FakeOrderStore()
+    store = fake
+    created = new_event(product_created(sku="mug", name="Mug", price="10.00", version=1))
     newer = new_event(
-        "ProductPriceChanged",
-        "mug",
-        {"sku": "mug", "price": "12.5", "previous_price": "10.00", "version": 2},
+        product_price_changed(sku="mug", price="12.5", previous_price="10.00", version=2)
     )
     within_5s, within_1s = lag("5.0"), lag("1.0")
 
     await on_product_priced(newer, store, newer.time + timedelta(seconds=2))
     await on_product_priced(created, store, created.time + timedelta(seconds=2))
 
-    assert fake.prices == {"mug": (Decimal("12.50"), 2)}
+    assert fake.price_versions == {"mug": (Decimal("12.50"), 2)}
     assert (lag("5.0"), lag("1.0")) == (within_5s + 2, within_1s)
 
 
 async def test_an_event_from_the_future_counts_as_no_lag() -> None:
-    created = new_event(
-        "ProductCreated", "pen", {"sku": "pen", "name": "Pen", "price": "1.00", "version": 1}
-    )
+    created = new_event(product_created(sku="pen", name="Pen", price="1.00", version=1))
     early = replace(created, time=created.time + timedelta(seconds=3))
     zero = lag("0.005")
 
-    await on_product_priced(early, cast(OrderStore, FakePriceStore()), created.time)
+    await on_product_priced(early, FakeOrderStore(), created.time)
 
     assert lag("0.005") == zero + 1

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import event_samples as samples
 from order_view.domain import (
     OrderStatus,
     SummaryDigest,
@@ -75,15 +76,15 @@ def test_history_is_sorted_by_time_then_saga_order_whatever_the_map_order() -> N
 
 
 def test_history_detail_says_why_or_how_much() -> None:
-    assert history_detail({"order_id": "o", "reason": "insufficient_funds"}) == (
+    assert history_detail(samples.payment_failed(reason="insufficient_funds")) == (
         "insufficient_funds"
     )
-    assert history_detail({"order_id": "o", "amount": "12.50"}) == "amount 12.50"
-    assert history_detail({"order_id": "o", "items": []}) is None
+    assert history_detail(samples.payment_processed(amount="12.50")) == "amount 12.50"
+    assert history_detail(samples.stock_released()) is None
 
 
 def test_item_count_sums_quantities() -> None:
-    assert item_count([{"sku": "a", "quantity": 2}, {"sku": "b", "quantity": 3}]) == 5
+    assert item_count(samples.order_lines(("a", 2, "1.00"), ("b", 3, "1.00"))) == 5
     assert item_count([]) == 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from uuid import UUID
 
 import pytest
 from opentelemetry import baggage, context, trace
@@ -13,6 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+import event_samples as samples
 from polysaga import tracing
 from polysaga.events.envelope import new_event
 from polysaga.settings import ServiceSettings
@@ -93,9 +95,7 @@ def test_headers_carry_the_writer_context_through_publish_to_process(traced: Tra
     assert sent["traceparent"] != stored["traceparent"]
 
     event = new_event(
-        "OrderPlaced",
-        ORDER_ID,
-        {"order_id": ORDER_ID},
+        samples.order_placed(order_id=UUID(ORDER_ID)),
         trace_headers={k: sent[k] for k in ("traceparent", "baggage")},
     )
     with tracing.processing("orders.events.OrderPlaced", "inventory", event):
@@ -134,7 +134,7 @@ def test_headers_carry_the_writer_context_through_publish_to_process(traced: Tra
 
 
 def test_the_events_order_id_becomes_baggage_when_the_headers_lack_it(traced: Traced) -> None:
-    event = new_event("StockReserved", ORDER_ID, {"order_id": ORDER_ID, "items": []})
+    event = new_event(samples.stock_reserved(order_id=UUID(ORDER_ID)))
     with tracing.processing("inventory.events.StockReserved", "payment", event):
         stored = tracing.current_headers()
     assert stored["baggage"] == f"{tracing.ORDER_ID}={ORDER_ID}"
@@ -154,7 +154,7 @@ async def test_a_publish_never_acknowledged_ends_its_span_as_an_error(traced: Tr
 
 
 def test_a_failing_handler_marks_the_process_span(traced: Traced) -> None:
-    event = new_event("OrderCancelled", ORDER_ID, {"order_id": ORDER_ID})
+    event = new_event(samples.order_cancelled(order_id=UUID(ORDER_ID)))
     with (
         pytest.raises(RuntimeError),
         tracing.processing("orders.events.OrderCancelled", "inventory", event),
@@ -238,9 +238,7 @@ def test_without_an_exporter_the_context_travels_with_an_honest_sampled_flag() -
         # A consumer continues the event's trace: its context and the order id are current,
         # so what it writes and logs carries them.
         event = new_event(
-            "OrderPlaced",
-            ORDER_ID,
-            {"order_id": ORDER_ID},
+            samples.order_placed(order_id=UUID(ORDER_ID)),
             trace_headers={"traceparent": fresh.headers["traceparent"]},
         )
         with tracing.processing("orders.events.OrderPlaced", "inventory", event):

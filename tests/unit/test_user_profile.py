@@ -4,32 +4,34 @@ which request bodies the API accepts."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from uuid import UUID
 
 import msgspec
 import pytest
 
-from user.adapters import UserStore
-from user.application import EVENT_HANDLERS, register_user, update_profile
-from user.domain import User, UserEvent, UserNotFoundError
+from fakes import FakeUnitOfWork
+from fakes.user import FakeUserStore
+from polysaga.events import payloads as P
+from user.application import EVENT_HANDLERS, get_user, register_user, update_profile
+from user.domain import EmailTakenError, User, UserNotFoundError
 from user.http import ProfileChangeIn, RegisterIn
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+U1 = "0e6f2c1a-7b3d-4a5e-9f8c-1d2e3f4a5b6c"
 LATER = NOW + timedelta(minutes=1)
 
 
 def ada() -> User:
-    user, _ = User.register("u-1", "Ada", "ada@example.com", NOW)
+    user, _ = User.register(U1, "Ada", "ada@example.com", NOW)
     return user
 
 
 def test_registering_publishes_the_profile_at_version_1() -> None:
-    user, event = User.register("u-1", "Ada", "ada@example.com", NOW)
+    user, event = User.register(U1, "Ada", "ada@example.com", NOW)
 
     assert (user.version, user.created_at, user.updated_at) == (1, NOW, NOW)
-    assert event == UserEvent(
-        "UserRegistered",
-        {"user_id": "u-1", "name": "Ada", "email": "ada@example.com", "version": 1},
+    assert event == P.UserRegistered(
+        user_id=UUID(U1), name="Ada", email="ada@example.com", version=1
     )
 
 
@@ -50,10 +52,7 @@ def test_a_change_publishes_the_full_profile_at_the_next_version(
     assert (changed.name, changed.email, changed.version) == (*expected, 2)
     assert (changed.created_at, changed.updated_at) == (NOW, LATER)
     assert events == [
-        UserEvent(
-            "UserProfileUpdated",
-            {"user_id": "u-1", "name": expected[0], "email": expected[1], "version": 2},
-        )
+        P.UserProfileUpdated(user_id=UUID(U1), name=expected[0], email=expected[1], version=2)
     ]
 
 
@@ -81,37 +80,36 @@ def test_versions_count_only_real_changes() -> None:
     assert versions == [2, 3, 3, 4]
 
 
-class FakeUserStore:
-    def __init__(self) -> None:
-        self.users: dict[str, User] = {}
-        self.published: list[UserEvent] = []
-
-    async def get(self, user_id: str, *, for_update: bool = False) -> User | None:
-        return self.users.get(user_id)
-
-    async def add(self, user: User, events: list[UserEvent]) -> None:
-        self.users[user.user_id] = user
-        self.published.extend(events)
-
-    async def save(self, user: User, events: list[UserEvent]) -> None:
-        self.users[user.user_id] = user
-        self.published.extend(events)
-
-
-async def test_commands_write_the_state_with_its_events() -> None:
+async def test_commands_write_the_state_with_its_events_in_one_unit_each() -> None:
     fake = FakeUserStore()
-    store = cast(UserStore, fake)
+    unit = FakeUnitOfWork(fake)
 
-    user = await register_user(store, "Ada", "ada@example.com", NOW)
-    same = await update_profile(store, user.user_id, LATER, name="Ada")
-    changed = await update_profile(store, user.user_id, LATER, email="ada@l.example")
+    user = await register_user(unit, "Ada", "ada@example.com", NOW)
+    same = await update_profile(unit, user.user_id, LATER, name="Ada")
+    changed = await update_profile(unit, user.user_id, LATER, email="ada@l.example")
 
     assert same.version == 1
     assert changed.version == 2
-    assert [e.name for e in fake.published] == ["UserRegistered", "UserProfileUpdated"]
+    assert [type(e) for e in fake.published] == [P.UserRegistered, P.UserProfileUpdated]
     assert fake.users[user.user_id] == changed
+    assert await get_user(unit, user.user_id) == changed
+    # Registering and the real change committed; the change that changed nothing did not.
+    assert unit.commits == 2
     with pytest.raises(UserNotFoundError):
-        await update_profile(store, "nobody", LATER, name="X")
+        await update_profile(unit, "nobody", LATER, name="X")
+    with pytest.raises(UserNotFoundError):
+        await get_user(unit, "nobody")
+
+
+async def test_a_taken_address_commits_nothing() -> None:
+    fake = FakeUserStore()
+    unit = FakeUnitOfWork(fake)
+    await register_user(unit, "Ada", "ada@example.com", NOW)
+
+    with pytest.raises(EmailTakenError):
+        await register_user(unit, "Other Ada", "ADA@example.com", NOW)
+
+    assert unit.commits == 1 and len(fake.users) == 1
 
 
 def test_the_user_service_consumes_nothing() -> None:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+import msgspec
 import nats
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -22,7 +23,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from polysaga.events import declaration
-from polysaga.events.envelope import MalformedEventError, decode
+from polysaga.events.decoding import MalformedEventError, UnsupportedVersionError, decode
 from polysaga.mongo.client import connect as mongo_connect
 from polysaga.mongo.outbox import PENDING_FIELD
 from polysaga_tools.delivery import ConsumerState, DeliveryFacts, StreamEvent
@@ -66,12 +67,11 @@ def _stream_events(stream: str, messages: Sequence[Msg]) -> list[StreamEvent]:
     events = []
     for msg in messages:
         try:
-            event = decode(msg.headers, msg.data)
-        except MalformedEventError:
-            continue  # never an event of ours; the consumers dead-letter it
-        events.append(
-            StreamEvent(stream, event.event_id, event.name, event.aggregate_id, event.data)
-        )
+            event = decode(msg.headers, msg.data, msg.subject)
+        except (MalformedEventError, UnsupportedVersionError):
+            continue  # never an event this code reads; the consumers dead-letter it
+        data = msgspec.to_builtins(event.data)
+        events.append(StreamEvent(stream, event.event_id, event.name, event.aggregate_id, data))
     return events
 
 

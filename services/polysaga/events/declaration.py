@@ -1,13 +1,19 @@
-"""The one declaration of every event: its bounded context, version, producer and consumers.
+"""The one declaration of every event: its bounded context, version, body, producer and
+consumers. Each event's body is a Struct of ``polysaga.events.payloads`` (one per version
+still readable), named here.
 
-Streams, consumers, NATS permissions and the README's event catalogue are all derived from
-this module; nothing else names a subject by hand.
+Streams, consumers, NATS permissions, the consumer edge's decoding, the README's event
+catalogue and the AsyncAPI document are all derived from this module; nothing else names a
+subject by hand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from polysaga.events import payloads as P
+from polysaga.events.payloads import Payload
 
 DEAD_LETTER_STREAM = "DEADLETTER"
 DEAD_LETTER_PREFIX = "deadletter"
@@ -21,6 +27,8 @@ class Context:
     name: str
     stream: str
     producer: str
+    # The body field whose value is the aggregate id (the message's ``ce-subject``).
+    aggregate_field: str = "order_id"
 
     @property
     def subjects(self) -> str:
@@ -33,6 +41,16 @@ class EventSpec:
     version: int
     context: Context
     consumers: frozenset[str]
+    payload: type[Payload]
+    # Older versions still readable (upcast on the way in), each with its own body.
+    earlier: Mapping[int, type[Payload]] = field(default_factory=dict)
+
+    def payload_of(self, version: int) -> type[Payload] | None:
+        """The body of ``version``, or None for a version this code cannot read."""
+        return self.payload if version == self.version else self.earlier.get(version)
+
+    def aggregate_id(self, data: Payload) -> str:
+        return str(getattr(data, self.context.aggregate_field))
 
     @property
     def subject(self) -> str:
@@ -50,8 +68,8 @@ class EventSpec:
 ORDERS = Context("orders", "ORDERS", producer="order")
 INVENTORY = Context("inventory", "INVENTORY", producer="inventory")
 PAYMENTS = Context("payments", "PAYMENTS", producer="payment")
-USERS = Context("users", "USERS", producer="user")
-CATALOG = Context("catalog", "CATALOG", producer="catalog")
+USERS = Context("users", "USERS", producer="user", aggregate_field="user_id")
+CATALOG = Context("catalog", "CATALOG", producer="catalog", aggregate_field="sku")
 NOTIFICATIONS = Context("notifications", "NOTIFICATIONS", producer="notification")
 
 CONTEXTS: tuple[Context, ...] = (ORDERS, INVENTORY, PAYMENTS, USERS, CATALOG, NOTIFICATIONS)
@@ -62,27 +80,35 @@ _VIEW = "order-view"
 READ_MODELS = frozenset({_VIEW})
 
 
-def _event(name: str, version: int, context: Context, consumers: Iterable[str]) -> EventSpec:
-    return EventSpec(name, version, context, frozenset(consumers))
+def _event(
+    payload: type[Payload],
+    version: int,
+    context: Context,
+    consumers: Iterable[str],
+    earlier: Mapping[int, type[Payload]] | None = None,
+) -> EventSpec:
+    return EventSpec(
+        payload.__name__, version, context, frozenset(consumers), payload, dict(earlier or {})
+    )
 
 
 EVENTS: tuple[EventSpec, ...] = (
-    _event("OrderPlaced", 1, ORDERS, {"inventory", _VIEW}),
-    _event("OrderConfirmed", 1, ORDERS, {_VIEW, "notification"}),
-    _event("OrderCancelled", 1, ORDERS, {"inventory", "payment", _VIEW, "notification"}),
-    _event("StockReserved", 1, INVENTORY, {"payment", _VIEW}),
-    _event("StockReservationFailed", 1, INVENTORY, {"order", _VIEW}),
-    _event("StockReleased", 1, INVENTORY, {_VIEW}),
-    _event("PaymentProcessed", 2, PAYMENTS, {"order", _VIEW}),
-    _event("PaymentFailed", 1, PAYMENTS, {"order", _VIEW}),
-    _event("PaymentRefunded", 1, PAYMENTS, {_VIEW}),
+    _event(P.OrderPlaced, 1, ORDERS, {"inventory", _VIEW}),
+    _event(P.OrderConfirmed, 1, ORDERS, {_VIEW, "notification"}),
+    _event(P.OrderCancelled, 1, ORDERS, {"inventory", "payment", _VIEW, "notification"}),
+    _event(P.StockReserved, 1, INVENTORY, {"payment", _VIEW}),
+    _event(P.StockReservationFailed, 1, INVENTORY, {"order", _VIEW}),
+    _event(P.StockReleased, 1, INVENTORY, {_VIEW}),
+    _event(P.PaymentProcessed, 2, PAYMENTS, {"order", _VIEW}, {1: P.PaymentProcessedV1}),
+    _event(P.PaymentFailed, 1, PAYMENTS, {"order", _VIEW}),
+    _event(P.PaymentRefunded, 1, PAYMENTS, {_VIEW}),
     # notification keeps a local replica of e-mail addresses, as order keeps prices.
-    _event("UserRegistered", 1, USERS, {_VIEW, "notification"}),
-    _event("UserProfileUpdated", 1, USERS, {_VIEW, "notification"}),
-    _event("ProductCreated", 1, CATALOG, {"order", _VIEW}),
-    _event("ProductPriceChanged", 1, CATALOG, {"order", _VIEW}),
-    _event("ProductRenamed", 1, CATALOG, {_VIEW}),
-    _event("NotificationSent", 1, NOTIFICATIONS, set()),
+    _event(P.UserRegistered, 1, USERS, {_VIEW, "notification"}),
+    _event(P.UserProfileUpdated, 1, USERS, {_VIEW, "notification"}),
+    _event(P.ProductCreated, 1, CATALOG, {"order", _VIEW}),
+    _event(P.ProductPriceChanged, 1, CATALOG, {"order", _VIEW}),
+    _event(P.ProductRenamed, 1, CATALOG, {_VIEW}),
+    _event(P.NotificationSent, 1, NOTIFICATIONS, set()),
 )
 
 _BY_NAME = {spec.name: spec for spec in EVENTS}
@@ -92,11 +118,22 @@ class UnknownEventError(LookupError):
     """An event name that the declaration does not know."""
 
 
+_BY_PAYLOAD = {spec.payload: spec for spec in EVENTS}
+
+
 def spec(name: str) -> EventSpec:
     try:
         return _BY_NAME[name]
     except KeyError:
         raise UnknownEventError(name) from None
+
+
+def spec_of(payload: Payload) -> EventSpec:
+    """The event whose current body ``payload`` is."""
+    try:
+        return _BY_PAYLOAD[type(payload)]
+    except KeyError:
+        raise UnknownEventError(type(payload).__name__) from None
 
 
 def published_by(service: str) -> tuple[EventSpec, ...]:

@@ -1,57 +1,76 @@
 """Old event versions are upcast, step by step, to the version consumers are written for.
 
-A version with no path to the current one (newer than we know, or an unknown old one) is
-refused explicitly: the consumer dead-letters it instead of guessing.
+Each step takes the typed body of one version and returns the next version's. A version
+with no path to the current one (newer than we know, or an unknown old one) is refused
+explicitly: the consumer dead-letters it instead of guessing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 from polysaga.events import declaration
+from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope
+from polysaga.events.payloads import Payload
 from polysaga.money import format_money
 
-Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+Upcaster = Callable[[Any], Payload]
 
 
 class UnsupportedVersionError(ValueError):
     """An event version this code cannot turn into the current one."""
 
 
-def _payment_processed_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+def _payment_processed_v1_to_v2(old: P.PaymentProcessedV1) -> P.PaymentProcessed:
     # v1 carried integer cents; v2 carries money as a two-place decimal string.
-    cents = data["amount_cents"]
-    if not isinstance(cents, int) or isinstance(cents, bool):
-        raise TypeError(f"amount_cents must be an integer, not {cents!r}")
-    upgraded = {k: v for k, v in data.items() if k != "amount_cents"}
-    upgraded["amount"] = format_money(Decimal(cents) / 100)
-    return upgraded
+    return P.PaymentProcessed(
+        order_id=old.order_id,
+        user_id=old.user_id,
+        amount=format_money(Decimal(old.amount_cents) / 100),
+    )
 
 
-# (event name, from version) -> function producing the next version's data.
+# (event name, from version) -> function producing the next version's body.
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("PaymentProcessed", 1): _payment_processed_v1_to_v2,
 }
 
 
-def upcast(event: Envelope) -> Envelope:
+def readable(name: str, version: int) -> type[Payload]:
+    """The body to decode ``name`` at ``version`` with; raises UnsupportedVersionError when
+    this code cannot read that version (or does not know the event)."""
     try:
-        current = declaration.spec(event.name).version
+        spec = declaration.spec(name)
     except declaration.UnknownEventError as exc:
-        raise UnsupportedVersionError(f"unknown event type {event.name!r}") from exc
-    if event.version > current:
-        raise UnsupportedVersionError(
-            f"{event.name}.v{event.version} is newer than the known v{current}"
-        )
-    while event.version < current:
-        step = UPCASTERS.get((event.name, event.version))
+        raise UnsupportedVersionError(f"unknown event type {name!r}") from exc
+    if version > spec.version:
+        raise UnsupportedVersionError(f"{name}.v{version} is newer than the known v{spec.version}")
+    payload = spec.payload_of(version)
+    if payload is None:
+        raise UnsupportedVersionError(f"no upcaster from {name}.v{version}")
+    return payload
+
+
+def upcast_payload(name: str, version: int, data: Payload) -> Payload:
+    """``data``, a body of ``name`` at ``version``, as the current version's body."""
+    current = declaration.spec(name).version
+    while version < current:
+        step = UPCASTERS.get((name, version))
         if step is None:
-            raise UnsupportedVersionError(f"no upcaster from {event.name}.v{event.version}")
-        try:
-            event = event.with_data(event.version + 1, step(event.data))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UnsupportedVersionError(f"cannot upcast {event.name}: {exc}") from exc
-    return event
+            raise UnsupportedVersionError(f"no upcaster from {name}.v{version}")
+        data, version = step(data), version + 1
+    return data
+
+
+def upcast(event: Envelope[Payload]) -> Envelope[Payload]:
+    readable(event.name, event.version)
+    current = declaration.spec(event.name).version
+    if event.version == current:
+        return event
+    return replace(
+        event, version=current, data=upcast_payload(event.name, event.version, event.data)
+    )

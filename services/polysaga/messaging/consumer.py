@@ -1,11 +1,12 @@
 """The pull-consumer loop every service runs, one per stream it consumes.
 
-Per message: decode and upcast (a malformed or unsupported message is dead-lettered at
-once), then run the handler in one database transaction together with the inbox record,
-then ack. A failing handler is nak'ed with exponential backoff; after ``max_deliveries``
-tries the message goes to the dead-letter subject and is terminated, so it never blocks the
-stream. An outage of the service's own store is not the message's fault: the handler is
-tried again under the same delivery (the heartbeat keeps it) until the store is back, so a
+Per message: decode it into a typed event at the current version (``decode_message``; a
+message that cannot be decoded, whatever its bytes, is dead-lettered at once), then run
+the handler in one database transaction together with the inbox record, then ack. A
+failing handler is nak'ed with exponential backoff; after ``max_deliveries`` tries the
+message goes to the dead-letter subject and is terminated, so it never blocks the stream.
+An outage of the service's own store is not the message's fault: the handler is tried
+again under the same delivery (the heartbeat keeps it) until the store is back, so a
 database restart spends no delivery and dead-letters nothing. Messages of one aggregate
 are handled in order; different aggregates concurrently.
 """
@@ -27,23 +28,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from polysaga import metrics, tracing
 from polysaga.events import declaration
-from polysaga.events.envelope import (
-    Envelope,
-    MalformedEventError,
-    decode,
-    known_event_name,
-)
-from polysaga.events.upcasting import UnsupportedVersionError, upcast
-from polysaga.messaging.dead_letters import Reason, letter_headers
+from polysaga.events.decoding import UnsupportedVersionError, decode
+from polysaga.events.envelope import Envelope, known_event_name
+from polysaga.events.payloads import Payload
+from polysaga.messaging.dead_letters import Reason, header_text, letter_headers
 from polysaga.persistence import outbox
 
 log = logging.getLogger(__name__)
 
 # A handler gets the event and the store handle its runner gives it: a connection inside an
 # open transaction (PostgreSQL) or the database (MongoDB).
-EventHandler = Callable[[Envelope, Any], Awaitable[None]]
+EventHandler = Callable[[Envelope[Any], Any], Awaitable[None]]
 # Runs a handler at most once per (consumer, event id); False when it had already run.
-HandlerRunner = Callable[[str, Envelope, EventHandler], Awaitable[bool]]
+HandlerRunner = Callable[[str, Envelope[Any], EventHandler], Awaitable[bool]]
+
+
+def decode_message(msg: Msg) -> Envelope[Payload]:
+    """The event a message carries, typed and at the current version. Raises
+    UnsupportedVersionError for a version this code cannot read and MalformedEventError for
+    anything else wrong with it (``polysaga.events.decoding``)."""
+    return decode(msg.headers, msg.data, msg.subject)
 
 
 @dataclass(frozen=True)
@@ -152,12 +156,12 @@ class EventConsumer:
     async def process(self, msg: Msg) -> None:
         deliveries = msg.metadata.num_delivered or 1
         try:
-            event = upcast(decode(msg.headers, msg.data))
-        except MalformedEventError as exc:
-            await self._dead_letter(msg, Reason.MALFORMED, str(exc), deliveries)
-            return
+            event = decode_message(msg)
         except UnsupportedVersionError as exc:
             await self._dead_letter(msg, Reason.UNSUPPORTED_VERSION, str(exc), deliveries)
+            return
+        except Exception as exc:  # MalformedEventError, or a message decode cannot even read
+            await self._dead_letter(msg, Reason.MALFORMED, str(exc) or repr(exc), deliveries)
             return
         if deliveries > self._policy.max_deliveries:
             # Only reached when a previous delivery crashed the process mid-handler.
@@ -198,7 +202,7 @@ class EventConsumer:
         outcome = "handled" if handled else "duplicate"
         metrics.EVENTS_CONSUMED.labels(event_type=event.name, outcome=outcome).inc()
 
-    async def _run_through_outages(self, event: Envelope, handler: EventHandler) -> bool:
+    async def _run_through_outages(self, event: Envelope[Any], handler: EventHandler) -> bool:
         wait_s = self._policy.backoff_s
         while True:
             try:
@@ -242,17 +246,23 @@ class EventConsumer:
             event_type=known_event_name(original.get("ce-type", "")), outcome="dead_lettered"
         ).inc()
         original_id = original.get("ce-id") or f"{metadata.stream}-{metadata.sequence.stream}"
-        log.error("dead-lettered %s from %s: %s (%s)", original_id, msg.subject, reason, detail)
+        log.error(
+            "dead-lettered %s from %s: %s (%s)",
+            header_text(original_id),
+            msg.subject,
+            reason,
+            header_text(detail),
+        )
 
 
 def emitting(
-    reaction: Callable[[Envelope, Any], Awaitable[Sequence[Envelope]]],
+    reaction: Callable[[Envelope[Any], Any], Awaitable[Sequence[Envelope[Payload]]]],
     store: Callable[[AsyncConnection], Any],
 ) -> EventHandler:
     """A handler from a reaction that returns the events it causes: they are written to the
     outbox in the handler's own transaction."""
 
-    async def handle(event: Envelope, conn: AsyncConnection) -> None:
+    async def handle(event: Envelope[Any], conn: AsyncConnection) -> None:
         await outbox.append(conn, await reaction(event, store(conn)))
 
     return handle

@@ -11,14 +11,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from polysaga import tracing
+from polysaga.unit_of_work import RetryableConflict
 
 # Arbitrary constant: migrations of concurrent starters are serialised by this advisory lock.
 _MIGRATION_LOCK_KEY = 0x5A6A_0001
-
-
-class RetryableConflict(Exception):
-    """A transaction lost a race (optimistic concurrency, deadlock, serialization) and may
-    simply be run again from the start."""
 
 
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
