@@ -7,9 +7,11 @@ set -eu
 : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required}"
 user=${POSTGRES_USER:-postgres}
 database=${POSTGRES_DB:-$user}
+# At every start, as the official image does: a volume mounted with an fsGroup (the operator's
+# pods have one) comes back group-writable and setgid, which PostgreSQL refuses.
+mkdir -p "$PGDATA"
+chmod 700 "$PGDATA"
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  mkdir -p "$PGDATA"
-  chmod 700 "$PGDATA"
   pwfile=$(mktemp)
   printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
   initdb --pgdata="$PGDATA" --username="$user" --pwfile="$pwfile" --encoding=UTF8 \

@@ -2,7 +2,9 @@
 images imported from root filesystems that the bootstrap made with debootstrap, and the
 third-party servers (pause, CoreDNS, NATS, PostgreSQL, FerretDB, Prometheus, Jaeger) built
 from k8s/images/<name>/Dockerfile around binaries the bootstrap built or installed, then pushed
-to the local registry. An image already in the registry is not built again."""
+to the local registry. An image already in the registry is not built again unless its recipe
+changed: each carries the digest of what it was built from (its recipe's files, the binaries
+put in, the base images) as a label, and the registry's copy is compared by that label."""
 
 from __future__ import annotations
 
@@ -65,19 +67,27 @@ def _digest(path: Path) -> str:
     return sha.hexdigest()[:16]
 
 
+ROOTFS_LABEL = "io.polysaga.rootfs"
+
+
+def _label(layout: ClusterLayout, name: str, label: str) -> str:
+    """A label of a local image; empty when there is no such image or label."""
+    try:
+        found = docker(
+            layout, "image", "inspect", "-f", f'{{{{index .Config.Labels "{label}"}}}}', name
+        )
+    except ServerError:
+        return ""
+    return found.strip().replace("<no value>", "")
+
+
 def import_base(layout: ClusterLayout, name: str, rootfs_tar: Path) -> None:
     """``docker import`` of a root filesystem, unless this very one is already imported."""
     if not rootfs_tar.exists():
         raise ServerError(f"no root filesystem {rootfs_tar}; run scripts/bootstrap.sh cluster")
     digest = _digest(rootfs_tar)
-    label = "io.polysaga.rootfs"
-    try:
-        current = docker(
-            layout, "image", "inspect", "-f", f'{{{{index .Config.Labels "{label}"}}}}', name
-        )
-    except ServerError:
-        current = ""
-    if current.strip() == digest:
+    label = ROOTFS_LABEL
+    if _label(layout, name, label) == digest:
         return
     docker(
         layout,
@@ -95,26 +105,34 @@ def push_base(layout: ClusterLayout, name: str) -> str:
     probe): its Python and nothing else."""
     ref = f"{REGISTRY}/{name}"
     repository, tag = name.split(":")
-    if not in_registry(ThirdPartyImage(repository, tag)):
+    current = _label(layout, name, ROOTFS_LABEL)
+    if registry_label(ThirdPartyImage(repository, tag), ROOTFS_LABEL) != current:
         docker(layout, "tag", name, ref)
         docker(layout, "push", ref)
     return ref
 
 
-def in_registry(image: ThirdPartyImage) -> bool:
-    try:
-        response = httpx.head(
-            f"http://{REGISTRY}/v2/{image.name}/manifests/{image.tag}",
-            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
-            timeout=5,
-        )
-    except httpx.HTTPError:
-        return False
-    return response.status_code == 200
+RECIPE_LABEL = "io.polysaga.recipe"
+
+
+def recipe_digest(layout: ClusterLayout, image: ThirdPartyImage) -> str:
+    """What ``image`` is built from: its recipe's files, the files put into its context, and
+    the root filesystem of the base image its Dockerfile names (by ``import_base``'s label)."""
+    sha = hashlib.sha256()
+    recipe = IMAGES_DIR / image.name
+    inputs = {entry.name: entry for entry in recipe.iterdir()} | dict(image.files)
+    for name in sorted(inputs):
+        sha.update(f"{name}={_digest(inputs[name])}\n".encode())
+    dockerfile = (recipe / "Dockerfile").read_text()
+    for base in (BASE_IMAGE, POSTGRES_BASE_IMAGE):
+        if f"={base}" in dockerfile:
+            sha.update(f"{base}={_label(layout, base, ROOTFS_LABEL)}\n".encode())
+    return sha.hexdigest()[:16]
 
 
 def build_and_push(layout: ClusterLayout, image: ThirdPartyImage) -> None:
-    if in_registry(image):
+    digest = recipe_digest(layout, image)
+    if registry_label(image, RECIPE_LABEL) == digest:
         return
     recipe = IMAGES_DIR / image.name
     with tempfile.TemporaryDirectory(prefix=f"polysaga-image-{image.name}-") as context:
@@ -122,8 +140,31 @@ def build_and_push(layout: ClusterLayout, image: ThirdPartyImage) -> None:
             shutil.copy2(entry, Path(context) / entry.name)
         for name, source in image.files.items():
             shutil.copy2(source, Path(context) / name)
-        docker(layout, "build", "--network=none", "-q", "-t", image.ref, context)
+        docker(
+            layout, "build", "--network=none", "-q",
+            "--label", f"{RECIPE_LABEL}={digest}", "-t", image.ref, context,
+        )  # fmt: skip
     docker(layout, "push", image.ref)
+
+
+def registry_label(image: ThirdPartyImage, label: str) -> str | None:
+    """A label of the image the registry holds under ``image.ref``; None if it holds none."""
+    base = f"http://{REGISTRY}/v2/{image.name}"
+    try:
+        manifest = httpx.get(
+            f"{base}/manifests/{image.tag}",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+            timeout=10,
+        )
+        if manifest.status_code != 200:
+            return None
+        config = httpx.get(f"{base}/blobs/{manifest.json()['config']['digest']}", timeout=10)
+        config.raise_for_status()
+    except (httpx.HTTPError, KeyError, ValueError):
+        return None
+    labels = config.json().get("config", {}).get("Labels") or {}
+    value = labels.get(label)
+    return str(value) if value is not None else None
 
 
 def node_images() -> list[ThirdPartyImage]:
