@@ -1,11 +1,12 @@
 """The local cluster's port-forwards choose a ready pod behind the Service, on the pod port
-the Service's port is named for, and never a pod that is terminating or not ready."""
+the Service's port is named for, never a terminating pod, and keep their pod while it exists
+and no other is ready."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from polysaga_tools.cluster.forwards import Backend, Forward, ready_backends
+from polysaga_tools.cluster.forwards import Backend, Forward, choose, ready_backends
 
 
 def _service(name: str, ports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -80,3 +81,22 @@ def test_nothing_while_no_pod_is_ready_or_the_service_lacks_the_port() -> None:
         ready_backends(Forward("order", "polysaga", "order", 9000, 40003), {"items": [order]}) == []
     )
     assert ready_backends(forward, {"items": []}) == []
+
+
+OLD, NEW = Backend("order-old", "u1", 8000), Backend("order-new", "u2", 8000)
+
+
+def test_a_forward_keeps_its_pod_while_ready_and_moves_when_it_is_gone_or_terminating() -> None:
+    assert choose(OLD, {OLD: True, NEW: True}) == OLD
+    # Deleted: terminating pods are not among the endpoints, nor are pods that are gone.
+    assert choose(OLD, {NEW: True}) == NEW
+    assert choose(OLD, {}) is None
+    assert choose(None, {NEW: False}) is None
+
+
+def test_an_unready_pod_is_kept_only_while_no_other_is_ready() -> None:
+    # A readiness probe timing out on a loaded machine does not cut the only way in.
+    assert choose(OLD, {OLD: False}) == OLD
+    assert choose(OLD, {OLD: False, NEW: True}) == NEW
+    # A recreated StatefulSet pod has its old name and a new uid: it is another pod.
+    assert choose(OLD, {Backend("order-old", "u3", 8000): True}) == Backend("order-old", "u3", 8000)

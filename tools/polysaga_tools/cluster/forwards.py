@@ -1,6 +1,7 @@
 """Port-forwards from 127.0.0.1 to the cluster's Services that follow their pods: each is a
 ``kubectl port-forward`` to one ready pod behind the Service, and is moved to another as soon
-as that pod stops being a ready endpoint (deleted, rolled by an upgrade, failing its probe).
+as that pod is terminating or gone (deleted, rolled by an upgrade), or fails its readiness
+probe while another pod is ready.
 ``kubectl port-forward svc/…`` alone picks one pod at its start and keeps forwarding into it
 after it is gone, so every connection fails until it notices.
 
@@ -64,21 +65,22 @@ class ForwardPlan:
         return cls(body["kubectl"], body["kubeconfig"], [Forward(**f) for f in body["forwards"]])
 
 
-def ready_backends(forward: Forward, listing: Mapping[str, Any]) -> list[Backend]:
-    """The pods that serve ``forward``'s Service port now, from a listing of the namespace's
-    Services and EndpointSlices (``kubectl get services,endpointslices -o json``), by name."""
+def endpoints(forward: Forward, listing: Mapping[str, Any]) -> dict[Backend, bool]:
+    """The pods behind ``forward``'s Service port that are not terminating, each with whether
+    it is ready, from a listing of the namespace's Services and EndpointSlices (``kubectl get
+    services,endpointslices -o json``); the pod port is the one the Service port is named for."""
     items = listing.get("items", [])
     services = [
         i for i in items if i["kind"] == "Service" and i["metadata"]["name"] == forward.service
     ]
     if not services:
-        return []
+        return {}
     port_names = [
         p.get("name", "") for p in services[0]["spec"]["ports"] if p["port"] == forward.port
     ]
     if not port_names:
-        return []
-    found: list[Backend] = []
+        return {}
+    found: dict[Backend, bool] = {}
     for item in items:
         labels = item["metadata"].get("labels") or {}
         if item["kind"] != "EndpointSlice":
@@ -91,13 +93,25 @@ def ready_backends(forward: Forward, listing: Mapping[str, Any]) -> list[Backend
         for endpoint in item.get("endpoints") or []:
             conditions = endpoint.get("conditions", {})
             ref = endpoint.get("targetRef") or {}
-            if (
-                conditions.get("ready")
-                and not conditions.get("terminating")
-                and ref.get("kind") == "Pod"
-            ):
-                found.append(Backend(ref["name"], ref.get("uid", ""), ports[0]))
-    return sorted(set(found), key=lambda b: b.pod)
+            if ref.get("kind") == "Pod" and not conditions.get("terminating"):
+                backend = Backend(ref["name"], ref.get("uid", ""), ports[0])
+                found[backend] = found.get(backend, False) or bool(conditions.get("ready"))
+    return dict(sorted(found.items(), key=lambda item: item[0].pod))
+
+
+def ready_backends(forward: Forward, listing: Mapping[str, Any]) -> list[Backend]:
+    """The pods that serve ``forward``'s Service port now (ready, not terminating), by name."""
+    return [b for b, ready in endpoints(forward, listing).items() if ready]
+
+
+def choose(current: Backend | None, found: Mapping[Backend, bool]) -> Backend | None:
+    """The pod a forward should reach: the current one while it is ready, or while it still
+    exists and no other is ready (a probe timing out on a loaded machine is no reason to cut
+    the only way in); otherwise the first ready pod; None while there is none."""
+    ready = [b for b, is_ready in found.items() if is_ready]
+    if current is not None and current in found and (found[current] or not ready):
+        return current
+    return ready[0] if ready else None
 
 
 def _argv(plan: ForwardPlan, forward: Forward, backend: Backend) -> list[str]:
@@ -154,21 +168,23 @@ def run(plan: ForwardPlan) -> None:
             for forward in plan.forwards:
                 if listings is None:
                     break
-                ready = ready_backends(forward, listings[forward.namespace])
+                found = endpoints(forward, listings[forward.namespace])
                 current = running.get(forward.name)
+                wanted = choose(current[0] if current else None, found)
                 if current is not None:
                     backend, proc = current
-                    if proc.poll() is None and backend in ready:
+                    if proc.poll() is None and backend == wanted:
                         continue
-                    # Its pod is gone or no longer ready (or kubectl exited): move it.
+                    # Its pod is gone, terminating, or another is ready while it is not (or
+                    # kubectl exited): move it.
                     _end(proc)
                     del running[forward.name]
-                if ready and time.monotonic() - started.get(forward.name, 0.0) >= RESTART_S:
+                if wanted and time.monotonic() - started.get(forward.name, 0.0) >= RESTART_S:
                     started[forward.name] = time.monotonic()
                     proc = subprocess.Popen(
-                        _argv(plan, forward, ready[0]), stdout=sys.stdout, stderr=sys.stderr
+                        _argv(plan, forward, wanted), stdout=sys.stdout, stderr=sys.stderr
                     )
-                    running[forward.name] = (ready[0], proc)
+                    running[forward.name] = (wanted, proc)
             time.sleep(0.2)
     finally:
         for _, proc in running.values():
