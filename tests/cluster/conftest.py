@@ -1,11 +1,16 @@
 """One local cluster for every test in this folder (all marked ``cluster``): brought up once per
 session by ``polysaga cluster up`` exactly as a user runs it, taken down by ``polysaga cluster
 down`` at the end, and the host then compared with its state before ``up``: anything left
-behind (a process, mount, link, route, iptables rule, cgroup, sysctl or file) fails the run."""
+behind (a process, mount, link, route, iptables rule, cgroup, sysctl or file) fails the run.
+
+While writing a test, POLYSAGA_TEST_CLUSTER_STATE=F runs the tests against a cluster already up
+(``polysaga cluster up --state-file F``), which they then leave running; a run that proves
+anything brings up its own."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -66,6 +71,11 @@ class LocalCluster:
 
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[LocalCluster]:
+    attached = os.environ.get("POLYSAGA_TEST_CLUSTER_STATE")
+    if attached:
+        state_file = Path(attached)
+        yield LocalCluster(state_file, json.loads(state_file.read_text()), float("nan"))
+        return
     before = HostState.capture()
     root = Path(tempfile.mkdtemp(prefix="polysaga-cluster-test-"))
     state_file = root / "state.json"
