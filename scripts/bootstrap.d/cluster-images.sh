@@ -1,6 +1,8 @@
 # the Debian root filesystems (debootstrap) and the static pause binary that the local cluster's images are built from
 # Packages go in on the host, through debootstrap --include, never through apt inside a container:
 # an image build then needs no network. Each root filesystem is cached by suite and package list.
+# Only for the local cluster (`bootstrap.sh cluster`): not part of `all`.
+in_all=false
 needs=(cluster-runtime kubernetes)
 groups=()
 

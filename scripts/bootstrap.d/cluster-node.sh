@@ -3,6 +3,8 @@
 # same pins as kube-apiserver), in one `go build`, with the release stamp the API server has. With
 # kube-apiserver already in the Go build cache this costs about 3 CPU-minutes more (the packages
 # are mostly shared); cold, about 14 CPU-minutes for all of them.
+# Only for the local cluster (`bootstrap.sh cluster`): not part of `all`.
+in_all=false
 needs=(kubernetes)
 groups=()
 

@@ -1,6 +1,8 @@
 # containerd, runc, the CNI plugins, Docker, the image registry and debootstrap, from Debian: the local cluster's runtime
 # Installed without starting any service (there is no systemd here, and `polysaga cluster up`
 # starts dockerd, containerd and the registry itself, stopping them by PID on `down`).
+# Only for the local cluster (`bootstrap.sh cluster`): not part of `all`.
+in_all=false
 needs=()
 groups=()
 

@@ -2,6 +2,8 @@
 # Exported from uv.lock exactly as locked (with hashes), for the Debian base's Python (CPython
 # 3.11 on glibc 2.36, x86_64), plus pip's own wheel (the images run pip from it and keep no pip).
 # Cached by the lock's hash; linked into .polysaga/wheelhouse, inside the images' build context.
+# Only for the local cluster (`bootstrap.sh cluster`): not part of `all`.
+in_all=false
 needs=(uv)
 groups=()
 

@@ -1,4 +1,6 @@
 # CoreDNS, built static from its Go module: the local cluster's DNS
+# Only for the local cluster (`bootstrap.sh cluster`): not part of `all`.
+in_all=false
 needs=()
 groups=()
 coredns_version=${POLYSAGA_COREDNS_VERSION:-v1.12.1}

@@ -1,6 +1,8 @@
 # skaffold v2.16.1, built from its Go module: `skaffold run/dev/delete -p local` on the local cluster
 # The module has `replace` directives, so `go install` refuses it: it is built in a writable copy of
 # the downloaded module, as FerretDB is, with the version stamp its release builds carry.
+# Only for the local cluster (`bootstrap.sh cluster`): not part of `all`.
+in_all=false
 needs=()
 groups=()
 skaffold_version=${POLYSAGA_SKAFFOLD_VERSION:-v2.16.1}

@@ -28,6 +28,8 @@ HERE = Path(__file__).parent
 POLYSAGA = str(Path(sys.executable).parent / "polysaga")
 
 
+# First, so that the default "-m 'not cluster'" (pyproject.toml) sees the marker.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in item.path.parents:
