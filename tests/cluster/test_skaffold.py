@@ -85,7 +85,7 @@ def test_skaffold_dev_redeploys_a_changed_service(
             )
             # The forward follows the Service to whichever pod serves it: the new one, once the
             # old one is gone.
-            while marker not in _summaries(gateway):
+            while not any(marker in summary for summary in _summaries(gateway)):
                 assert dev.poll() is None, log.read_text()[-4000:]
                 assert time.monotonic() < deadline, log.read_text()[-4000:]
                 time.sleep(2)
