@@ -107,6 +107,16 @@ def payment_refunded(**fields: Any) -> P.PaymentRefunded:
     return P.PaymentRefunded(**(defaults | fields))
 
 
+def payment_rejected(**fields: Any) -> P.PaymentRejected:
+    defaults: dict[str, Any] = {
+        "order_id": order_id(),
+        "user_id": USER,
+        "amount": "2.50",
+        "reason": "unknown_order",
+    }
+    return P.PaymentRejected(**(defaults | fields))
+
+
 def user_registered(**fields: Any) -> P.UserRegistered:
     defaults: dict[str, Any] = {
         "user_id": uuid.uuid4(),
@@ -168,6 +178,7 @@ BUILDERS: dict[str, Callable[..., P.Payload]] = {
     "OrderPlaced": order_placed,
     "OrderConfirmed": order_confirmed,
     "OrderCancelled": order_cancelled,
+    "PaymentRejected": payment_rejected,
     "StockReserved": stock_reserved,
     "StockReservationFailed": stock_reservation_failed,
     "StockReleased": stock_released,

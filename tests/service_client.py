@@ -8,7 +8,7 @@ name one) and every request carries it, so seeding routes answer; a test of refu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -18,6 +18,9 @@ from litestar.testing import AsyncTestClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import SecretStr
+from pymongo.asynchronous.collection import AsyncCollection
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polysaga.app import create_app
 from polysaga.runtime import ServiceDefinition
@@ -75,17 +78,16 @@ async def published(
     subjects: str,
     count: int,
     *,
+    drained: Callable[[], Awaitable[bool]],
     timeout_s: float = 15.0,
-    settle_s: float = 0.6,
 ) -> list[Msg]:
-    """The stream's messages in stream order, once it holds ``count`` and nothing more
-    arrives within ``settle_s``."""
+    """The stream's messages in stream order, once the service's outbox is ``drained`` (so
+    nothing more is on its way) and the stream holds exactly ``count``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    while (await js.stream_info(stream)).state.messages < count:
+    while not await drained() or (await js.stream_info(stream)).state.messages < count:
         assert loop.time() < deadline, f"{stream} did not reach {count} messages in time"
         await asyncio.sleep(0.05)
-    await asyncio.sleep(settle_s)
     assert (await js.stream_info(stream)).state.messages == count, f"{stream} has extra messages"
     if count == 0:
         return []
@@ -97,6 +99,28 @@ async def published(
     finally:
         await sub.unsubscribe()
     return msgs
+
+
+def pg_outbox_drained(engine: AsyncEngine) -> Callable[[], Awaitable[bool]]:
+    """No outbox row of this service's database is waiting for the relay."""
+
+    async def drained() -> bool:
+        async with engine.connect() as conn:
+            pending = await conn.execute(
+                text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            )
+            return pending.scalar_one() == 0
+
+    return drained
+
+
+def mongo_outbox_drained(collection: AsyncCollection[Any]) -> Callable[[], Awaitable[bool]]:
+    """No document of this collection has an event staged for the relay."""
+
+    async def drained() -> bool:
+        return await collection.count_documents({"outbox_pending": {"$gt": 0}}) == 0
+
+    return drained
 
 
 def body(msg: Msg) -> dict[str, Any]:

@@ -6,7 +6,6 @@ find_one_and_update for a change. No multi-document transaction is needed anywhe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -14,6 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from catalog.domain import Product, ProductEvent, ProductExistsError
+from catalog.ports import StoredProduct
 from polysaga.events.envelope import new_event
 from polysaga.money import format_money, parse_money
 from polysaga.mongo import outbox
@@ -30,13 +30,9 @@ async def ensure_indexes(db: MongoDatabase) -> None:
     await outbox.ensure_indexes(db[COLLECTION])
 
 
-@dataclass(frozen=True)
-class StoredProduct:
-    product: Product
-    outbox_seq: int
+class MongoProductStore:
+    """The catalog's store (``catalog.ports.ProductStore``) on its database."""
 
-
-class ProductStore:
     def __init__(self, db: MongoDatabase) -> None:
         self._products: AsyncCollection[dict[str, Any]] = db[COLLECTION]
 

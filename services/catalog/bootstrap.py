@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from catalog.adapters import COLLECTION, ensure_indexes
-from catalog.http import ROUTES
+from catalog.adapters import COLLECTION, MongoProductStore, ensure_indexes
+from catalog.http import PROBLEMS, ROUTES
 from polysaga.runtime import ServiceDefinition
 from polysaga.settings import ServiceSettings
 
@@ -14,5 +14,7 @@ def build(settings: ServiceSettings) -> ServiceDefinition:
         store="mongo",
         outbox_collections=[COLLECTION],
         mongo_setup=ensure_indexes,
+        store_adapter=MongoProductStore,
         route_handlers=ROUTES,
+        problems=PROBLEMS,
     )

@@ -1,5 +1,5 @@
-"""The catalog's HTTP API. Every write wakes the outbox relay, which publishes what the
-write staged inside the product document."""
+"""The catalog's HTTP API. Every write commits a unit of work, which wakes the outbox relay
+that publishes what the write staged inside the product document."""
 
 from __future__ import annotations
 
@@ -8,17 +8,16 @@ from typing import Annotated
 
 import msgspec
 from litestar import get, patch, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from catalog.adapters import ProductStore
-from catalog.application import add_product, change_product
+from catalog import application
 from catalog.domain import ConcurrentChangeError, Product, ProductExistsError, ProductNotFoundError
+from catalog.ports import ProductStore
 from polysaga.api_types import VISIBLE_TEXT_PATTERN, Sku, StrictStruct
+from polysaga.app import UnitOfWorkParam
 from polysaga.auth import require_operator
 from polysaga.money import MoneyText, format_money, parse_money
-from polysaga.problems import Problem, problem_responses
-from polysaga.runtime import ServiceRuntime
+from polysaga.problems import Problem, ProblemMap, ProblemType, problem_responses, validated
 
 ProductName = Annotated[
     str,
@@ -50,15 +49,21 @@ def _product_out(product: Product) -> ProductOut:
     return ProductOut(product.sku, product.name, format_money(product.price), product.version)
 
 
-def _sku(sku: str) -> str:
-    try:
-        return msgspec.convert(sku, Sku)
-    except msgspec.ValidationError as exc:
-        raise Problem(400, "Bad SKU", str(exc)) from exc
-
-
-def _unknown(sku: str) -> Problem:
-    return Problem(404, "Unknown product", f"no product {sku}", slug="unknown-product")
+# The catalog's errors as problems: routes let them through (``polysaga.problems``).
+PROBLEMS: ProblemMap = {
+    ProductExistsError: ProblemType(
+        409, "Product exists", "product-exists", detail="a product {exc} exists already"
+    ),
+    ProductNotFoundError: ProblemType(
+        404, "Unknown product", "unknown-product", detail="no product {exc}"
+    ),
+    ConcurrentChangeError: ProblemType(
+        409,
+        "Concurrent change",
+        "concurrent-change",
+        detail="product {exc} kept changing while this change was applied; try again",
+    ),
+}
 
 
 @post(
@@ -68,30 +73,17 @@ def _unknown(sku: str) -> Problem:
     guards=[require_operator],
 )
 async def create_product(
-    data: JSONBody[ProductIn], runtime: NamedDependency[ServiceRuntime]
+    data: JSONBody[ProductIn], uow: UnitOfWorkParam[ProductStore]
 ) -> ProductOut:
-    try:
-        product = await add_product(
-            ProductStore(runtime.mongo),
-            data.sku,
-            data.name,
-            parse_money(data.price),
-            datetime.now(UTC),
-        )
-    except ProductExistsError as exc:
-        raise Problem(
-            409, "Product exists", f"a product {data.sku} exists already", slug="product-exists"
-        ) from exc
-    runtime.wake_relay()
+    product = await application.add_product(
+        uow, data.sku, data.name, parse_money(data.price), datetime.now(UTC)
+    )
     return _product_out(product)
 
 
 @get("/products/{sku:str}", summary="A product")
-async def get_product(sku: FromPath[str], runtime: NamedDependency[ServiceRuntime]) -> ProductOut:
-    stored = await ProductStore(runtime.mongo).get(_sku(sku))
-    if stored is None:
-        raise _unknown(sku)
-    return _product_out(stored.product)
+async def get_product(sku: FromPath[str], uow: UnitOfWorkParam[ProductStore]) -> ProductOut:
+    return _product_out(await application.get_product(uow, validated(sku, Sku, "Bad SKU")))
 
 
 @patch(
@@ -101,27 +93,14 @@ async def get_product(sku: FromPath[str], runtime: NamedDependency[ServiceRuntim
     guards=[require_operator],
 )
 async def patch_product(
-    sku: FromPath[str], data: JSONBody[ProductChangeIn], runtime: NamedDependency[ServiceRuntime]
+    sku: FromPath[str], data: JSONBody[ProductChangeIn], uow: UnitOfWorkParam[ProductStore]
 ) -> ProductOut:
-    sku = _sku(sku)
+    sku = validated(sku, Sku, "Bad SKU")
     name = data.name or None
     price = parse_money(data.price) if data.price else None
     if name is None and price is None:
         raise Problem(400, "Nothing to change", "send at least one of name, price")
-    try:
-        product = await change_product(
-            ProductStore(runtime.mongo), sku, datetime.now(UTC), name=name, price=price
-        )
-    except ProductNotFoundError as exc:
-        raise _unknown(sku) from exc
-    except ConcurrentChangeError as exc:
-        raise Problem(
-            409,
-            "Concurrent change",
-            f"product {sku} kept changing while this change was applied; try again",
-            slug="concurrent-change",
-        ) from exc
-    runtime.wake_relay()
+    product = await application.change_product(uow, sku, datetime.now(UTC), name=name, price=price)
     return _product_out(product)
 
 

@@ -13,43 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import msgspec
 
+from gateway.ports import UpstreamReply, UpstreamUnavailableError
 from polysaga.circuit_breaker import CircuitBreaker, CircuitOpenError
 
 log = logging.getLogger(__name__)
 
 
-class UpstreamUnavailableError(Exception):
-    """The service could not be asked: not configured, refused, reset, or too slow."""
-
-    def __init__(self, service: str, reason: str) -> None:
-        super().__init__(f"{service}: {reason}")
-        self.service = service
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class UpstreamReply:
-    status: int
-    content: bytes
-    content_type: str
-    retry_after: str | None
-
-    def json_object(self) -> dict[str, Any] | None:
-        """The body as a JSON object, or None when it is anything else."""
-        try:
-            body = msgspec.json.decode(self.content)
-        except msgspec.DecodeError:
-            return None
-        return body if isinstance(body, dict) else None
-
-
 class UpstreamClient:
+    """The gateway's ``gateway.ports.Upstream`` over HTTP."""
+
     def __init__(
         self,
         base_urls: Mapping[str, str],

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from gateway.adapters import UpstreamClient, UpstreamReply, UpstreamUnavailableError
 from gateway.domain import (
     OrderDetails,
     compose_details,
@@ -26,7 +25,8 @@ from gateway.domain import (
     skus_of,
     user_id_of,
 )
-from polysaga.auth import Principal
+from gateway.ports import Upstream, UpstreamReply, UpstreamUnavailableError
+from polysaga.auth.principal import Principal
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ class OrderUnavailableError(Exception):
 
 
 class BadUpstreamReplyError(Exception):
-    """A service answered something the gateway cannot use (a contract mismatch)."""
+    """A service answered something the gateway cannot use (a contract mismatch, or a 5xx
+    other than 503: the fault is upstream)."""
 
 
 def _segment(value: str) -> str:
@@ -56,7 +57,7 @@ def _sees(viewer: Principal, owner_id: object) -> bool:
     return may_see(owner_id, viewer_id=viewer.user_id, operator=viewer.operator)
 
 
-async def order_details(upstream: UpstreamClient, order_id: str, viewer: Principal) -> OrderDetails:
+async def order_details(upstream: Upstream, order_id: str, viewer: Principal) -> OrderDetails:
     order = await _order(upstream, order_id)
     user_id = user_id_of(order)
     if not _sees(viewer, user_id):
@@ -70,7 +71,7 @@ async def order_details(upstream: UpstreamClient, order_id: str, viewer: Princip
 
 
 async def read_model(
-    upstream: UpstreamClient,
+    upstream: Upstream,
     path: str,
     params: Mapping[str, str | int],
     *,
@@ -81,7 +82,7 @@ async def read_model(
 
 
 async def order_summary(
-    upstream: UpstreamClient,
+    upstream: Upstream,
     order_id: str,
     params: Mapping[str, str | int],
     *,
@@ -101,7 +102,7 @@ async def order_summary(
 
 
 async def place_order(
-    upstream: UpstreamClient,
+    upstream: Upstream,
     customer: Principal,
     items: list[dict[str, Any]],
     idempotency_key: str | None,
@@ -117,7 +118,7 @@ async def place_order(
     try:
         return await upstream.request("POST", ORDER, "/orders", json=body, headers=headers)
     except UpstreamUnavailableError as exc:
-        raise OrderUnavailableError(str(exc)) from exc
+        raise OrderUnavailableError(f"{exc}; retry with the same Idempotency-Key") from exc
 
 
 def summary_path(order_id: str) -> str:
@@ -128,7 +129,7 @@ def user_orders_path(user_id: str) -> str:
     return f"/users/{_segment(user_id)}/orders"
 
 
-async def _order(upstream: UpstreamClient, order_id: str) -> dict[str, Any]:
+async def _order(upstream: Upstream, order_id: str) -> dict[str, Any]:
     try:
         reply = await upstream.get(ORDER, f"/orders/{_segment(order_id)}")
     except UpstreamUnavailableError as exc:
@@ -143,7 +144,7 @@ async def _order(upstream: UpstreamClient, order_id: str) -> dict[str, Any]:
     return order
 
 
-async def _part(upstream: UpstreamClient, service: str, path: str) -> dict[str, Any] | None:
+async def _part(upstream: Upstream, service: str, path: str) -> dict[str, Any] | None:
     try:
         reply = await upstream.get(service, path)
     except UpstreamUnavailableError as exc:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 
 from litestar import Router
 from litestar.di import Provide
 
 from gateway.adapters import UpstreamClient
-from gateway.http import ROUTES
+from gateway.http import ROUTES, problems
 from polysaga.auth import BearerVerifier, principal_dependency
 from polysaga.runtime import ServiceDefinition, ServiceRuntime
 from polysaga.settings import ServiceSettings
@@ -45,6 +46,7 @@ def build(settings: ServiceSettings) -> ServiceDefinition:
         name="gateway",
         store="none",
         uses_nats=False,
+        problems=problems(retry_after_s=max(1, math.ceil(settings.dependency_timeout_s))),
         route_handlers=[
             Router(
                 "/",

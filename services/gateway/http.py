@@ -4,11 +4,11 @@ other service is asked.
 
 Forwarded answers keep their status, body and Retry-After, except a 5xx other than 503,
 which becomes a 502 problem (the fault is upstream, not the gateway's); a service that
-cannot be reached at all is a 503 problem with Retry-After."""
+cannot be reached at all is a 503 problem with Retry-After. The routes let the
+application's errors through; ``problems`` says what each one is over HTTP."""
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Annotated, Any
 
@@ -20,11 +20,12 @@ from litestar.params import HeaderParameter, JSONBody, Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from gateway import application
-from gateway.adapters import UpstreamClient, UpstreamReply, UpstreamUnavailableError
+from gateway.adapters import UpstreamClient
+from gateway.ports import UpstreamReply, UpstreamUnavailableError
 from polysaga.api_types import ID_PATTERN, UUID_PATTERN, Quantity, Sku, StrictStruct
 from polysaga.auth import Principal, forbidden
 from polysaga.auth.schemes import BEARER_JWT_SCHEME
-from polysaga.problems import Problem, problem_responses
+from polysaga.problems import ProblemMap, ProblemType, problem_responses
 from polysaga.runtime import ServiceRuntime
 
 OrderId = Annotated[str, Parameter(pattern=UUID_PATTERN, description="An order id (UUID)")]
@@ -52,32 +53,26 @@ class OrderDetailsOut(msgspec.Struct):
     complete: bool
 
 
-def _retry_after_s(upstream: UpstreamClient) -> int:
-    return max(1, math.ceil(upstream.timeout_s))
-
-
-def _unavailable(detail: str, retry_after_s: int) -> Problem:
-    return Problem(
-        503,
-        "Dependency unavailable",
-        detail,
-        slug="dependency-unavailable",
-        headers={"Retry-After": str(retry_after_s)},
+def problems(retry_after_s: int) -> ProblemMap:
+    """The gateway's errors as problems; a 503 asks to retry after ``retry_after_s`` (the
+    upstream timeout: by then a slow service has had the time to answer)."""
+    unavailable = ProblemType(
+        503, "Dependency unavailable", "dependency-unavailable", retry_after_s=retry_after_s
     )
-
-
-def _bad_gateway(detail: str) -> Problem:
-    return Problem(502, "Bad gateway", detail, slug="bad-gateway")
-
-
-def _not_found(order_id: str) -> Problem:
-    # One answer for an unknown order and for someone else's: nothing tells them apart.
-    return Problem(404, "Order not found", f"no order {order_id}", slug="order-not-found")
+    return {
+        # One answer for an unknown order and for someone else's: nothing tells them apart.
+        application.OrderNotFoundError: ProblemType(
+            404, "Order not found", "order-not-found", detail="no order {exc}"
+        ),
+        application.OrderUnavailableError: unavailable,
+        UpstreamUnavailableError: unavailable,
+        application.BadUpstreamReplyError: ProblemType(502, "Bad gateway", "bad-gateway"),
+    }
 
 
 def _passed_through(reply: UpstreamReply, service: str = "order-view") -> Response[bytes]:
     if reply.status >= 500 and reply.status != 503:
-        raise _bad_gateway(f"{service} answered {reply.status}")
+        raise application.BadUpstreamReplyError(f"{service} answered {reply.status}")
     headers = {"Retry-After": reply.retry_after} if reply.retry_after else {}
     return Response(
         content=reply.content,
@@ -106,14 +101,7 @@ async def order_details(
     upstream: NamedDependency[UpstreamClient],
     principal: NamedDependency[Principal],
 ) -> OrderDetailsOut:
-    try:
-        details = await application.order_details(upstream, order_id.lower(), principal)
-    except application.OrderNotFoundError as exc:
-        raise _not_found(order_id) from exc
-    except application.OrderUnavailableError as exc:
-        raise _unavailable(str(exc), _retry_after_s(upstream)) from exc
-    except application.BadUpstreamReplyError as exc:
-        raise _bad_gateway(str(exc)) from exc
+    details = await application.order_details(upstream, order_id.lower(), principal)
     return OrderDetailsOut(
         details.order, details.user, details.products, details.missing, details.complete
     )
@@ -140,14 +128,9 @@ async def order_summary(
     if min_version is not None:
         params["min_version"] = min_version
         timeout_s += runtime.settings.view_wait_max_s  # order-view may wait that long first
-    try:
-        reply = await application.order_summary(
-            upstream, order_id.lower(), params, timeout_s=timeout_s, viewer=principal
-        )
-    except application.OrderNotFoundError as exc:
-        raise _not_found(order_id) from exc
-    except UpstreamUnavailableError as exc:
-        raise _unavailable(str(exc), _retry_after_s(upstream)) from exc
+    reply = await application.order_summary(
+        upstream, order_id.lower(), params, timeout_s=timeout_s, viewer=principal
+    )
     return _passed_through(reply)
 
 
@@ -170,12 +153,9 @@ async def user_orders(
     params = {
         name: value for name, value in (("limit", limit), ("offset", offset)) if value is not None
     }
-    try:
-        reply = await application.read_model(
-            upstream, application.user_orders_path(user_id), params, timeout_s=upstream.timeout_s
-        )
-    except UpstreamUnavailableError as exc:
-        raise _unavailable(str(exc), _retry_after_s(upstream)) from exc
+    reply = await application.read_model(
+        upstream, application.user_orders_path(user_id), params, timeout_s=upstream.timeout_s
+    )
     return _passed_through(reply)
 
 
@@ -202,12 +182,7 @@ async def place_order(
     if not _USER_ID.match(principal.user_id):
         raise forbidden("the token's subject is not a user id this system can hold")
     items = [{"sku": item.sku, "quantity": item.quantity} for item in data.items]
-    try:
-        reply = await application.place_order(upstream, principal, items, idempotency_key)
-    except application.OrderUnavailableError as exc:
-        raise _unavailable(
-            f"{exc}; retry with the same Idempotency-Key", _retry_after_s(upstream)
-        ) from exc
+    reply = await application.place_order(upstream, principal, items, idempotency_key)
     return _passed_through(reply, "order")
 
 

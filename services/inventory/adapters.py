@@ -1,5 +1,10 @@
 """Inventory's PostgreSQL adapter. A reservation is one conditional UPDATE over all of an
-order's SKUs (``available >= quantity`` for each), so stock can never be oversold."""
+order's SKUs (``available >= quantity`` for each), so stock can never be oversold.
+
+Every change to several stock rows first locks them in SKU order (``lock_stock``): two
+orders that share SKUs then queue on the first one they share instead of each holding a row
+the other waits for. ``UPDATE … FROM unnest(…)`` alone locks in whatever order its join
+produces, and deadlocked under concurrent multi-SKU orders."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from inventory.domain import ReservationStatus
 from inventory.ports import Reservation, StockLevel
 from polysaga.persistence.database import Migration
+from polysaga.persistence.locks import lock_until_commit
 
 MIGRATIONS = (
     Migration(
@@ -39,9 +45,7 @@ class PostgresInventoryStore:
     async def lock_order(self, order_id: str) -> None:
         """Serialise everything done for one order (its placed and cancelled events may be
         handled by two consumer instances at once)."""
-        await self._conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:id))"), {"id": f"inventory:{order_id}"}
-        )
+        await lock_until_commit(self._conn, "inventory", order_id)
 
     async def reservation(self, order_id: str) -> Reservation | None:
         row = (
@@ -59,8 +63,16 @@ class PostgresInventoryStore:
             row.order_id, ReservationStatus(row.status), msgspec.json.decode(row.items), row.reason
         )
 
+    async def lock_stock(self, skus: list[str]) -> None:
+        """Lock these SKUs' stock rows, in SKU order, until the transaction ends."""
+        await self._conn.execute(
+            text("SELECT sku FROM stock WHERE sku = ANY(:skus) ORDER BY sku FOR UPDATE"),
+            {"skus": sorted(skus)},
+        )
+
     async def take(self, quantities: dict[str, int]) -> bool:
         """All or nothing: hold every SKU's quantity, or change nothing and return False."""
+        await self.lock_stock(list(quantities))
         async with self._conn.begin_nested() as savepoint:
             result = await self._conn.execute(
                 text(
@@ -77,6 +89,7 @@ class PostgresInventoryStore:
         return True
 
     async def give_back(self, quantities: dict[str, int]) -> None:
+        await self.lock_stock(list(quantities))
         await self._conn.execute(
             text(
                 "UPDATE stock s SET available = s.available + v.qty,"

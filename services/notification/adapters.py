@@ -17,7 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notification.domain import Outcome, Recipient
 from notification.ports import Notification
+from polysaga.messaging.consumer import PermanentFailure
 from polysaga.persistence.database import Migration
+from polysaga.persistence.locks import lock_until_commit
+from polysaga.persistence.replica import upsert_if_newer
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +62,10 @@ class PostgresNotificationStore:
 
     async def save_recipient(self, recipient: Recipient) -> bool:
         """Upsert guarded by version: an older or repeated update changes nothing (False)."""
-        result = await self._conn.execute(
-            text(
-                "INSERT INTO recipients (user_id, name, email, version)"
-                " VALUES (:user_id, :name, :email, :version)"
-                " ON CONFLICT (user_id) DO UPDATE SET name = EXCLUDED.name,"
-                " email = EXCLUDED.email, version = EXCLUDED.version, updated_at = now()"
-                " WHERE recipients.version < EXCLUDED.version"
-            ),
+        return await upsert_if_newer(
+            self._conn,
+            "recipients",
+            "user_id",
             {
                 "user_id": recipient.user_id,
                 "name": recipient.name,
@@ -74,7 +73,6 @@ class PostgresNotificationStore:
                 "version": recipient.version,
             },
         )
-        return result.rowcount == 1
 
     async def recipient(self, user_id: str) -> Recipient | None:
         row = (
@@ -88,10 +86,7 @@ class PostgresNotificationStore:
     async def lock_outcome(self, order_id: str, outcome: Outcome) -> None:
         """Serialise everything done for one (order, outcome) until this transaction ends, so
         two deliveries handled at once cannot both send."""
-        await self._conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-            {"key": f"notification:{order_id}:{outcome.value}"},
-        )
+        await lock_until_commit(self._conn, "notification", order_id, outcome.value)
 
     async def notification(self, order_id: str, outcome: Outcome) -> Notification | None:
         rows = await self._select("WHERE order_id = :id AND outcome = :outcome", order_id, outcome)
@@ -144,11 +139,25 @@ class PostgresNotificationStore:
         ]
 
 
+class MailRefusedError(PermanentFailure):
+    """The mail server refused the message for good (a 5xx reply to the sender, a recipient
+    or the data): sending it again cannot succeed, so it is dead-lettered at once."""
+
+
+class MailDeferredError(Exception):
+    """The mail server declined this message for now (a 4xx reply): retried with backoff,
+    then dead-lettered. Deliberately not an OSError: that would read as the service's own
+    store being down and be retried in place, holding up the stream behind one message."""
+
+
 class SmtpMailer:
     """Hands a message to an SMTP server; smtplib blocks, so it runs in a worker thread.
 
-    Returns once the server accepted the message for every recipient; raises otherwise
-    (smtplib.SMTPException, OSError), and the caller's transaction rolls back.
+    Returns once the server accepted the message for every recipient; raises otherwise,
+    and the caller's transaction rolls back: MailRefusedError for a 5xx reply (dead-lettered
+    at once), MailDeferredError for a 4xx reply (retried with backoff), and the OSError of
+    an unreachable or vanished server as it is (nothing can be mailed until it is back, so
+    the message is retried in place, like a store outage).
 
     Connections are kept open and reused (one per concurrent sender): a new connection per
     message cost a TCP handshake, EHLO and QUIT each time, the larger part of the service's
@@ -164,7 +173,21 @@ class SmtpMailer:
         self._idle: queue.SimpleQueue[smtplib.SMTP] = queue.SimpleQueue()
 
     async def send(self, message: EmailMessage) -> None:
-        await asyncio.to_thread(self._send_blocking, message)
+        try:
+            await asyncio.to_thread(self._send_blocking, message)
+        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError):
+            raise  # the server, not this message
+        # "from None": the smtplib errors are OSErrors, and a cause that is an OSError would
+        # read as an outage of the service's own store (polysaga.persistence.is_unavailable).
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            error = MailRefusedError if min(codes) >= 500 else MailDeferredError
+            raise error(f"recipients refused: {exc.recipients!r}") from None
+        except smtplib.SMTPResponseException as exc:
+            error = MailRefusedError if exc.smtp_code >= 500 else MailDeferredError
+            raise error(f"{exc.smtp_code} {exc.smtp_error!r}") from None
+        except smtplib.SMTPException as exc:
+            raise MailDeferredError(repr(exc)) from None
 
     def _send_blocking(self, message: EmailMessage) -> None:
         try:

@@ -26,7 +26,10 @@ consumer retries with exponential backoff. After ``max_deliveries`` tries (with 
 defaults, 5 tries over about 7.5 s) the event is dead-lettered
 (``deadletter.notification.orders.events.Order…``, counted in
 ``polysaga_dead_lettered_total``) and no mail is sent until someone replays it. An SMTP
-server that refuses the message takes the same path.
+server that refuses the message for good (5xx) sends it to the dead letters at once (reason
+``rejected``); one that defers it (4xx) takes the backoff path; an SMTP server that cannot
+be reached holds the message in place until it is back, like an outage of the database.
+None of them holds up the other messages of the stream for longer than that.
 """
 
 from __future__ import annotations

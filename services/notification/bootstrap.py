@@ -36,4 +36,7 @@ def build(settings: ServiceSettings) -> ServiceDefinition:
         store_adapter=PostgresNotificationStore,
         event_handlers=event_handlers(mailer),
         route_handlers=ROUTES,
+        # One transaction per message: in a shared one, a sibling's failure would roll back
+        # mails already handed to SMTP and send them again.
+        batch_transactions=False,
     )

@@ -17,10 +17,11 @@ from order.domain import Order, OrderEvent
 from order.ports import ConcurrencyConflictError, OrderListing, OverdueOrder, StoredKey
 from polysaga import tracing
 from polysaga.events.decoding import decode_payload
-from polysaga.events.envelope import encode_body, new_event
-from polysaga.events.payloads import OrderCancelled, OrderConfirmed, OrderPlaced
+from polysaga.events.envelope import Envelope, encode_body, new_event
+from polysaga.events.payloads import OrderCancelled, OrderConfirmed, OrderPlaced, Payload
 from polysaga.persistence import outbox
 from polysaga.persistence.database import Migration
+from polysaga.persistence.replica import upsert_if_newer
 
 MIGRATIONS = (
     Migration(
@@ -71,6 +72,13 @@ MIGRATIONS = (
             "ALTER TABLE order_status ADD COLUMN trace_context jsonb",
         ),
     ),
+)
+
+
+# Idempotency keys older than the retention go; a retry after that places a new order.
+PRUNE_IDEMPOTENCY_KEYS = text(
+    "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys"
+    " WHERE created_at < now() - make_interval(secs => :retention) LIMIT :chunk)"
 )
 
 
@@ -175,6 +183,11 @@ class PostgresOrderStore:
             )
         return new_state
 
+    async def publish(self, events: Sequence[Envelope[Payload]]) -> None:
+        """Events about no order of this store (a payment it rejects): they have no stream
+        to join, so they go to the outbox alone, in this same transaction."""
+        await outbox.append(self._conn, events)
+
     async def _write_status(self, order: Order) -> None:
         trace_context = tracing.current_headers() if order.version == 1 else {}
         await self._conn.execute(
@@ -276,16 +289,9 @@ class PostgresOrderStore:
     async def learn_price(self, sku: str, price: Decimal, version: int) -> bool:
         """Take the catalog's price at ``version`` unless a newer one is already known;
         True if it was taken."""
-        result = await self._conn.execute(
-            text(
-                "INSERT INTO product_prices (sku, price, version) VALUES (:sku, :price, :version)"
-                " ON CONFLICT (sku) DO UPDATE SET price = EXCLUDED.price,"
-                " version = EXCLUDED.version, updated_at = now()"
-                " WHERE product_prices.version < EXCLUDED.version"
-            ),
-            {"sku": sku, "price": price, "version": version},
+        return await upsert_if_newer(
+            self._conn, "product_prices", "sku", {"sku": sku, "price": price, "version": version}
         )
-        return result.rowcount == 1
 
     # --- idempotency keys ---------------------------------------------------------------
 

@@ -6,6 +6,7 @@ does when each event arrives."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,15 +16,17 @@ from typing import Any
 
 import msgspec
 
-from order.domain import Order, OrderStatus
+from order.domain import Order, OrderStatus, payment_mismatch
 from order.ports import OrderListing, OrderStore
 from polysaga import metrics, tracing
 from polysaga.events import payloads as P
-from polysaga.events.envelope import Envelope
+from polysaga.events.envelope import Envelope, new_event
 from polysaga.money import parse_money
 from polysaga.unit_of_work import UnitOfWork
 
 OrderUnit = UnitOfWork[OrderStore]
+
+log = logging.getLogger(__name__)
 
 
 class IdempotencyKeyReusedError(Exception):
@@ -192,7 +195,28 @@ async def cancel_if_pending(store: OrderStore, order_id: str, reason: str, now: 
 async def on_payment_processed(
     event: Envelope[P.PaymentProcessed], store: OrderStore, now: datetime
 ) -> None:
-    order = await _load(store, str(event.data.order_id))
+    """Confirm the order the payment is for, if it is still pending. A payment that matches
+    no order of ours (none such, another user, another amount: a forged or buggy event) is
+    rejected, so payment gives the money back, and counted."""
+    paid = event.data
+    order = await store.load(str(paid.order_id))
+    mismatch = payment_mismatch(order, paid.user_id, parse_money(paid.amount))
+    if mismatch is not None:
+        metrics.EVENTS_REJECTED.labels(event_type="PaymentProcessed", reason=mismatch).inc()
+        log.warning(
+            "rejected PaymentProcessed %s for order %s (%s): %s to %s",
+            event.event_id,
+            paid.order_id,
+            mismatch,
+            paid.amount,
+            paid.user_id,
+        )
+        rejected = P.PaymentRejected(
+            order_id=paid.order_id, user_id=paid.user_id, amount=paid.amount, reason=mismatch
+        )
+        await store.publish([new_event(rejected, trace_headers=event.trace_headers)])
+        return
+    assert order is not None
     if order.status is OrderStatus.PENDING:
         _record_end(await store.append(order, order.confirm(now)), now)
 

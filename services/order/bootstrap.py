@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from order import application
-from order.adapters import MIGRATIONS, PostgresOrderStore
+from order.adapters import MIGRATIONS, PRUNE_IDEMPOTENCY_KEYS, PostgresOrderStore
 from order.http import PROBLEMS, ROUTES
 from polysaga import metrics
 from polysaga.events.envelope import Envelope
 from polysaga.messaging.consumer import EventHandler
+from polysaga.persistence.pruning import delete_in_chunks
 from polysaga.runtime import ServiceDefinition, ServiceRuntime
 from polysaga.schedule import run_periodically
 from polysaga.settings import ServiceSettings
@@ -41,6 +42,21 @@ async def deadline_sweeper(runtime: ServiceRuntime, stop: asyncio.Event) -> None
 
     await run_periodically(
         stop, runtime.settings.deadline_sweep_interval_s, sweep, name="deadline sweep"
+    )
+
+
+async def idempotency_key_pruner(runtime: ServiceRuntime, stop: asyncio.Event) -> None:
+    """Deletes idempotency keys older than their retention, so the table stops growing."""
+
+    async def prune() -> None:
+        pruned = await delete_in_chunks(
+            runtime.engine, PRUNE_IDEMPOTENCY_KEYS, runtime.settings.idempotency_key_retention_s
+        )
+        if pruned:
+            log.info("pruned %d idempotency keys", pruned)
+
+    await run_periodically(
+        stop, runtime.settings.prune_interval_s, prune, name="idempotency key pruning"
     )
 
 
@@ -73,5 +89,5 @@ def build(settings: ServiceSettings) -> ServiceDefinition:
         },
         route_handlers=ROUTES,
         problems=PROBLEMS,
-        background_loops=[deadline_sweeper, saga_gauges],
+        background_loops=[deadline_sweeper, saga_gauges, idempotency_key_pruner],
     )

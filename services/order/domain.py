@@ -213,3 +213,15 @@ class Order:
             updated_at=datetime.fromisoformat(data["updated_at"]),
             cancel_reason=data.get("cancel_reason"),
         )
+
+
+def payment_mismatch(order: Order | None, user_id: str, amount: Decimal) -> str | None:
+    """Why a payment does not belong to this order (none such, another user, another amount),
+    or None when it does. A payment that does not is never taken as the order's."""
+    if order is None:
+        return "unknown_order"
+    if user_id != order.user_id:
+        return "user_mismatch"
+    if amount != order.total:
+        return "amount_mismatch"
+    return None

@@ -21,7 +21,7 @@ from order.application import (
 )
 from order.domain import Order, OrderTooLargeError, UnknownProductError
 from order.ports import OrderStore
-from polysaga.api_types import UUID_PATTERN, Identifier, Quantity, Sku, StrictStruct
+from polysaga.api_types import UUID_PATTERN, Identifier, Quantity, Sku, StrictStruct, whole
 from polysaga.app import UnitOfWorkParam
 from polysaga.auth import require_operator
 from polysaga.money import MoneyText, format_money, parse_money
@@ -161,7 +161,7 @@ async def get_order_events(
 @get("/orders", summary="Orders by id, paged")
 async def list_orders(
     uow: UnitOfWorkParam[OrderStore],
-    status: Annotated[str | None, Parameter(pattern="^(PENDING|CONFIRMED|CANCELLED)$")] = None,
+    status: Annotated[str | None, Parameter(pattern=whole("PENDING|CONFIRMED|CANCELLED"))] = None,
     after: Annotated[str | None, Parameter(pattern=UUID_PATTERN)] = None,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
 ) -> OrderPage:

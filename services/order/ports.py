@@ -12,6 +12,8 @@ from decimal import Decimal
 from typing import Protocol
 
 from order.domain import Order, OrderEvent
+from polysaga.events.envelope import Envelope
+from polysaga.events.payloads import Payload
 from polysaga.unit_of_work import RetryableConflict
 
 
@@ -57,6 +59,10 @@ class OrderStore(Protocol):
     ) -> Order:
         """Append ``event`` after ``order`` (None: the first event) and publish it; raises
         ConcurrencyConflictError if another writer appended first."""
+        ...
+
+    async def publish(self, events: Sequence[Envelope[Payload]]) -> None:
+        """Publish events about no order of this store (a payment it rejects), in this unit."""
         ...
 
     # --- the status table -----------------------------------------------------------------

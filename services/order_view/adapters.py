@@ -3,7 +3,11 @@ the pointer that says which generation is live, and every write as one single-do
 atomic update that is idempotent and commutative.
 
 How each write stays commutative without transactions:
-- history is a map keyed by event id ($set of a key is idempotent; $push would not be);
+- history is a map keyed by event id ($set of a key is idempotent; $push would not be); it
+  holds every step received, and the summary shows those the saga allows together
+  (``domain.refused_steps``, decided from the whole set, so arrival order does not matter);
+  a write learns from the document as it was which steps it made the saga refuse;
+- a map key is never a SKU or an event id as such (``domain.field_key`` encodes it);
 - ``order_version`` is a $inc guarded by "this event id is not in the history yet", in the
   same update that adds the key, so a redelivery increments nothing;
 - created_at / updated_at are $min / $max of event times; a terminal status is $set, PENDING
@@ -14,9 +18,8 @@ How each write stays commutative without transactions:
   the user id or SKUs, copies whatever the users/products collections hold. Each side writes
   first and reads second, so whichever arrives last sees the other.
 
-A guarded upsert whose guard fails raises DuplicateKeyError; so does an upsert that loses
-the race to create a new document. ``_upsert_guarded`` tells the two apart by retrying as a
-plain update.
+Guarded upserts and version-guarded copies go through ``polysaga.mongo.replica``, which
+tells a failed guard from a lost race to create the document.
 
 Per-document atomicity is assumed, as MongoDB gives it; FerretDB v1 gives it only to one
 connection per process (see ``polysaga.mongo``), so on FerretDB run one replica.
@@ -37,11 +40,18 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from order_view.domain import OrderStatus, StatusWrite, field_key
-from polysaga.events.payloads import OrderLine
+from order_view.domain import OrderStatus, StatusWrite, field_key, refused_steps
+from order_view.ports import HistoryRecord, OrderFacts
+from polysaga import metrics
 from polysaga.mongo.client import MongoDatabase
+from polysaga.mongo.replica import (
+    copy_if_newer,
+    upsert_guarded_returning_before,
+    upsert_if_newer,
+)
 
 Collection = AsyncCollection[dict[str, Any]]
+_WRITES = metrics.VIEW_WRITES.labels(read_model="order-view")
 
 META_COLLECTION = "view_meta"
 _ACTIVE = "active"
@@ -170,45 +180,58 @@ class ActiveGeneration:
 # --- the projection's writes --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class OrderFacts:
-    """What every order event carries, identically: the order as it was placed."""
-
-    order_id: str
-    user_id: str
-    items: Sequence[OrderLine]
-    item_count: int
-    total: str
+def _history_path(record: HistoryRecord) -> str:
+    return f"history.{field_key(record.event_id)}"
 
 
-@dataclass(frozen=True)
-class HistoryRecord:
-    event_id: str
-    step: str
-    at: datetime
-    detail: str | None
-
-    @property
-    def path(self) -> str:
-        return f"history.{field_key(self.event_id)}"
-
-    def entry(self) -> dict[str, Any]:
-        return {"step": self.step, "at": self.at, "detail": self.detail}
+def _history_entry(record: HistoryRecord) -> dict[str, Any]:
+    return {"step": record.step, "at": record.at, "detail": record.detail}
 
 
-async def _upsert_guarded(
-    collection: Collection, guard: dict[str, Any], update: dict[str, Any]
-) -> bool:
-    """Apply ``update`` where ``guard`` matches, creating the document if it is missing.
-    False when the stored document fails the guard (it is already as new or newer)."""
-    try:
-        await collection.update_one(guard, update, upsert=True)
-    except DuplicateKeyError:
-        # Either the guard failed on an existing document, or a concurrent upsert created
-        # the document first; now that it exists, a plain update decides which.
-        result = await collection.update_one(guard, update)
-        return result.matched_count == 1
-    return True
+def _fact_fields(facts: OrderFacts) -> dict[str, Any]:
+    return {
+        "order_id": facts.order_id,
+        "user_id": facts.user_id,
+        "items": [
+            {"sku": i.sku, "quantity": i.quantity, "unit_price": i.unit_price} for i in facts.items
+        ],
+        "skus": sorted({i.sku for i in facts.items}),
+        "item_count": facts.item_count,
+        "total": facts.total,
+    }
+
+
+async def _record_step(
+    collection: Collection, guard: dict[str, Any], update: dict[str, Any], record: HistoryRecord
+) -> list[str]:
+    """``_record_steps`` for one record; an update already applied refuses nothing new."""
+    return await _record_steps(collection, guard, update, [record]) or []
+
+
+async def _record_steps(
+    collection: Collection,
+    guard: dict[str, Any],
+    update: dict[str, Any],
+    records: Sequence[HistoryRecord],
+) -> list[str] | None:
+    """A guarded upsert for an update that adds ``records`` to a summary's history, in the
+    same one round trip returning the history as it was: the steps this addition makes the
+    saga refuse (``domain.refused_steps``; a record itself, or steps it outranks) are
+    returned by name, each counted once, when it happens. None when the guard failed on an
+    existing summary (already applied)."""
+    # The whole document comes back: FerretDB v1 has no projection for findAndModify.
+    written, before = await upsert_guarded_returning_before(
+        collection, guard, update, count_write=_WRITES.inc
+    )
+    if not written:
+        return None
+    history: dict[str, Any] = dict((before or {}).get("history") or {})
+    was_refused = refused_steps(history)
+    for record in records:
+        # One already there is a redelivery: whatever it refused was counted the first time.
+        history.setdefault(field_key(record.event_id), _history_entry(record))
+    now_refused = refused_steps(history) - was_refused
+    return sorted(history[key]["step"] for key in now_refused)
 
 
 def _defaults(*, order_event: bool, status: StatusWrite | None) -> dict[str, Any]:
@@ -243,7 +266,8 @@ def _product_copy(product: Mapping[str, Any]) -> _Copy:
 
 
 class ViewStore:
-    """Reads and writes of one generation. ``lookups`` is the same generation through other
+    """Reads and writes of one generation (its writes are the projection's
+    ``order_view.ports.SummaryView``). ``lookups`` is the same generation through other
     connections: the users and products the projection reads go there, so they do not
     queue on the one connection the writes are serialised on (see ``polysaga.mongo``)."""
 
@@ -257,20 +281,12 @@ class ViewStore:
         record: HistoryRecord,
         status: StatusWrite,
         cancel_reason: str | None,
-    ) -> bool:
-        """False when this event was already applied."""
+    ) -> list[str]:
+        """The steps the saga now refuses because of this event (see ``_record_step``)."""
         now = datetime.now(UTC)
         to_set: dict[str, Any] = {
-            "order_id": facts.order_id,
-            "user_id": facts.user_id,
-            "items": [
-                {"sku": i.sku, "quantity": i.quantity, "unit_price": i.unit_price}
-                for i in facts.items
-            ],
-            "skus": sorted({i.sku for i in facts.items}),
-            "item_count": facts.item_count,
-            "total": facts.total,
-            record.path: record.entry(),
+            **_fact_fields(facts),
+            _history_path(record): _history_entry(record),
             "applied_at": now,
         }
         if status.overrides:
@@ -290,21 +306,67 @@ class ViewStore:
         defaults = _defaults(order_event=True, status=status)
         if defaults:
             update["$setOnInsert"] = defaults
-        guard = {"_id": facts.order_id, record.path: {"$exists": False}}
-        return await _upsert_guarded(self.gen.summaries, guard, update)
+        guard = {"_id": facts.order_id, _history_path(record): {"$exists": False}}
+        return await _record_step(self.gen.summaries, guard, update, record)
+
+    async def apply_together(
+        self,
+        order_id: str,
+        order_records: Sequence[HistoryRecord],
+        step_records: Sequence[HistoryRecord],
+        *,
+        facts: OrderFacts | None,
+        status: StatusWrite | None,
+        cancel_reason: str | None,
+        user_id: str | None,
+    ) -> list[str] | None:
+        """Several events of one order (order events with their facts, saga steps) in one
+        guarded upsert that sets what their one-event writes would, merged. None when any
+        of them was already applied: nothing is written then (apply them one by one).
+        Otherwise the steps the saga now refuses, as ``_record_step`` finds them."""
+        records = [*order_records, *step_records]
+        to_set: dict[str, Any] = {_history_path(r): _history_entry(r) for r in records}
+        to_set["applied_at"] = datetime.now(UTC)
+        maxes: dict[str, Any] = {"updated_at": max(r.at for r in records), "user_version": 0}
+        update: dict[str, Any] = {"$set": to_set, "$max": maxes}
+        defaults = _defaults(order_event=bool(order_records), status=status)
+        if order_records:
+            assert facts is not None, "order events carry the order's facts"
+            to_set.update(_fact_fields(facts))
+            update["$inc"] = {"order_version": len(order_records)}
+            update["$min"] = {"created_at": min(r.at for r in order_records)}
+            maxes.update({f"product_versions.{field_key(i.sku)}": 0 for i in facts.items})
+        elif user_id is not None:
+            # As apply_saga_step: a step's user only seeds a summary no order event reached.
+            defaults["user_id"] = user_id
+        if status is not None and status.overrides:
+            to_set["status"] = status.status.value
+        if cancel_reason is not None:
+            to_set["cancel_reason"] = cancel_reason
+        if defaults:
+            update["$setOnInsert"] = defaults
+        guard: dict[str, Any] = {"_id": order_id}
+        guard.update({_history_path(r): {"$exists": False} for r in records})
+        return await _record_steps(self.gen.summaries, guard, update, records)
 
     async def apply_saga_step(
         self, order_id: str, record: HistoryRecord, user_id: str | None
-    ) -> None:
-        to_set: dict[str, Any] = {record.path: record.entry(), "applied_at": datetime.now(UTC)}
+    ) -> list[str]:
+        """The steps the saga now refuses because of this event (see ``_record_step``). The
+        step's user id only seeds a summary no order event has reached yet: the order's own
+        events are the authority on whose order it is."""
+        defaults = _defaults(order_event=False, status=None)
         if user_id is not None:
-            to_set["user_id"] = user_id
+            defaults["user_id"] = user_id
         update = {
-            "$set": to_set,
+            "$set": {
+                _history_path(record): _history_entry(record),
+                "applied_at": datetime.now(UTC),
+            },
             "$max": {"updated_at": record.at, "user_version": 0},
-            "$setOnInsert": _defaults(order_event=False, status=None),
+            "$setOnInsert": defaults,
         }
-        await _upsert_guarded(self.gen.summaries, {"_id": order_id}, update)
+        return await _record_step(self.gen.summaries, {"_id": order_id}, update, record)
 
     async def copy_names_into(self, order_id: str, user_id: str, skus: Sequence[str]) -> None:
         """Give an order the profile and product names the users and products collections
@@ -325,55 +387,68 @@ class ViewStore:
             return
         guards = {path: {"$lt": version} for guard in copies for path, version in guard[0].items()}
         values = {path: value for copy in copies for path, value in copy[1].items()}
+        _WRITES.inc()
         result = await self.gen.summaries.update_one({"_id": order_id, **guards}, {"$set": values})
         if result.matched_count == 1 or len(copies) == 1:
             return
         for guard, value in copies:  # some copy is already as new: guard each one
+            _WRITES.inc()
             await self.gen.summaries.update_one(
                 {"_id": order_id, **{path: {"$lt": v} for path, v in guard.items()}},
                 {"$set": value},
             )
 
     async def save_user(self, user_id: str, name: str, email: str, version: int) -> None:
-        await _upsert_guarded(
-            self.gen.users,
-            {"_id": user_id, "version": {"$lt": version}},
-            {"$set": {"name": name, "email": email, "version": version}},
-        )
+        update = {"$set": {"name": name, "email": email}}
+        await upsert_if_newer(self.gen.users, user_id, version, update, count_write=_WRITES.inc)
 
     async def copy_user_everywhere(self, user_id: str, name: str, email: str, version: int) -> None:
-        await self.gen.summaries.update_many(
-            {"user_id": user_id, "user_version": {"$lt": version}},
-            {"$set": {"user": {"name": name, "email": email}, "user_version": version}},
+        await copy_if_newer(
+            self.gen.summaries,
+            {"user_id": user_id},
+            "user_version",
+            version,
+            {"user": {"name": name, "email": email}},
+            count_write=_WRITES.inc,
         )
 
     async def save_product_name(self, sku: str, name: str, version: int) -> None:
-        await _upsert_guarded(
+        await upsert_if_newer(
             self.gen.products,
-            {"_id": sku, "name_version": {"$lt": version}},
+            sku,
+            version,
             {
-                "$set": {"name": name, "name_version": version},
+                "$set": {"name": name},
                 "$max": {"version": version},
                 "$setOnInsert": {"price_version": 0},
             },
+            version_field="name_version",
+            count_write=_WRITES.inc,
         )
 
     async def save_product_price(self, sku: str, price: str, version: int) -> None:
-        await _upsert_guarded(
+        await upsert_if_newer(
             self.gen.products,
-            {"_id": sku, "price_version": {"$lt": version}},
+            sku,
+            version,
             {
-                "$set": {"price": price, "price_version": version},
+                "$set": {"price": price},
                 "$max": {"version": version},
                 "$setOnInsert": {"name_version": 0},
             },
+            version_field="price_version",
+            count_write=_WRITES.inc,
         )
 
     async def copy_product_name_everywhere(self, sku: str, name: str, version: int) -> None:
         key = field_key(sku)
-        await self.gen.summaries.update_many(
-            {"skus": sku, f"product_versions.{key}": {"$lt": version}},
-            {"$set": {f"product_names.{key}": name, f"product_versions.{key}": version}},
+        await copy_if_newer(
+            self.gen.summaries,
+            {"skus": sku},
+            f"product_versions.{key}",
+            version,
+            {f"product_names.{key}": name},
+            count_write=_WRITES.inc,
         )
 
     # --- reads ----------------------------------------------------------------------------
@@ -392,7 +467,10 @@ class ViewStore:
         return [doc async for doc in cursor]
 
     async def all_summaries(self) -> AsyncIterator[dict[str, Any]]:
-        async for doc in self.gen.summaries.find({}).sort("_id", ASCENDING):
+        """Every summary a reader can get (steps alone make no order, and are left out: a
+        forged step for an order never placed stays such a document for good)."""
+        cursor = self.gen.summaries.find({"order_version": {"$gte": 1}}).sort("_id", ASCENDING)
+        async for doc in cursor:
             yield doc
 
     async def count_orders(self) -> int:

@@ -83,10 +83,20 @@ def merge_status(current: OrderStatus | None, write: StatusWrite) -> OrderStatus
     return current
 
 
+_FIELD_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
 def field_key(text: str) -> str:
-    """``text`` as one key of a map inside a document: a '.' would nest and a leading '$' is
-    an operator. SKUs may contain dots. Injective, so two SKUs never share a key."""
-    return text.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+    """``text`` (a SKU, an event id: data, never trusted) as one key of a map inside a
+    document. Every UTF-8 byte outside ``[A-Za-z0-9_-]`` is percent-encoded, so a key never
+    holds a '.' (which would nest), a '$' (an operator), a NUL or a control character, and
+    the empty text is the lone '%', which no other text encodes to: every key is a
+    non-empty field name, and two texts never share one. A SKU of the catalog's own
+    alphabet keeps the key it had before this encoding covered every byte."""
+    if not text:
+        return "%"
+    encoded = text.encode("utf-8", "surrogatepass")
+    return "".join(chr(byte) if byte in _FIELD_SAFE else f"%{byte:02X}" for byte in encoded)
 
 
 def item_count(items: Iterable[P.OrderLine]) -> int:
@@ -110,11 +120,67 @@ class HistoryStep:
     detail: str | None
 
 
+# Which steps one saga cannot hold together (either way round): a reservation and its
+# failure; a payment and its failure; after a confirmation no failure and no compensation;
+# after a failed reservation no payment and nothing to release.
+_EXCLUSIVE = (
+    ("StockReserved", "StockReservationFailed"),
+    ("PaymentProcessed", "PaymentFailed"),
+    ("OrderConfirmed", "OrderCancelled"),
+    *(
+        ("OrderConfirmed", step)
+        for step in ("StockReservationFailed", "PaymentFailed", "StockReleased", "PaymentRefunded")
+    ),
+    *(
+        ("StockReservationFailed", step)
+        for step in ("PaymentProcessed", "PaymentFailed", "StockReleased")
+    ),
+)
+_EXCLUDES: dict[str, frozenset[str]] = {}
+for _a, _b in _EXCLUSIVE:
+    _EXCLUDES[_a] = _EXCLUDES.get(_a, frozenset()) | {_b}
+    _EXCLUDES[_b] = _EXCLUDES.get(_b, frozenset()) | {_a}
+
+
+# Who decides: the order's own events first (the event-sourced order is the authority on
+# its state), then inventory's steps, then payment's, as the saga takes them.
+_DECIDER = {
+    **dict.fromkeys(ORDER_EVENTS, 0),
+    **dict.fromkeys(("StockReserved", "StockReservationFailed", "StockReleased"), 1),
+    **dict.fromkeys(("PaymentProcessed", "PaymentFailed", "PaymentRefunded"), 2),
+}
+
+
+def _precedence(key: str, entry: Mapping[str, Any]) -> tuple[int, datetime, int, str]:
+    # Within one producer the earlier step wins (a second, later claim is the suspect one);
+    # the saga's order and then the key break ties.
+    step = entry["step"]
+    return (_DECIDER.get(step, 3), _utc(entry["at"]), _STEP_ORDER.get(step, 99), key)
+
+
+def refused_steps(entries: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """The keys of the steps the saga does not allow beside the others: a second step of a
+    kind, or one exclusive with a step that takes precedence. Decided from the whole set,
+    so it does not depend on the order in which the events arrived (a rebuild replays the
+    streams one after the other and must come to the same view)."""
+    kept: set[str] = set()
+    refused: set[str] = set()
+    for key, entry in sorted(entries.items(), key=lambda kv: _precedence(*kv)):
+        step = entry["step"]
+        if step in kept or _EXCLUDES.get(step, frozenset()) & kept:
+            refused.add(key)
+        else:
+            kept.add(step)
+    return refused
+
+
 def sorted_history(entries: Mapping[str, Mapping[str, Any]]) -> list[HistoryStep]:
     """History is stored as a map keyed by event id (re-setting a key is idempotent, where a
-    $push is not) and ordered here, by time, then saga order, then key."""
+    $push is not) and holds every step received; the history shown is the steps the saga
+    allows (``refused_steps``), ordered by time, then saga order, then key."""
+    refused = refused_steps(entries)
     ordered = sorted(
-        entries.items(),
+        ((k, e) for k, e in entries.items() if k not in refused),
         key=lambda kv: (_utc(kv[1]["at"]), _STEP_ORDER.get(kv[1]["step"], 99), kv[0]),
     )
     return [HistoryStep(e["step"], _utc(e["at"]), e.get("detail")) for _, e in ordered]
@@ -158,6 +224,7 @@ def summary_from_document(doc: Mapping[str, Any]) -> OrderSummary:
     $setOnInsert, so defaults are not stored)."""
     names: Mapping[str, str] = doc.get("product_names") or {}
     user = doc.get("user")
+    history = sorted_history(doc.get("history") or {})
     return OrderSummary(
         order_id=str(doc["_id"]),
         user_id=doc.get("user_id"),
@@ -176,9 +243,10 @@ def summary_from_document(doc: Mapping[str, Any]) -> OrderSummary:
         status=OrderStatus(doc.get("status", OrderStatus.PENDING)),
         cancel_reason=doc.get("cancel_reason"),
         created_at=_utc(doc["created_at"]) if doc.get("created_at") else None,
-        updated_at=_utc(doc["updated_at"]) if doc.get("updated_at") else None,
+        # The latest step shown: a refused step's time does not count.
+        updated_at=max((step.at for step in history), default=None),
         order_version=int(doc.get("order_version", 0)),
-        history=sorted_history(doc.get("history") or {}),
+        history=history,
     )
 
 

@@ -10,16 +10,20 @@ from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
 
-import msgspec
 from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter, QueryParameter
 
 from order_view.adapters import ActiveGeneration, ViewStore, generation, stored_generations
 from order_view.domain import OrderSummary, SummaryDigest, summary_from_document
-from order_view.rebuild import RebuildResult, RebuildSupersededError, rebuild
+from order_view.rebuild import (
+    EventHistoryUnavailableError,
+    RebuildResult,
+    RebuildSupersededError,
+    rebuild,
+)
 from polysaga.api_types import Identifier
-from polysaga.problems import Problem, problem_responses
+from polysaga.problems import Problem, ProblemMap, ProblemType, problem_responses, validated
 from polysaga.runtime import ServiceRuntime
 
 _POLL_INTERVAL_S = 0.05
@@ -83,10 +87,7 @@ async def get_user_orders(
     limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
     offset: Annotated[int, Parameter(ge=0, le=100_000)] = 0,
 ) -> UserOrdersPage:
-    try:
-        msgspec.convert(user_id, Identifier)
-    except msgspec.ValidationError as exc:
-        raise Problem(400, "Bad user id", str(exc)) from exc
+    validated(user_id, Identifier, "Bad user id")
     view = await generations.for_reading(runtime.mongo_reader)
     docs = await view.user_orders(user_id, limit + 1, offset)
     return UserOrdersPage(
@@ -99,17 +100,16 @@ async def get_user_orders(
     "/admin/rebuild",
     status_code=200,
     summary="Rebuild the view from event history",
-    responses=problem_responses(409),
+    responses=problem_responses(409, 503),
 )
 async def rebuild_view(
     runtime: NamedDependency[ServiceRuntime], generations: NamedDependency[ActiveGeneration]
 ) -> RebuildResult:
+    """Events the view cannot apply are skipped and counted (``events_skipped``), never a
+    5xx; NATS or the store being unreachable is a 503 (the live generation stays)."""
     if generations.rebuilding.locked():
         raise Problem(409, "Rebuild in progress", "a rebuild is already running here")
-    try:
-        return await rebuild(runtime.js, runtime.mongo, generations)
-    except RebuildSupersededError as exc:
-        raise Problem(409, "Rebuild superseded", str(exc)) from exc
+    return await rebuild(runtime.js, runtime.mongo, generations)
 
 
 @get(
@@ -131,5 +131,12 @@ async def view_digest(
         digest.add(summary_from_document(doc))
     return DigestOut(number, digest.count, digest.hexdigest())
 
+
+PROBLEMS: ProblemMap = {
+    RebuildSupersededError: ProblemType(409, "Rebuild superseded"),
+    EventHistoryUnavailableError: ProblemType(
+        503, "Event history unavailable", "event-history-unavailable", retry_after_s=1
+    ),
+}
 
 ROUTES = [get_summary, get_user_orders, rebuild_view, view_digest]

@@ -32,11 +32,14 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from bson.errors import InvalidDocument
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from pymongo.errors import OperationFailure
 
 from order_view.adapters import (
     POINTER_TTL_S,
@@ -54,6 +57,7 @@ from polysaga.events import declaration
 from polysaga.events.decoding import MalformedEventError, UnsupportedVersionError, decode
 from polysaga.messaging.permissions import replay_consumer_name
 from polysaga.mongo.client import MongoDatabase
+from polysaga.mongo.client import is_unavailable as mongo_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,11 @@ Positions = dict[declaration.Context, int]
 
 class RebuildSupersededError(RuntimeError):
     """A newer generation was swapped in while this one was being built."""
+
+
+class EventHistoryUnavailableError(RuntimeError):
+    """The streams could not be replayed (NATS unreachable, a stream gone): nothing was
+    swapped in, and the live generation stays."""
 
 
 @dataclass
@@ -93,6 +102,18 @@ async def rebuild(
     js: JetStreamContext, db: MongoDatabase, active: ActiveGeneration
 ) -> RebuildResult:
     """Build generation N from the streams and make it the live one (steps above)."""
+    try:
+        return await _rebuild(js, db, active)
+    except NatsError as exc:
+        raise EventHistoryUnavailableError(
+            f"the streams could not be replayed ({type(exc).__name__}); the live view is"
+            " unchanged, try again"
+        ) from exc
+
+
+async def _rebuild(
+    js: JetStreamContext, db: MongoDatabase, active: ActiveGeneration
+) -> RebuildResult:
     async with active.rebuilding:
         contexts = declaration.consumed_by(SERVICE)
         firsts, s0 = await _stream_bounds(js, contexts)
@@ -213,6 +234,13 @@ async def _replay_stream(
     return counts
 
 
+# What an event's own content can make a write fail with, whatever the store's health: a
+# payload of the wrong shape, or a value the store refuses (FerretDB cannot hold a NUL in
+# text). The live consumer dead-letters such an event; a rebuild skips and counts it, and
+# goes on. The store being unavailable is not the event's fault: that stops the rebuild.
+_EVENT_FAULTS = (KeyError, TypeError, ValueError, AttributeError, InvalidDocument, OperationFailure)
+
+
 async def _apply(msg: Msg, view: ViewStore) -> Counts:
     """Apply one message; what the live consumer would dead-letter is skipped here."""
     try:
@@ -223,5 +251,11 @@ async def _apply(msg: Msg, view: ViewStore) -> Counts:
     handler = EVENT_HANDLERS.get(event.name)
     if handler is None:
         return Counts(skipped=1)
-    await handler(event, view)
+    try:
+        await handler(event, view)
+    except _EVENT_FAULTS as exc:
+        if mongo_unavailable(exc):
+            raise
+        log.warning("rebuild skips %s %s: %r", event.name, event.event_id, exc)
+        return Counts(skipped=1)
     return Counts(applied=1)

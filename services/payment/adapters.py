@@ -1,17 +1,20 @@
 """Payment's PostgreSQL adapter. A charge is one conditional UPDATE (``balance >= amount``),
 so a balance never goes negative; the payments table's primary key is the order id, so an
-order is charged at most once."""
+order is charged at most once. ``placed_orders`` holds what each OrderPlaced said (the only
+charge allowed), ``awaited_orders`` the reservations that arrived before it."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from payment.domain import PaymentStatus
+from payment.domain import PaymentStatus, PlacedOrder, ReservationClaim
 from payment.ports import Payment
 from polysaga.persistence.database import Migration
+from polysaga.persistence.locks import lock_until_commit
 
 MIGRATIONS = (
     Migration(
@@ -30,6 +33,25 @@ MIGRATIONS = (
             "CREATE INDEX payments_user ON payments (user_id)",
         ),
     ),
+    Migration(
+        "payment",
+        2,
+        (
+            # What each OrderPlaced said: the one charge payment allows for the order.
+            "CREATE TABLE placed_orders ("
+            " order_id uuid PRIMARY KEY, user_id text NOT NULL,"
+            " total numeric(14, 2) NOT NULL CHECK (total >= 0),"
+            " learned_at timestamptz NOT NULL DEFAULT now())",
+            # Reservations that came before their OrderPlaced (two streams, no order between
+            # them): charged, if they match, once it comes; a forged one waits until pruned.
+            "CREATE TABLE awaited_orders ("
+            " order_id uuid NOT NULL, event_id text NOT NULL, user_id text NOT NULL,"
+            " total numeric(14, 2) NOT NULL, trace_headers jsonb NOT NULL,"
+            " received_at timestamptz NOT NULL DEFAULT now(),"
+            " PRIMARY KEY (order_id, event_id))",
+            "CREATE INDEX awaited_orders_received ON awaited_orders (received_at)",
+        ),
+    ),
 )
 
 
@@ -41,9 +63,7 @@ class PostgresPaymentStore:
         self._conn = conn
 
     async def lock_order(self, order_id: str) -> None:
-        await self._conn.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:id))"), {"id": f"payment:{order_id}"}
-        )
+        await lock_until_commit(self._conn, "payment", order_id)
 
     async def payment(self, order_id: str) -> Payment | None:
         row = (
@@ -66,6 +86,67 @@ class PostgresPaymentStore:
             row.created_at,
             row.updated_at,
         )
+
+    async def learn_order(self, order: PlacedOrder) -> None:
+        await self._conn.execute(
+            text(
+                "INSERT INTO placed_orders (order_id, user_id, total)"
+                " VALUES (:id, :user, :total) ON CONFLICT (order_id) DO NOTHING"
+            ),
+            {"id": order.order_id, "user": order.user_id, "total": order.total},
+        )
+
+    async def placed_order(self, order_id: str) -> PlacedOrder | None:
+        row = (
+            await self._conn.execute(
+                text(
+                    "SELECT order_id::text AS order_id, user_id, total FROM placed_orders"
+                    " WHERE order_id = :id"
+                ),
+                {"id": order_id},
+            )
+        ).first()
+        return None if row is None else PlacedOrder(row.order_id, row.user_id, Decimal(row.total))
+
+    async def await_order(self, order_id: str, claim: ReservationClaim) -> None:
+        await self._conn.execute(
+            text(
+                "INSERT INTO awaited_orders (order_id, event_id, user_id, total, trace_headers)"
+                " VALUES (:id, :event, :user, :total, CAST(:trace AS jsonb))"
+                " ON CONFLICT (order_id, event_id) DO NOTHING"
+            ),
+            {
+                "id": order_id,
+                "event": claim.event_id,
+                "user": claim.user_id,
+                "total": claim.total,
+                "trace": msgspec.json.encode(claim.trace_headers).decode(),
+            },
+        )
+
+    async def take_awaited(self, order_id: str) -> list[ReservationClaim]:
+        """The reservations that waited for this order, oldest first; they wait no more."""
+        rows = await self._conn.execute(
+            text(
+                "DELETE FROM awaited_orders WHERE order_id = :id"
+                " RETURNING event_id, user_id, total, trace_headers::text AS trace, received_at"
+            ),
+            {"id": order_id},
+        )
+        return [
+            ReservationClaim(r.event_id, r.user_id, Decimal(r.total), msgspec.json.decode(r.trace))
+            for r in sorted(rows, key=lambda r: (r.received_at, r.event_id))
+        ]
+
+    async def prune_awaited(self, older_than_s: float) -> int:
+        """Forget reservations whose order never came (forged, or for a lost order)."""
+        result = await self._conn.execute(
+            text(
+                "DELETE FROM awaited_orders WHERE received_at < now() - make_interval(secs => :age)"
+            ),
+            {"age": older_than_s},
+        )
+        return int(result.rowcount)
 
     async def debit(self, user_id: str, amount: Decimal) -> bool:
         result = await self._conn.execute(

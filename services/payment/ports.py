@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from payment.domain import PaymentStatus
+from payment.domain import PaymentStatus, PlacedOrder, ReservationClaim
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,24 @@ class PaymentStore(Protocol):
         ...
 
     async def payment(self, order_id: str) -> Payment | None: ...
+
+    async def learn_order(self, order: PlacedOrder) -> None:
+        """Keep what OrderPlaced said: the only charge payment will make for this order."""
+        ...
+
+    async def placed_order(self, order_id: str) -> PlacedOrder | None: ...
+
+    async def await_order(self, order_id: str, claim: ReservationClaim) -> None:
+        """Keep a reservation that arrived before its OrderPlaced."""
+        ...
+
+    async def take_awaited(self, order_id: str) -> list[ReservationClaim]:
+        """The reservations that waited for this order, oldest first; they wait no more."""
+        ...
+
+    async def prune_awaited(self, older_than_s: float) -> int:
+        """Forget reservations whose order never came; how many."""
+        ...
 
     async def debit(self, user_id: str, amount: Decimal) -> bool:
         """Take ``amount`` if the balance covers it; False (and nothing taken) otherwise."""

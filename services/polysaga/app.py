@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias, TypeVar
 
-from litestar import Litestar, Response, get
+from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.enums import ScopeType
@@ -18,7 +18,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components
 from litestar.params import SkipValidation
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from polysaga import __version__, tracing
@@ -30,6 +30,7 @@ from polysaga.problems import EXCEPTION_HANDLERS, document_problems, domain_prob
 from polysaga.runtime import ServiceDefinition, ServiceRuntime
 from polysaga.settings import ServiceSettings
 from polysaga.strict_body import StrictStructSchemaPlugin, enforce_strict_body
+from polysaga.strict_parameters import enforce_strict_parameters
 from polysaga.unit_of_work import UnitOfWork
 
 
@@ -68,6 +69,7 @@ def metrics() -> Response[bytes]:
 
 
 UNMEASURED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+CLIENT_CLOSED_REQUEST = 499
 
 
 class HttpMetricsMiddleware(ASGIMiddleware):
@@ -89,7 +91,14 @@ class HttpMetricsMiddleware(ASGIMiddleware):
         method = scope.get("method", "GET")
         tracing.name_http_span(str(method), str(route))
         status = 500
+        client_gone = False
         started = time.perf_counter()
+
+        async def watching_receive() -> ReceiveMessage:
+            nonlocal client_gone
+            message = await receive()
+            client_gone = client_gone or message["type"] == "http.disconnect"
+            return message
 
         async def recording_send(message: Message) -> None:
             nonlocal status
@@ -98,7 +107,7 @@ class HttpMetricsMiddleware(ASGIMiddleware):
             await send(message)
 
         try:
-            await next_app(scope, receive, recording_send)
+            await next_app(scope, watching_receive, recording_send)
         except HTTPException as exc:  # turned into a response by the exception handlers
             status = exc.status_code
             raise
@@ -106,6 +115,11 @@ class HttpMetricsMiddleware(ASGIMiddleware):
             status = 500
             raise
         finally:
+            if client_gone and status >= 500:
+                # The client left before its request was complete (the server closed a
+                # connection whose framing was broken, or the client hung up): Litestar
+                # calls that a 500 nobody receives. nginx's 499 says what happened.
+                status = CLIENT_CLOSED_REQUEST
             m.HTTP_REQUESTS.labels(method=method, route=route, status_code=str(status)).inc()
             elapsed_s = time.perf_counter() - started
             m.HTTP_REQUEST_DURATION.labels(method=method, route=route).observe(elapsed_s)
@@ -117,6 +131,12 @@ class HttpMetricsMiddleware(ASGIMiddleware):
                 elapsed_s,
                 scope.get("path_params") or {},
             )
+
+
+async def enforce_strict_request(request: Request[Any, Any, Any]) -> None:
+    """Every route's parameters and body, checked before Litestar converts them."""
+    await enforce_strict_parameters(request)
+    await enforce_strict_body(request)
 
 
 def create_app(definition: ServiceDefinition, settings: ServiceSettings | None = None) -> Litestar:
@@ -152,7 +172,7 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings | None =
         },
         lifespan=[lifespan],
         middleware=[HttpMetricsMiddleware(AccessLog(settings.access_log_sample_ratio))],
-        before_request=enforce_strict_body,
+        before_request=enforce_strict_request,
         plugins=[StrictStructSchemaPlugin(), *([otel_plugin] if otel_plugin else [])],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_body_bytes,

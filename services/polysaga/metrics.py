@@ -18,6 +18,46 @@ DEAD_LETTERED = Counter(
     "Messages moved to the dead-letter subject.",
     ["reason"],  # malformed | unsupported_version | exhausted
 )
+OUTBOX_RELAY_COMMITS = Counter(
+    "polysaga_outbox_relay_commits_total",
+    "Transactions the outbox relay committed to mark published rows (one per round).",
+)
+EVENT_HOP = Histogram(
+    "polysaga_event_hop_seconds",
+    "Where an event's time goes on its way into a consumer: created in the writer's"
+    " transaction (ce-time) -> stored by JetStream (published), -> fetched by the consumer"
+    " (delivered), -> the consumer's transaction committed (committed).",
+    ["hop"],  # created_to_published | published_to_delivered | delivered_to_committed
+    buckets=(
+        0.0005,
+        0.001,
+        0.002,
+        0.003,
+        0.005,
+        0.0075,
+        0.01,
+        0.015,
+        0.02,
+        0.03,
+        0.05,
+        0.075,
+        0.1,
+        0.15,
+        0.25,
+        0.5,
+        1,
+        2.5,
+        5,
+        10,
+        30,
+    ),
+)
+VIEW_WRITES = Counter(
+    "polysaga_view_writes_total",
+    "Write commands a read model sent to its MongoDB store (what the store's write limit"
+    " is spent on).",
+    ["read_model"],
+)
 OUTBOX_BACKLOG = Gauge("polysaga_outbox_backlog", "Outbox rows not yet published.")
 OUTBOX_OLDEST_PENDING_AGE = Gauge(
     "polysaga_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row."
@@ -43,7 +83,20 @@ CONSISTENCY_LAG = Histogram(
 COMPENSATIONS = Counter(
     "polysaga_compensations_total",
     "Compensating actions taken.",
-    ["action"],  # release | refund
+    ["action"],  # release | refund | refund_rejected (a charge the order service refused)
+)
+EVENTS_REJECTED = Counter(
+    "polysaga_events_rejected_total",
+    "Events a service refused to act on because they contradict what it knows (a charge for"
+    " an order it never heard of, a total or user other than the order's): forged or buggy.",
+    ["event_type", "reason"],
+)
+SAGA_STEPS_REFUSED = Counter(
+    "polysaga_saga_steps_refused_total",
+    "Saga steps a read model does not show because the saga does not allow them beside the"
+    " steps it holds (a reservation failing after the order was confirmed, a second"
+    " payment): forged or buggy events.",
+    ["read_model", "step"],
 )
 SAGAS_IN_FLIGHT = Gauge(
     "polysaga_sagas_in_flight", "Sagas started and not yet ended (orders still PENDING)."

@@ -7,11 +7,13 @@ from typing import Annotated
 
 import msgspec
 
+from polysaga.api_types import whole
+
 CENT = Decimal("0.01")
 # The largest amount any store holds (numeric(14, 2)); totals above it are refused up front.
 MAX_AMOUNT = Decimal("999999999999.99")
 # Up to two places on input ("12", "12.3", "12.34"); always two on output.
-MONEY_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$"
+MONEY_PATTERN = whole(r"(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?")
 MoneyText = Annotated[
     str,
     msgspec.Meta(

@@ -15,9 +15,14 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
 
 from polysaga.mongo.client import is_unavailable as mongo_unavailable
+from polysaga.persistence.database import is_data_error
 from polysaga.persistence.database import is_unavailable as postgres_unavailable
 
 log = logging.getLogger(__name__)
@@ -55,15 +60,20 @@ def _response(
 @dataclass(frozen=True)
 class ProblemType:
     """How one kind of domain error reads to a client. ``detail`` is a template over the
-    exception's message (``{exc}``); the default is the message itself."""
+    exception's message (``{exc}``); the default is the message itself. ``retry_after_s``:
+    the Retry-After header's seconds (for a 503 the client should retry)."""
 
     status: int
     title: str
     slug: str = ""
     detail: str = "{exc}"
+    retry_after_s: int | None = None
 
     def problem(self, exc: Exception) -> Problem:
-        return Problem(self.status, self.title, self.detail.format(exc=exc), slug=self.slug)
+        headers = None if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
+        return Problem(
+            self.status, self.title, self.detail.format(exc=exc), slug=self.slug, headers=headers
+        )
 
 
 # Each service's domain and application errors and what each one means over HTTP: routes
@@ -124,6 +134,18 @@ def internal_error_handler(
             " same Idempotency-Key).",
         }
         return _response(request, body, HTTP_503_SERVICE_UNAVAILABLE, {"Retry-After": "1"})
+    if is_data_error(exc):
+        # A value the request validation let through and the database refused: still the
+        # client's input (the rules in api_types should have caught it; the log says which).
+        log.warning("database refused a value on %s %s: %r", request.method, request.url.path, exc)
+        body = {
+            "type": "https://polysaga.io/problems/invalid-value",
+            "title": "Bad Request",
+            "status": HTTP_400_BAD_REQUEST,
+            "detail": "A value in the request is not one the service can store; nothing was"
+            " changed.",
+        }
+        return _response(request, body, HTTP_400_BAD_REQUEST)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     body = {
         "type": "https://polysaga.io/problems/internal-error",

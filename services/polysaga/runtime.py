@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polysaga.events import declaration
 from polysaga.messaging.connection import connect, ensure_consumers, ensure_streams
-from polysaga.messaging.consumer import ConsumerPolicy, EventConsumer, EventHandler
+from polysaga.messaging.consumer import BatchRunner, ConsumerPolicy, EventConsumer, EventHandler
 from polysaga.mongo.client import MongoDatabase
 from polysaga.mongo.unit_of_work import MongoUnitOfWork
 from polysaga.persistence.database import Migration
@@ -56,6 +55,13 @@ class ServiceDefinition:
     route_handlers: Sequence[Any] = ()
     background_loops: Sequence[BackgroundLoop] = ()
     uses_nats: bool = True
+    # Handle each fetched batch in one transaction (with a fallback to one message at a
+    # time). False where a handler has an effect outside the store that a sibling's failure
+    # would repeat (notification's mail).
+    batch_transactions: bool = True
+    # A Mongo-backed service's own batch runner, given the store's database (the order view
+    # coalesces a batch's writes).
+    mongo_batch_runner: Callable[[MongoDatabase], BatchRunner] | None = None
 
 
 def _make_store(definition: ServiceDefinition, settings: ServiceSettings) -> Store:
@@ -105,16 +111,6 @@ class ServiceRuntime:
         if isinstance(self.store, MongoStore):
             return MongoUnitOfWork(self.store.db, adapter, on_commit=self.store.wake_relay)
         raise AssertionError(f"{self.definition.name} has no store")
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
-            yield conn
-
-    def wake_relay(self) -> None:
-        """Tell a Mongo relay that a write staged events (there is no NOTIFY in MongoDB)."""
-        if isinstance(self.store, MongoStore):
-            self.store.wake_relay()
 
     @property
     def js(self) -> JetStreamContext:
@@ -173,6 +169,11 @@ class ServiceRuntime:
             fetch_batch=s.fetch_batch,
         )
         runner = self.store.runner()
+        batch_runner: BatchRunner | None = None
+        if self.definition.mongo_batch_runner is not None:
+            batch_runner = self.definition.mongo_batch_runner(self.mongo)
+        elif self.definition.batch_transactions:
+            batch_runner = self.store.batch_runner()
         return [
             EventConsumer(
                 service=self.definition.name,
@@ -182,6 +183,7 @@ class ServiceRuntime:
                 js=self.js,
                 policy=policy,
                 store_unavailable=self.store.unavailable,
+                batch_runner=batch_runner,
             )
             for context in declaration.consumed_by(self.definition.name)
         ]

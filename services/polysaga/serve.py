@@ -7,6 +7,7 @@ from collections.abc import Callable
 import uvicorn
 
 from polysaga.app import create_app
+from polysaga.http_framing import ProblemH11Protocol
 from polysaga.logs import configure_logging
 from polysaga.runtime import ServiceDefinition
 from polysaga.settings import ServiceSettings
@@ -22,6 +23,7 @@ def serve(name: str, build: DefinitionBuilder) -> None:
         host=settings.http_host,
         port=settings.http_port,
         loop="uvloop",
+        http=ProblemH11Protocol,
         lifespan="on",
         access_log=False,  # the app's own, sampled (polysaga.logs.AccessLog)
         log_config=None,  # uvicorn's loggers go through the JSON handler too

@@ -45,6 +45,8 @@ class ServiceSettings(BaseSettings):
     # a redelivered message arrives within max_deliveries * backoff_max).
     outbox_retention_s: float = Field(default=3600.0, gt=0)
     inbox_retention_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    # Order service: a retry with the same Idempotency-Key later than this places a new order.
+    idempotency_key_retention_s: float = Field(default=24 * 3600.0, gt=0)
     prune_interval_s: float = Field(default=60.0, gt=0)
 
     # Services another one calls over HTTP (the gateway): {"order": "http://…", …}.

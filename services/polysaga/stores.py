@@ -13,7 +13,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from polysaga.messaging.consumer import HandlerRunner
+from polysaga.messaging.consumer import BatchRunner, HandlerRunner
 from polysaga.mongo import inbox as mongo_inbox
 from polysaga.mongo.client import MongoDatabase, connect
 from polysaga.mongo.client import is_unavailable as mongo_unavailable
@@ -33,6 +33,7 @@ class Store(Protocol):
     async def open(self) -> None: ...
     async def ready(self) -> bool: ...
     def runner(self) -> HandlerRunner: ...
+    def batch_runner(self) -> BatchRunner | None: ...
     def unavailable(self, exc: BaseException) -> bool: ...
     def loops(self, js: JetStreamContext) -> list[Loop]: ...
     async def close(self) -> None: ...
@@ -61,13 +62,15 @@ class PostgresStore:
     def runner(self) -> HandlerRunner:
         return inbox.transactional_runner(self.engine)
 
+    def batch_runner(self) -> BatchRunner | None:
+        return inbox.transactional_batch_runner(self.engine)
+
     def unavailable(self, exc: BaseException) -> bool:
         return is_unavailable(exc)
 
     def loops(self, js: JetStreamContext) -> list[Loop]:
         s = self.settings
         relay = outbox.OutboxRelay(
-            self.engine,
             js,
             database_url=s.database_url.get_secret_value(),
             batch=s.relay_batch,
@@ -98,7 +101,10 @@ class MongoStore:
         use_inbox: bool = True,
     ) -> None:
         self.settings = settings
-        self.client, self.db = connect(settings.mongo_url.get_secret_value())
+        # One connection for every write of this process, whatever the URL says: FerretDB v1
+        # applies an update as read-modify-write, so two connections updating one document
+        # at once lose one update (tests/integration/test_mongo_single_writer.py).
+        self.client, self.db = connect(settings.mongo_url.get_secret_value(), pool_size=1)
         # Reads go through their own connections, so a query never queues behind the
         # consumers' writes (which FerretDB needs serialised on one connection).
         self.reader_client, self.reader = connect(
@@ -124,6 +130,9 @@ class MongoStore:
 
     def runner(self) -> HandlerRunner:
         return mongo_inbox.inbox_runner(self.db, use_inbox=self._use_inbox)
+
+    def batch_runner(self) -> BatchRunner | None:
+        return None  # no multi-document transactions; a service may coalesce its own writes
 
     def unavailable(self, exc: BaseException) -> bool:
         return mongo_unavailable(exc)
@@ -168,6 +177,9 @@ class NoStore:
 
     def runner(self) -> HandlerRunner:
         raise RuntimeError("a service without a store consumes no events")
+
+    def batch_runner(self) -> BatchRunner | None:
+        return None
 
     def unavailable(self, exc: BaseException) -> bool:
         return False

@@ -250,6 +250,13 @@ def extract(headers: Mapping[str, str], order_id: Any = None) -> context.Context
     return ctx
 
 
+def in_context_of(event: Envelope[Any]) -> contextlib.AbstractContextManager[None]:
+    """The event's own trace context (and order id) as the current one, with no span of our
+    own: for what is said about an event outside its processing span (a failure, a retry,
+    a dead letter), so those log lines join the saga's trace too."""
+    return _attached(extract(event.trace_headers, event.order_id))
+
+
 @contextlib.contextmanager
 def _attached(ctx: context.Context) -> Iterator[None]:
     token = context.attach(ctx)

@@ -10,7 +10,7 @@ import msgspec
 from litestar import get, patch, post
 from litestar.params import FromPath, JSONBody
 
-from polysaga.api_types import VISIBLE_TEXT_PATTERN, StrictStruct
+from polysaga.api_types import VISIBLE_TEXT_PATTERN, StrictStruct, whole
 from polysaga.app import UnitOfWorkParam
 from polysaga.problems import Problem, ProblemMap, ProblemType, problem_responses
 from user import application
@@ -18,10 +18,10 @@ from user.domain import EmailTakenError, User, UserNotFoundError
 from user.ports import UserStore
 
 # The WHATWG form-validation shape: a local part, "@", and a dotted domain of DNS labels.
-EMAIL_PATTERN = (
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}"
+EMAIL_PATTERN = whole(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}"
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
 )
 
 UserName = Annotated[

@@ -102,6 +102,7 @@ def test_demo_attached_to_the_stack_exits_zero_with_compensations(stack: Stack) 
         "7",
         "--json",
     )
+    assert result.stdout.strip(), f"no report (exit {result.returncode}): {result.stderr[-3000:]}"
     report = json.loads(result.stdout)
     assert result.returncode == 0, report
     assert report["orders"] == 80 and report["unfinished"] == 0

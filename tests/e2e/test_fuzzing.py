@@ -13,22 +13,18 @@ Example counts are bounded and the seed fixed, so the run is reproducible and sh
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
-import pymongo
 import pytest
 
 from conftest import Stack
+from stack_digest import digest, quiet_digest
 
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"
 SEED = "20261126"
@@ -104,58 +100,6 @@ def test_fuzzed_without_state(stack: Stack, service: str) -> None:
 # --- refused requests change nothing --------------------------------------------------------
 
 
-def _admin_dsn(stack: Stack, database: str) -> str:
-    pg = stack.state["postgres"]
-    password = (Path(stack.state["data_dir"]) / "postgres-superuser-password").read_text().strip()
-    return f"postgresql://postgres:{password}@127.0.0.1:{pg['port']}/{database}"
-
-
-async def _digest(stack: Stack) -> dict[str, str]:
-    """A hash of every row of every table and document of every collection, per store."""
-    digests: dict[str, str] = {}
-    for service, url in stack.state["postgres"]["databases"].items():
-        conn = await asyncpg.connect(_admin_dsn(stack, urlsplit(url).path.lstrip("/")))
-        try:
-            tables = await conn.fetch(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
-            )
-            for row in tables:
-                table = row["tablename"]
-                value = await conn.fetchval(
-                    f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
-                    f' FROM "{table}" t'
-                )
-                digests[f"{service}.{table}"] = str(value)
-        finally:
-            await conn.close()
-    for service, url in stack.state["mongo"].items():
-        parts = urlsplit(url)
-        client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
-            url, serverSelectionTimeoutMS=5000
-        )
-        try:
-            db = client[parts.path.lstrip("/")]
-            for name in sorted(db.list_collection_names()):
-                docs = sorted(json.dumps(d, default=str, sort_keys=True) for d in db[name].find())
-                digests[f"{service}.{name}"] = hashlib.md5("|".join(docs).encode()).hexdigest()
-        finally:
-            client.close()
-    return digests
-
-
-async def _quiet_digest(stack: Stack, timeout_s: float = 60) -> dict[str, str]:
-    """A digest that holds still for two seconds: earlier tests' sagas have settled."""
-    deadline = time.monotonic() + timeout_s
-    previous = await _digest(stack)
-    while True:
-        await asyncio.sleep(2)
-        current = await _digest(stack)
-        if current == previous:
-            return current
-        assert time.monotonic() < deadline, "the stack never went quiet"
-        previous = current
-
-
 def _refused_writes(har_dir: Path) -> list[dict[str, Any]]:
     """The write requests of a schemathesis run that the service refused (4xx), as sent."""
     refused = []
@@ -200,7 +144,7 @@ async def test_a_batch_of_refused_requests_changes_nothing(
         assert result.returncode == 0, _report(result)
     refused = [r for service in WRITERS for r in _refused_writes(tmp_path / service)]
     assert len(refused) >= 100, len(refused)
-    before = await _quiet_digest(stack)
+    before = await quiet_digest(stack.state)
     for request in refused:
         headers = {
             h["name"]: h["value"]
@@ -213,6 +157,6 @@ async def test_a_batch_of_refused_requests_changes_nothing(
             request["method"], request["url"], headers=headers, content=body
         )
         assert 400 <= response.status_code < 500, (request, response.text)
-    after = await _digest(stack)
+    after = await digest(stack.state)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"{len(refused)} refused requests changed {changed}"

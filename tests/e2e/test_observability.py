@@ -65,6 +65,7 @@ async def test_prometheus_scrapes_saga_metrics_and_every_rule_evaluates(
         "OutboxBacklogGrowing",
         "DeadLettersPresent",
         "ConsumerFallingBehind",
+        "EventsContradictWhatServicesKnow",
     }
     for expr in expressions.values():
         await query(http, prometheus, expr)  # asserts the query succeeded

@@ -10,6 +10,8 @@ from decimal import Decimal
 from fakes import FakeUnitOfWork
 from order.domain import Order, OrderEvent, OrderStatus
 from order.ports import ConcurrencyConflictError, OrderListing, OrderStore, OverdueOrder, StoredKey
+from polysaga.events.envelope import Envelope
+from polysaga.events.payloads import Payload
 from polysaga.unit_of_work import UnitOfWork
 
 
@@ -20,6 +22,10 @@ class FakeOrderStore:
         self.price_versions: dict[str, tuple[Decimal, int]] = {
             sku: (price, 0) for sku, price in (prices or {}).items()
         }
+        self.published: list[Envelope[Payload]] = []
+
+    async def publish(self, events: Sequence[Envelope[Payload]]) -> None:
+        self.published += events
 
     def _orders(self) -> list[Order]:
         return [o for o in (Order.replay(s) for s in self.streams.values()) if o is not None]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from fakes import FakeUnitOfWork
-from payment.domain import PaymentStatus
+from payment.domain import PaymentStatus, PlacedOrder, ReservationClaim
 from payment.ports import Payment, PaymentStore
 from polysaga.unit_of_work import UnitOfWork
 
@@ -20,6 +20,29 @@ class FakePaymentStore:
         self.balances = dict(balances or {})
         self.payments: dict[str, Payment] = {}
         self.calls: list[str] = []
+        self.orders: dict[str, PlacedOrder] = {}
+        self.awaited: dict[str, list[ReservationClaim]] = {}
+
+    async def learn_order(self, order: PlacedOrder) -> None:
+        self.orders.setdefault(order.order_id, order)
+
+    async def placed_order(self, order_id: str) -> PlacedOrder | None:
+        self.calls.append(f"know {order_id}")
+        return self.orders.get(order_id)
+
+    async def await_order(self, order_id: str, claim: ReservationClaim) -> None:
+        waiting = self.awaited.setdefault(order_id, [])
+        if claim.event_id not in {c.event_id for c in waiting}:
+            waiting.append(claim)
+
+    async def take_awaited(self, order_id: str) -> list[ReservationClaim]:
+        return self.awaited.pop(order_id, [])
+
+    async def prune_awaited(self, older_than_s: float) -> int:
+        # No clock in memory: every waiting reservation counts as old enough.
+        pruned = sum(len(claims) for claims in self.awaited.values())
+        self.awaited.clear()
+        return pruned
 
     async def lock_order(self, order_id: str) -> None:
         self.calls.append(f"lock {order_id}")

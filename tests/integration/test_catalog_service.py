@@ -17,13 +17,21 @@ import pytest
 from litestar.testing import AsyncTestClient
 from nats.aio.client import Client
 
-from catalog.adapters import ProductStore
+from catalog.adapters import MongoProductStore
 from catalog.application import add_product, change_product
 from catalog.bootstrap import build
 from polysaga.mongo.client import MongoDatabase, connect
+from polysaga.mongo.unit_of_work import MongoUnitOfWork
 from polysaga.settings import ServiceSettings
 from polysaga_tools.servers import NatsServer
-from service_client import body, concurrent_client, event_name, published, service_client
+from service_client import (
+    body,
+    concurrent_client,
+    event_name,
+    mongo_outbox_drained,
+    published,
+    service_client,
+)
 
 
 @pytest.fixture
@@ -89,7 +97,13 @@ async def test_create_and_patch_publish_in_order_and_drain_the_outbox(
     assert both.json() == {"sku": "mug-1", "name": "Huge mug", "price": "19.99", "version": 4}
     assert (await client.get("/products/mug-1")).json() == both.json()
 
-    msgs = await published(nc.jetstream(), "CATALOG", "catalog.events.>", 5)
+    msgs = await published(
+        nc.jetstream(),
+        "CATALOG",
+        "catalog.events.>",
+        5,
+        drained=mongo_outbox_drained(db["products"]),
+    )
 
     assert [(event_name(m), body(m)) for m in msgs] == [
         ("ProductCreated", {"sku": "mug-1", "name": "Mug", "price": "12.50", "version": 1}),
@@ -135,7 +149,13 @@ async def test_a_duplicate_sku_is_409_and_publishes_nothing(
     assert first.status_code == 201
     assert again.status_code == 409
     assert again.json()["type"].endswith("/product-exists")
-    [msg] = await published(nc.jetstream(), "CATALOG", "catalog.events.>", 1)
+    [msg] = await published(
+        nc.jetstream(),
+        "CATALOG",
+        "catalog.events.>",
+        1,
+        drained=mongo_outbox_drained(db["products"]),
+    )
     assert body(msg)["name"] == "Pen"
     doc = await wait_outbox_empty(db, "pen")
     assert (doc["name"], doc["price"], doc["version"]) == ("Pen", "1.00", 1)
@@ -200,7 +220,13 @@ async def test_concurrent_changes_keep_one_version_per_change_and_one_event_each
         won = [r.json() for r in responses if r.status_code == 200]
         assert won, "no change got through"
         assert sorted(r["version"] for r in won) == list(range(2, 2 + len(won)))
-        msgs = await published(nc.jetstream(), "CATALOG", "catalog.events.>", 1 + len(won))
+        msgs = await published(
+            nc.jetstream(),
+            "CATALOG",
+            "catalog.events.>",
+            1 + len(won),
+            drained=mongo_outbox_drained(db["products"]),
+        )
         doc = await wait_outbox_empty(db, "lamp")
 
     changes = [body(m) for m in msgs[1:]]
@@ -216,12 +242,13 @@ async def test_concurrent_changes_keep_one_version_per_change_and_one_event_each
 
 
 async def test_a_change_read_at_a_stale_version_writes_nothing(db: MongoDatabase) -> None:
-    store = ProductStore(db)
+    store = MongoProductStore(db)
+    unit = MongoUnitOfWork(db, MongoProductStore)
     now = datetime.now(UTC)
-    await add_product(store, "desk", "Desk", Decimal("100.00"), now)
+    await add_product(unit, "desk", "Desk", Decimal("100.00"), now)
     stale = await store.get("desk")
     assert stale is not None
-    await change_product(store, "desk", now, price=Decimal("120.00"))
+    await change_product(unit, "desk", now, price=Decimal("120.00"))
 
     late, events = stale.product.change(now, name="Standing desk")
     saved = await store.save(stale, late, events)

@@ -106,10 +106,28 @@ async def eventually(condition: Callable[[], Awaitable[bool]], timeout_s: float 
         await asyncio.sleep(0.05)
 
 
-async def settled(js: JetStreamContext) -> bool:
-    """The ORDERS consumer has nothing pending and nothing unacknowledged."""
-    info = await js.consumer_info("ORDERS", "notification")
+async def settled(js: JetStreamContext, stream: str = "ORDERS") -> bool:
+    """The service's consumer of ``stream`` has nothing pending and nothing unacknowledged:
+    every message published so far has been handled (and any mail for it sent)."""
+    info = await js.consumer_info(stream, "notification")
     return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
+
+def addresses_known(js: JetStreamContext) -> Callable[[], Awaitable[bool]]:
+    return lambda: settled(js, "USERS")
+
+
+async def outbox_drained(database_url: str) -> bool:
+    """Nothing the service recorded is still waiting to be published."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            pending = await conn.execute(
+                text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            )
+            return pending.scalar_one() == 0
+    finally:
+        await engine.dispose()
 
 
 async def notifications_published(js: JetStreamContext) -> list[dict[str, Any]]:
@@ -127,11 +145,11 @@ async def notifications_published(js: JetStreamContext) -> list[dict[str, Any]]:
 
 
 async def test_one_mail_per_outcome_even_when_the_event_comes_again(
-    service: AsyncTestClient[Any], js: JetStreamContext, smtp_server: SmtpServer
+    service: AsyncTestClient[Any], js: JetStreamContext, smtp_server: SmtpServer, database_url: str
 ) -> None:
     order_id = str(uuid.uuid4())
     await publish(js, registered())
-    await asyncio.sleep(0.3)  # another stream: let the address arrive first in this test
+    await eventually(addresses_known(js))  # another stream: the address first in this test
     confirmed = outcome("OrderConfirmed", order_id)
     await publish(js, confirmed)
 
@@ -166,9 +184,10 @@ async def test_one_mail_per_outcome_even_when_the_event_comes_again(
     # The same outcome as a new event (a re-publication the inbox cannot recognise): the
     # (order_id, outcome) record does.
     await publish(js, outcome("OrderConfirmed", order_id))
-    await asyncio.sleep(0.3)
+    # Both handled (a mail is sent before its message is acked), and nothing recorded is
+    # still on its way to the stream: what is there now is all there will be.
     await eventually(lambda: settled(js))
-    await asyncio.sleep(0.5)  # give a wrongly sent mail and its event time to show up
+    await eventually(lambda: outbox_drained(database_url))
     assert len(mails(smtp_server)) == 1
     assert len(await notifications_published(js)) == 1
     assert len((await service.get(f"/notifications?order_id={order_id}")).json()) == 1
@@ -212,7 +231,7 @@ async def test_a_newer_address_wins_and_an_older_one_is_ignored(
     )
     await publish(js, updated)
     await publish(js, registered(email="stale@example.org", version=1))  # e.g. a replay
-    await asyncio.sleep(1.0)
+    await eventually(addresses_known(js))
     order_id = str(uuid.uuid4())
     await publish(js, outcome("OrderConfirmed", order_id))
 

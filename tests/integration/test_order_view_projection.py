@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from order_view.adapters import ViewStore, ensure_indexes, generation
-from order_view.application import EVENT_HANDLERS
+from order_view.application import EVENT_HANDLERS, project_batch
 from order_view.domain import summary_from_document
 from order_view_scenario import (
     ADA,
@@ -144,6 +144,44 @@ async def test_any_order_with_duplicates_converges_to_the_in_order_result(
         assert await contents(view) == expected, f"seed {seed}, run {number}"
 
 
+@pytest.mark.parametrize("seed", [21, 22, 23])
+async def test_batches_of_any_events_converge_to_the_in_order_result_with_fewer_writes(
+    db: MongoDatabase, seed: int
+) -> None:
+    """The consumers hand the view whole batches (``project_batch``): one order's events in a
+    batch become one write, and any batching of any order, with duplicates and with some
+    events applied before, gives the same view as one event at a time."""
+    from polysaga import metrics
+
+    scenario = saga_scenario(seed=seed)
+    in_order = await fresh_view(db, 1)
+    await apply(in_order, scenario.events)
+    expected = await contents(in_order)
+    rng = random.Random(seed)
+    writes = metrics.VIEW_WRITES.labels(read_model="order-view")
+
+    def batches(events: Sequence[Envelope], size: int) -> list[Sequence[Envelope]]:
+        return [events[i : i + size] for i in range(0, len(events), size)]
+
+    runs = [
+        batches(scenario.events, len(scenario.events)),  # everything at once, in order
+        batches(shuffled_with_duplicates(scenario.events, rng), 7),
+        batches(list(reversed(scenario.events)), 3),
+    ]
+    for number, run in enumerate(runs, start=2):
+        view = await fresh_view(db, number)
+        before = writes._value.get()
+        if number == 4:  # some events already applied one by one, then all again in batches
+            await apply(view, scenario.events[::2])
+        for batch in run:
+            await project_batch(batch, view)
+        assert await contents(view) == expected, f"seed {seed}, run {number}"
+        if number == 2:
+            # One batch holding everything: one write per order and a name copy per placed
+            # order, plus the entity events' writes, far fewer than one per event.
+            assert writes._value.get() - before < len(scenario.events)
+
+
 async def test_a_user_registered_after_the_order_fills_the_name(db: MongoDatabase) -> None:
     view = await fresh_view(db, 1)
     s = Scenario(random.Random(3))
@@ -226,3 +264,164 @@ async def _summary(view: ViewStore, order_id: str) -> dict[str, Any]:
     doc = await view.summary(order_id)
     assert doc is not None
     return doc
+
+
+# --- issue 14, class 5: a SKU is data, never a field name --------------------------------
+
+_SKU_FIRST = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_SKU_REST = _SKU_FIRST + "._-"
+
+
+def catalog_skus(rng: random.Random, count: int) -> list[str]:
+    """SKUs the catalog accepts (its pattern), edges first, then drawn at random."""
+    edges = ["a", "0", "A.B", "a..b", "a.", "x-", "x_", "9.9.9", "T" * 64, "a._-.z", "a" + "." * 63]
+    drawn = [
+        rng.choice(_SKU_FIRST) + "".join(rng.choice(_SKU_REST) for _ in range(rng.randint(0, 63)))
+        for _ in range(count)
+    ]
+    return edges + drawn
+
+
+async def test_any_sku_flows_through_the_view(db: MongoDatabase) -> None:
+    rng = random.Random(14)
+    # SKUs no field name can hold never get this far: the typed edge refuses them (see
+    # test_order_view_service.py), and field_key is total anyway (test_order_view_domain.py).
+    skus = catalog_skus(rng, 60)
+    s = Scenario(rng)
+    orders = {}
+    for index, sku in enumerate(skus):
+        if index % 2:  # half the products are known before the order, half after
+            s.product(sku, f"product {index}", "1.00")
+        orders[sku] = s.order("user-s", [(sku, 1, "1.00"), ("plain", 2, "2.00")], "confirmed")
+        if not index % 2:
+            s.product(sku, f"product {index}", "1.00")
+        s.rename(sku, f"renamed {index}", f"product {index}", 2)
+    view = await fresh_view(db, 1)
+    await apply(view, s.events)
+
+    for index, sku in enumerate(skus):
+        summary = summary_from_document(await _summary(view, orders[sku]))
+        assert summary.status == "CONFIRMED", repr(sku)
+        assert [(i.sku, i.name) for i in summary.items] == [
+            (sku, f"renamed {index}"),
+            ("plain", None),
+        ], repr(sku)
+        product = await view.gen.products.find_one({"_id": sku})
+        assert product is not None and product["name"] == f"renamed {index}", repr(sku)
+
+
+# --- issue 14, class 9: only the transitions the saga allows -----------------------------
+
+
+LINE = [{"sku": "SKU-1", "quantity": 1}]
+
+
+def _forged(s: Scenario, order_id: str, name: str, **data: Any) -> Envelope[Any]:
+    return s.emit(name, order_id, {"order_id": order_id, **data})
+
+
+def forged_scenario(seed: int) -> tuple[Scenario, dict[str, list[str]], set[str]]:
+    """The saga scenario plus steps no saga takes, published after the real ones (with a
+    producer's own credentials): the order id -> the steps shown, and the forged event ids."""
+    s = saga_scenario(seed=seed)
+    confirmed = [o for o, status in s.orders.items() if status == "CONFIRMED"]
+    out_of_stock = [e.aggregate_id for e in s.events if e.name == "StockReservationFailed"]
+    forged: set[str] = set()
+    for order_id in confirmed:
+        for name, data in (
+            ("StockReservationFailed", {"reason": "forged"}),
+            ("PaymentFailed", {"user_id": "u", "reason": "forged"}),
+            ("StockReleased", {"items": LINE}),
+            ("PaymentRefunded", {"user_id": "u", "amount": "1.00"}),
+            ("StockReserved", {"user_id": "u", "items": LINE, "total": "1.00"}),  # a second one
+            ("PaymentProcessed", {"user_id": "u", "amount": "1.00"}),  # a second one
+        ):
+            forged.add(_forged(s, order_id, name, **data).event_id)
+    for order_id in out_of_stock:
+        for name, data in (
+            ("StockReserved", {"user_id": "u", "items": LINE, "total": "1.00"}),
+            ("PaymentProcessed", {"user_id": "u", "amount": "1.00"}),
+            ("StockReleased", {"items": LINE}),
+        ):
+            forged.add(_forged(s, order_id, name, **data).event_id)
+    shown = {
+        "CONFIRMED": ["OrderPlaced", "StockReserved", "PaymentProcessed", "OrderConfirmed"],
+        "OUT_OF_STOCK": ["OrderPlaced", "StockReservationFailed", "OrderCancelled"],
+    }
+    expected = {o: shown["CONFIRMED"] for o in confirmed} | {
+        o: shown["OUT_OF_STOCK"] for o in out_of_stock
+    }
+    return s, expected, forged
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+async def test_steps_the_saga_does_not_allow_are_refused_in_any_order(
+    db: MongoDatabase, seed: int
+) -> None:
+    s, expected, forged = forged_scenario(seed)
+    assert forged
+    genuine = [e for e in s.events if e.event_id not in forged]
+    honest = await fresh_view(db, 1)
+    await apply(honest, genuine)
+    rng = random.Random(seed)
+    for number, (events, concurrency) in enumerate(
+        [
+            (s.events, 1),  # forged after the real ones
+            ([e for e in s.events if e.event_id in forged] + genuine, 1),  # forged first
+            (shuffled_with_duplicates(s.events, rng), 1),
+            (shuffled_with_duplicates(s.events, rng), 8),
+        ],
+        start=2,
+    ):
+        view = await fresh_view(db, number)
+        await apply(view, events, concurrency=concurrency)
+        for order_id, steps in expected.items():
+            summary = summary_from_document(await _summary(view, order_id))
+            honest_summary = summary_from_document(await _summary(honest, order_id))
+            assert [h.step for h in summary.history] == steps, (number, order_id)
+            # Shown exactly as if the forged events had never been published.
+            assert summary == honest_summary, (number, order_id)
+
+
+async def test_a_refused_step_is_reported_once_when_it_arrives(db: MongoDatabase) -> None:
+    view = await fresh_view(db, 1)
+    s = Scenario(random.Random(9))
+    order_id = s.order("user-f", [("SKU-1", 1, "1.00")], "confirmed")
+    for event in s.events:
+        assert await EVENT_HANDLERS[event.name](event, view) == []
+    late_failure = _forged(s, order_id, "StockReservationFailed", reason="forged")
+    assert await EVENT_HANDLERS[late_failure.name](late_failure, view) == ["StockReservationFailed"]
+    assert await EVENT_HANDLERS[late_failure.name](late_failure, view) == []  # redelivered
+    summary = summary_from_document(await _summary(view, order_id))
+    assert "StockReservationFailed" not in [h.step for h in summary.history]
+    assert summary.status == "CONFIRMED"
+
+    # A forged step first, then the order's own event that rules it out: the step is
+    # refused when the authority arrives, and reported then.
+    s2 = Scenario(random.Random(10))
+    other = s2.order("user-g", [("SKU-1", 1, "1.00")], "confirmed")
+    confirmed = s2.events.pop()
+    early_release = _forged(s2, other, "StockReleased", items=LINE)
+    for event in s2.events:
+        await EVENT_HANDLERS[event.name](event, view)
+    assert await EVENT_HANDLERS[confirmed.name](confirmed, view) == ["StockReleased"]
+    shown = summary_from_document(await _summary(view, other))
+    assert [h.step for h in shown.history] == [
+        "OrderPlaced",
+        "StockReserved",
+        "PaymentProcessed",
+        "OrderConfirmed",
+    ]
+    assert shown.updated_at == confirmed.time  # a refused step's time does not count
+    assert early_release.time > confirmed.time
+
+
+async def test_a_saga_step_does_not_move_an_order_to_another_user(db: MongoDatabase) -> None:
+    view = await fresh_view(db, 1)
+    s = Scenario(random.Random(11))
+    order_id = s.order("user-owner", [("SKU-1", 1, "1.00")], "pending")
+    await apply(view, s.events)
+    stolen = _forged(s, order_id, "PaymentFailed", user_id="user-thief", reason="x")
+    await apply(view, [stolen])
+    assert (await _summary(view, order_id))["user_id"] == "user-owner"
+    assert await view.user_orders("user-thief", 10, 0) == []

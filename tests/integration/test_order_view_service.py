@@ -19,16 +19,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import nats
 import pytest
 from litestar.testing import AsyncTestClient
 from nats.js import JetStreamContext
 from prometheus_client import REGISTRY
 
+from forged_events import forge
 from order_view.bootstrap import build
 from order_view_scenario import ADA, Scenario, publish, saga_scenario, user_id
 from polysaga.events import declaration
-from polysaga.events.envelope import Envelope
+from polysaga.events.envelope import Envelope, encode_body, to_headers
 from polysaga.messaging.connection import ensure_streams
 from polysaga.mongo.client import MongoDatabase, connect
 from polysaga.settings import ServiceSettings
@@ -303,3 +305,153 @@ async def test_a_rebuild_names_the_streams_whose_history_is_gone(service: Servic
     assert result["orders"] == 1
     assert (await service.client.get(f"/orders/{recent}/summary")).status_code == 200
     assert (await service.client.get(f"/orders/{aged_out}/summary")).status_code == 404
+
+
+def refused_count(step: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "polysaga_saga_steps_refused_total", {"read_model": "order-view", "step": step}
+    )
+    return value or 0.0
+
+
+# SKUs no MongoDB field name can hold as they are; a forged or buggy event may carry them.
+HOSTILE_SKUS = ["", "$", "$x", ".", "..", "X\n", "a\u0000b", "é", "a b", "%2E"]
+
+
+async def test_skus_no_field_name_can_hold_flow_through_the_view_and_its_rebuild(
+    service: Service,
+) -> None:
+    """Issue 14, class 5: every SKU the catalog accepts (dots, runs of dots, a trailing dot,
+    64 characters) reaches every summary and survives a rebuild; products and orders whose
+    SKU no field name can hold (empty, '$', '.', a newline: a forged or buggy producer)
+    poison nothing: each such event is set aside, every other order is served, and a
+    rebuild answers 200, skips exactly those and reproduces the view."""
+    s = now_scenario(14)
+    skus = ["a..b", "a.", "x-_", "A.B.C", "T" * 64, "9", "sku.with.dots"]
+    orders = {}
+    for index, sku in enumerate(skus):
+        s.product(sku, f"product {index}", "1.00")
+        orders[sku] = s.order("user-k", [(sku, 1, "1.00")], "confirmed")
+    await service.publish_all(s)
+    for sku in HOSTILE_SKUS:
+        product = {"sku": sku, "name": "Forged", "price": "1.00", "version": 1}
+        await forge(service.js, "ProductCreated", sku, msgspec.json.encode(product))
+        order_id = str(uuid.uuid4())
+        placed = {
+            "order_id": order_id,
+            "user_id": "user-k",
+            "items": [{"sku": sku, "quantity": 1, "unit_price": "1.00"}],
+            "total": "1.00",
+            "placed_at": datetime.now(UTC).isoformat(),
+            "deadline_at": datetime.now(UTC).isoformat(),
+        }
+        await forge(service.js, "OrderPlaced", order_id, msgspec.json.encode(placed))
+    await eventually(service.caught_up)
+    for index, sku in enumerate(skus):
+        response = await service.client.get(f"/orders/{orders[sku]}/summary")
+        assert response.status_code == 200, (sku, response.text)
+        assert [(i["sku"], i["name"]) for i in response.json()["items"]] == [
+            (sku, f"product {index}")
+        ]
+    live = (await service.client.get("/admin/digest")).json()
+    rebuilt = await service.client.post("/admin/rebuild")
+    assert rebuilt.status_code == 200, rebuilt.text
+    assert rebuilt.json()["events_skipped"] == 2 * len(HOSTILE_SKUS)
+    assert rebuilt.json()["orders"] == len(skus)
+    again = (await service.client.get("/admin/digest")).json()
+    assert (again["count"], again["digest"]) == (live["count"], live["digest"])
+
+
+async def test_a_rebuild_skips_and_counts_events_it_cannot_apply(service: Service) -> None:
+    """Issue 14, class 5: whatever a stream holds (bytes that are not UTF-8, JSON of the
+    wrong shape, a NUL where text goes), a rebuild answers 200 with the rest of the view
+    rebuilt and says how many events it skipped."""
+    s = now_scenario(15)
+    s.product("good-1", "Kettle", "1.00")
+    order_id = s.order("user-n", [("good-1", 1, "1.00")], "confirmed")
+    await service.publish_all(s)
+    poison = [
+        # A JSON-escaped NUL in a name (the raw literal keeps the backslash).
+        (
+            "ProductCreated",
+            rb'{"sku": "bad-1", "name": "Ket\u0000tle", "price": "1",'
+            rb' "version": 1}',
+        ),
+        ("ProductRenamed", b'{"sku": "bad-2", "version": 2}'),
+        ("ProductCreated", b'{"sku": "bad-3", "name": ["x"], "price": 1, "version": 1}'),
+        ("UserRegistered", b"\xff\xfe not even UTF-8"),
+        ("OrderConfirmed", b"[" * 5000 + b"]" * 5000),
+    ]
+    for name, body in poison:
+        await forge(service.js, name, "poison", body)
+    await eventually(service.caught_up, timeout_s=60)
+    response = await service.client.post("/admin/rebuild")
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["events_skipped"] == len(poison)
+    assert result["events_applied"] == len(s.events)
+    summary = await service.client.get(f"/orders/{order_id}/summary")
+    assert summary.status_code == 200
+    assert summary.json()["items"][0]["name"] == "Kettle"
+
+
+async def test_a_step_the_saga_does_not_allow_is_not_shown_and_is_counted(
+    service: Service,
+) -> None:
+    """Issue 14, class 9: a StockReservationFailed after OrderConfirmed (a producer's own
+    credentials can publish one) is not in the order's history, is counted once in
+    ``polysaga_saga_steps_refused_total``, and a rebuild agrees with the live view, also
+    with forged steps of the same user's for orders never placed (never served, and left
+    out of the digest: a rebuild copies the user into them, the live view cannot)."""
+    s = now_scenario(16)
+    user = user_id("user-9")
+    s.user(user, "Nine", 1)
+    order_id = s.order(user, [("SKU-1", 1, "20.00")], "confirmed")
+    for _ in range(3):
+        ghost = s.uid()
+        lines = [{"sku": "SKU-1", "quantity": 1}]
+        reserved = {"order_id": ghost, "user_id": user, "items": lines, "total": "5.00"}
+        s.emit("StockReserved", ghost, reserved)
+    await service.publish_all(s)
+    await eventually(service.caught_up)
+    before = refused_count("StockReservationFailed")
+    forged = s.emit("StockReservationFailed", order_id, {"order_id": order_id, "reason": "x"})
+    await publish(service.js, forged)
+    await eventually(service.caught_up)
+    assert refused_count("StockReservationFailed") == before + 1
+    # The same event again (a redelivery under another Nats-Msg-Id) is not counted twice.
+    await service.js.publish(
+        forged.subject, encode_body(forged.data), headers={**to_headers(forged), "Nats-Msg-Id": "x"}
+    )
+    await eventually(service.caught_up)
+    assert refused_count("StockReservationFailed") == before + 1
+
+    body = (await service.client.get(f"/orders/{order_id}/summary")).json()
+    assert [h["step"] for h in body["history"]] == [
+        "OrderPlaced",
+        "StockReserved",
+        "PaymentProcessed",
+        "OrderConfirmed",
+    ]
+    live = (await service.client.get("/admin/digest")).json()
+    assert (await service.client.post("/admin/rebuild")).status_code == 200
+    assert (await service.client.get("/admin/digest")).json()["digest"] == live["digest"]
+
+
+async def test_a_rebuild_that_cannot_read_the_streams_is_a_503_and_changes_nothing(
+    service: Service,
+) -> None:
+    """Issue 14, class 5: ``POST /admin/rebuild`` never answers 500; history it cannot read
+    (here a stream gone) is a 503 with Retry-After, and the live generation stays."""
+    s = now_scenario(17)
+    order_id = s.order("user-r", [("SKU-1", 1, "20.00")], "confirmed")
+    await service.publish_all(s)
+    await eventually(service.caught_up)
+    live = (await service.client.get("/admin/digest")).json()
+    await service.js.delete_stream("PAYMENTS")
+    response = await service.client.post("/admin/rebuild")
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["type"].endswith("/event-history-unavailable")
+    assert (await service.client.get("/admin/digest")).json() == live
+    assert (await service.client.get(f"/orders/{order_id}/summary")).status_code == 200

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
+import asyncpg
 import pytest
 from nats.js import JetStreamContext
 from sqlalchemy import text
@@ -20,7 +21,7 @@ from polysaga.mongo import outbox as mongo_outbox
 from polysaga.mongo.client import connect as mongo_connect
 from polysaga.persistence import inbox as pg_inbox
 from polysaga.persistence import outbox as pg_outbox
-from polysaga.persistence.database import Migration, create_engine, migrate
+from polysaga.persistence.database import Migration, asyncpg_dsn, create_engine, migrate
 
 AGGREGATE = "3f2c1b0a-9e8d-4c7b-a6f5-e4d3c2b1a098"
 
@@ -66,11 +67,18 @@ class PostgresBackend:
                 raise Aborted
 
     async def relay(self, js: JetStreamContext) -> int:
-        return await pg_outbox.OutboxRelay(self.engine, js, database_url=self.url).publish_pending()
+        relay = pg_outbox.OutboxRelay(js, database_url=self.url)
+        try:
+            return await relay.publish_pending()
+        finally:
+            await relay.close()
 
     async def pending(self) -> int:
-        async with self.engine.connect() as conn:
-            return (await pg_outbox.backlog(conn)).pending
+        relay_conn = await asyncpg.connect(asyncpg_dsn(self.url))
+        try:
+            return (await pg_outbox.backlog(relay_conn)).pending
+        finally:
+            await relay_conn.close()
 
     def runner(self) -> HandlerRunner:
         return pg_inbox.transactional_runner(self.engine)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -46,3 +48,31 @@ async def test_prune_removes_only_what_is_safe(engine: AsyncEngine) -> None:
         kept_inbox = {str(r[0]) for r in await conn.execute(text("SELECT event_id FROM inbox"))}
     assert left == {e.event_id for e in events[1:]}
     assert kept_inbox == {events[1].event_id}
+
+
+async def test_the_order_service_prunes_idempotency_keys_past_their_retention(
+    database_url: str,
+) -> None:
+    from order.adapters import MIGRATIONS, PRUNE_IDEMPOTENCY_KEYS
+    from polysaga.persistence.database import create_engine, migrate
+    from polysaga.persistence.pruning import delete_in_chunks
+
+    engine = create_engine(database_url, pool_size=2)
+    try:
+        await migrate(engine, [*outbox.MIGRATIONS, *inbox.MIGRATIONS, *MIGRATIONS])
+        async with engine.begin() as conn:
+            for key, age_s in (("old", 2 * 24 * 3600.0), ("fresh", 3600.0)):
+                await conn.execute(
+                    text(
+                        "INSERT INTO idempotency_keys (key, request_hash, order_id, version,"
+                        " created_at) VALUES (:key, 'h', :order_id, 1,"
+                        " now() - make_interval(secs => :age_s))"
+                    ),
+                    {"key": key, "order_id": str(uuid.uuid4()), "age_s": age_s},
+                )
+        assert await delete_in_chunks(engine, PRUNE_IDEMPOTENCY_KEYS, 24 * 3600) == 1
+        async with engine.connect() as conn:
+            left = [r[0] for r in await conn.execute(text("SELECT key FROM idempotency_keys"))]
+        assert left == ["fresh"]
+    finally:
+        await engine.dispose()

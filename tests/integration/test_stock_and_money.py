@@ -70,7 +70,10 @@ async def test_concurrent_charges_never_take_a_balance_below_zero(stores: AsyncE
         await PaymentStore(conn).set_balance("alice", Decimal("10.00"))
 
     async def charge() -> str:
-        event = new_event(samples.stock_reserved(user_id="alice", total="3.00"))
+        oid = uuid.uuid4()
+        placed = new_event(samples.order_placed(order_id=oid, user_id="alice", total="3.00"))
+        event = new_event(samples.stock_reserved(order_id=oid, user_id="alice", total="3.00"))
+        await retrying(stores, lambda conn: payment_app.on_order_placed(placed, PaymentStore(conn)))
         emitted = await retrying(
             stores, lambda conn: payment_app.on_stock_reserved(event, PaymentStore(conn))
         )
@@ -93,6 +96,9 @@ async def test_a_charge_that_lands_after_the_cancel_decision_is_refunded_once(
     cancelled = new_event(
         samples.order_cancelled(order_id=oid, user_id="bob", reason="deadline_exceeded")
     )
+    placed = new_event(samples.order_placed(order_id=oid, user_id="bob", total="20.00"))
+    async with stores.begin() as conn:
+        assert await payment_app.on_order_placed(placed, PaymentStore(conn)) == []
     async with stores.begin() as conn:
         charged = await payment_app.on_stock_reserved(reserved, PaymentStore(conn))
     async with stores.begin() as conn:
@@ -107,3 +113,33 @@ async def test_a_charge_that_lands_after_the_cancel_decision_is_refunded_once(
     assert again == []
     assert balance == Decimal("50.00")
     assert payment is not None and payment.status is PaymentStatus.REFUNDED
+
+
+async def test_an_order_and_its_reservation_racing_are_charged_exactly_once(
+    stores: AsyncEngine,
+) -> None:
+    """Issue 14, class 7: payment hears of an order (ORDERS) and of its reservation
+    (INVENTORY) on two consumers, in either order or at once; each order is charged its
+    placed total exactly once, and a reservation naming another total is charged never."""
+    async with stores.begin() as conn:
+        await PaymentStore(conn).set_balance("carol", Decimal("1000.00"))
+    orders = [uuid.uuid4() for _ in range(30)]
+
+    async def deliver(oid: uuid.UUID, forged: bool) -> list[str]:
+        placed = new_event(samples.order_placed(order_id=oid, user_id="carol", total="7.00"))
+        claim = "1.00" if forged else "7.00"
+        reserved = new_event(samples.stock_reserved(order_id=oid, user_id="carol", total=claim))
+        results = await asyncio.gather(
+            retrying(stores, lambda c: payment_app.on_order_placed(placed, PaymentStore(c))),
+            retrying(stores, lambda c: payment_app.on_stock_reserved(reserved, PaymentStore(c))),
+        )
+        return [e.name for emitted in results for e in emitted]
+
+    outcomes = await asyncio.gather(*(deliver(o, i % 3 == 0) for i, o in enumerate(orders)))
+    genuine = [o for i, o in enumerate(outcomes) if i % 3]
+    forged = [o for i, o in enumerate(outcomes) if not i % 3]
+    assert all(o == ["PaymentProcessed"] for o in genuine), genuine
+    assert all(o == [] for o in forged), forged
+    async with stores.connect() as conn:
+        balance = await PaymentStore(conn).balance("carol")
+    assert balance == Decimal("1000.00") - 7 * len(genuine)

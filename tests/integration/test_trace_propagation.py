@@ -125,8 +125,11 @@ async def test_the_outbox_row_keeps_the_writers_context_and_the_saga_continues_i
     assert ids(stored["traceparent"]) == (writer.trace_id, writer.span_id)
     assert stored["baggage"] == f"{tracing.ORDER_ID}={order_id}"
 
-    relay = outbox.OutboxRelay(traced_engine, js, database_url=str(traced_engine.url))
-    assert await relay.publish_pending() == 1
+    relay = outbox.OutboxRelay(js, database_url=traced_engine.url.render_as_string(False))
+    try:
+        assert await relay.publish_pending() == 1
+    finally:
+        await relay.close()
     await asyncio.sleep(0)  # the publish span ends in the ack's done callback
     headers = await consume_one(traced_engine, js)
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from polysaga.persistence.database import create_engine
 from polysaga.settings import ServiceSettings
 from polysaga_tools.servers import NatsServer
-from service_client import body, event_name, published, service_client
+from service_client import body, event_name, pg_outbox_drained, published, service_client
 from user.bootstrap import build
 
 
@@ -63,7 +63,7 @@ async def register(client: AsyncTestClient, name: str, email: str) -> str:
 
 
 async def test_register_get_and_patch_publish_the_full_profile_with_its_version(
-    client: AsyncTestClient, js: JetStreamContext
+    client: AsyncTestClient, js: JetStreamContext, db: AsyncEngine
 ) -> None:
     user_id = await register(client, "Ada", "ada@example.com")
 
@@ -90,7 +90,7 @@ async def test_register_get_and_patch_publish_the_full_profile_with_its_version(
     assert moved.json()["version"] == 3
     assert moved.json()["updated_at"] > moved.json()["created_at"]
 
-    msgs = await published(js, "USERS", "users.events.>", 3)
+    msgs = await published(js, "USERS", "users.events.>", 3, drained=pg_outbox_drained(db))
 
     assert [event_name(m) for m in msgs] == [
         "UserRegistered",
@@ -142,7 +142,7 @@ async def test_a_taken_email_is_409_and_writes_nothing(
         "grace@example.com",
         1,
     )
-    msgs = await published(js, "USERS", "users.events.>", 2)
+    msgs = await published(js, "USERS", "users.events.>", 2, drained=pg_outbox_drained(db))
     assert [m.headers["ce-subject"] for m in msgs if m.headers] == [ada, grace]
 
 

@@ -4,65 +4,22 @@ tries without writing anything."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import cast
 
 import pytest
 
-from catalog.adapters import ProductStore, StoredProduct
-from catalog.application import EVENT_HANDLERS, add_product, change_product
-from catalog.domain import (
-    ConcurrentChangeError,
-    Product,
-    ProductEvent,
-    ProductExistsError,
-    ProductNotFoundError,
-)
+from catalog.application import EVENT_HANDLERS, add_product, change_product, get_product
+from catalog.domain import ConcurrentChangeError, ProductExistsError, ProductNotFoundError
+from fakes import FakeUnitOfWork
+from fakes.catalog import FakeProductStore
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-class FakeProductStore:
-    """Like the real store: an insert of a known SKU is refused; a save only lands if the
-    product is still at the version it was read at. ``interfere`` makes another writer
-    change the product between each read and the next save."""
-
-    def __init__(self, interfere: int = 0) -> None:
-        self.products: dict[str, StoredProduct] = {}
-        self.published: list[ProductEvent] = []
-        self.interfere = interfere
-
-    async def get(self, sku: str) -> StoredProduct | None:
-        stored = self.products.get(sku)
-        if stored is not None and self.interfere:
-            self.interfere -= 1
-            bumped = replace(stored.product, version=stored.product.version + 1)
-            self.products[sku] = StoredProduct(bumped, stored.outbox_seq)
-        return stored
-
-    async def add(self, product: Product, events: Sequence[ProductEvent]) -> None:
-        if product.sku in self.products:
-            raise ProductExistsError(product.sku)
-        self.products[product.sku] = StoredProduct(product, len(events))
-        self.published.extend(events)
-
-    async def save(
-        self, stored: StoredProduct, changed: Product, events: Sequence[ProductEvent]
-    ) -> Product | None:
-        current = self.products[changed.sku]
-        if current.product.version != stored.product.version:
-            return None
-        self.products[changed.sku] = StoredProduct(changed, current.outbox_seq + len(events))
-        self.published.extend(events)
-        return changed
-
-
 async def test_a_lost_race_is_decided_again_on_fresh_state() -> None:
     fake = FakeProductStore()
-    store = cast(ProductStore, fake)
+    store = FakeUnitOfWork(fake)
     await add_product(store, "mug", "Mug", Decimal("10.00"), NOW)
     fake.interfere = 2
 
@@ -75,7 +32,7 @@ async def test_a_lost_race_is_decided_again_on_fresh_state() -> None:
 
 async def test_endless_races_give_up_and_write_nothing() -> None:
     fake = FakeProductStore()
-    store = cast(ProductStore, fake)
+    store = FakeUnitOfWork(fake)
     await add_product(store, "mug", "Mug", Decimal("10.00"), NOW)
     fake.interfere = 100
 
@@ -84,11 +41,12 @@ async def test_endless_races_give_up_and_write_nothing() -> None:
 
     assert [type(e).__name__ for e in fake.published] == ["ProductCreated"]
     assert fake.products["mug"].product.name == "Mug"
+    assert store.commits == 1  # the add; the change gave up without committing
 
 
 async def test_a_change_to_the_same_values_writes_nothing() -> None:
     fake = FakeProductStore()
-    store = cast(ProductStore, fake)
+    store = FakeUnitOfWork(fake)
     await add_product(store, "mug", "Mug", Decimal("10.00"), NOW)
 
     unchanged = await change_product(store, "mug", NOW, price=Decimal("10"))
@@ -98,13 +56,16 @@ async def test_a_change_to_the_same_values_writes_nothing() -> None:
 
 
 async def test_unknown_and_duplicate_products() -> None:
-    store = cast(ProductStore, FakeProductStore())
+    store = FakeUnitOfWork(FakeProductStore())
     await add_product(store, "mug", "Mug", Decimal("10.00"), NOW)
 
     with pytest.raises(ProductExistsError):
         await add_product(store, "mug", "Other", Decimal("1.00"), NOW)
     with pytest.raises(ProductNotFoundError):
         await change_product(store, "cup", NOW, name="Cup")
+    with pytest.raises(ProductNotFoundError):
+        await get_product(store, "cup")
+    assert (await get_product(store, "mug")).name == "Mug"
 
 
 def test_the_catalog_consumes_nothing() -> None:

@@ -79,7 +79,7 @@ def test_no_service_consumes_its_own_events(service: str) -> None:
 
 def test_payment_consumption_is_grouped_by_stream() -> None:
     assert consumed_by("payment") == {
-        ORDERS: (spec("OrderCancelled"),),
+        ORDERS: (spec("OrderPlaced"), spec("OrderCancelled"), spec("PaymentRejected")),
         INVENTORY: (spec("StockReserved"),),
     }
 

@@ -4,17 +4,16 @@ may see an order, and customers' idempotency keys kept apart."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
-import msgspec
 import pytest
 
+from fakes.gateway import ScriptedUpstream
 from gateway import application
-from gateway.adapters import UpstreamClient, UpstreamReply, UpstreamUnavailableError
 from gateway.domain import compose_details, may_see, scoped_idempotency_key, skus_of
+from gateway.ports import UpstreamUnavailableError
 from polysaga.auth import Principal
 
 ORDER_ID = "6f1c2a52-6a3b-4d7e-9a43-0d5f7c1e2b3a"
@@ -60,37 +59,8 @@ def test_each_sku_once_in_line_order_and_odd_items_ignored() -> None:
     assert skus_of({}) == []
 
 
-class ScriptedUpstream:
-    """Answers per (service, path): a reply, an exception, or a delay then a reply."""
-
-    timeout_s = 1.0
-
-    def __init__(self, script: Mapping[tuple[str, str], Any], delay_s: float = 0.0) -> None:
-        self.script = script
-        self.delay_s = delay_s
-        self.asked: list[tuple[str, str]] = []
-
-    async def get(
-        self,
-        service: str,
-        path: str,
-        params: Mapping[str, str | int] | None = None,
-        *,
-        timeout_s: float | None = None,
-    ) -> UpstreamReply:
-        self.asked.append((service, path))
-        if service != "order":
-            await asyncio.sleep(self.delay_s)
-        answer = self.script.get((service, path), UpstreamUnavailableError(service, "refused"))
-        if isinstance(answer, Exception):
-            raise answer
-        if isinstance(answer, int):
-            return UpstreamReply(answer, b'{"title": "x"}', "application/problem+json", None)
-        return UpstreamReply(200, msgspec.json.encode(answer), "application/json", None)
-
-
-def upstream(script: Mapping[tuple[str, str], Any], delay_s: float = 0.0) -> UpstreamClient:
-    return cast(UpstreamClient, ScriptedUpstream(script, delay_s))
+def upstream(script: Mapping[tuple[str, str], Any], delay_s: float = 0.0) -> ScriptedUpstream:
+    return ScriptedUpstream(script, delay_s)
 
 
 FULL = {
@@ -127,7 +97,7 @@ async def test_a_failing_user_is_a_gap_not_an_error(failure: Any) -> None:
 async def test_the_user_id_and_sku_are_escaped_into_one_path_segment() -> None:
     order = ORDER | {"user_id": "a/b", "items": [{"sku": "x?y", "quantity": 1}]}
     scripted = ScriptedUpstream({("order", f"/orders/{ORDER_ID}"): order})
-    await application.order_details(cast(UpstreamClient, scripted), ORDER_ID, OPERATOR)
+    await application.order_details(scripted, ORDER_ID, OPERATOR)
     assert ("user", "/users/a%2Fb") in scripted.asked
     assert ("catalog", "/products/x%3Fy") in scripted.asked
 
@@ -169,9 +139,7 @@ async def test_a_customer_sees_their_own_order_and_another_s_is_not_found() -> N
     assert (await application.order_details(upstream(FULL), ORDER_ID, owner)).complete
     other = ScriptedUpstream(FULL)
     with pytest.raises(application.OrderNotFoundError):
-        await application.order_details(
-            cast(UpstreamClient, other), ORDER_ID, Principal("user-2", frozenset(), False)
-        )
+        await application.order_details(other, ORDER_ID, Principal("user-2", frozenset(), False))
     assert other.asked == [("order", f"/orders/{ORDER_ID}")]  # nothing more was fetched
 
 

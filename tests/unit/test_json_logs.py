@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +15,9 @@ from opentelemetry import baggage, context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
+from event_samples import sample
 from polysaga import tracing
+from polysaga.events.envelope import new_event
 from polysaga.logs import AccessLog, JsonFormatter, access_log
 
 ORDER_ID = "4a9e3a9e-8d4f-4d8e-9a57-2f1c3b0f7e11"
@@ -43,6 +46,19 @@ def test_a_line_outside_any_span_has_the_basic_fields_only() -> None:
     assert line["logger"] == "inventory.application" and line["message"] == "reserved stock"
     assert str(line["time"]).endswith("+00:00")
     assert not {"trace_id", "span_id", "order_id"} & set(line)
+
+
+def test_a_line_about_an_event_outside_its_span_names_the_event_trace_and_order() -> None:
+    """What the consumer logs after a handler failed (its span has ended) joins the saga."""
+    trace_id, parent = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    event = new_event(
+        sample("StockReserved", order_id=uuid.UUID(ORDER_ID)),
+        trace_headers={"traceparent": f"00-{trace_id}-{parent}-01"},
+    )
+    with tracing.in_context_of(event):
+        line = formatted(record("failed on %s", "StockReserved"))
+    assert (line["trace_id"], line["span_id"], line["order_id"]) == (trace_id, parent, ORDER_ID)
+    assert "trace_id" not in formatted(record())  # nothing stays attached afterwards
 
 
 def test_inside_a_span_the_line_names_its_trace_span_and_order() -> None:

@@ -33,6 +33,7 @@ from order.application import (
 from order.domain import Order, OrderStatus, UnknownProductError
 from order.ports import ConcurrencyConflictError
 from polysaga.events.envelope import Envelope, new_event
+from polysaga.money import format_money
 from polysaga.unit_of_work import UnitNotOpenError
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -280,13 +281,57 @@ async def test_failure_after_confirmation_changes_nothing(fake: FakeOrderStore) 
     assert len(fake.streams[order_id]) == 2
 
 
-async def test_reaction_to_an_unknown_order_raises(fake: FakeOrderStore) -> None:
-    with pytest.raises(OrderNotFoundError):
-        await on_payment_processed(
-            payment_event("PaymentProcessed", str(uuid.uuid4()), amount="1.00"),
-            fake,
-            NOW,
-        )
+def rejected_count(reason: str) -> float:
+    labels = {"event_type": "PaymentProcessed", "reason": reason}
+    return REGISTRY.get_sample_value("polysaga_events_rejected_total", labels) or 0.0
+
+
+async def test_a_payment_for_no_order_of_ours_is_rejected_for_a_refund(
+    fake: FakeOrderStore,
+) -> None:
+    """Issue 14, class 7: a charge the order service cannot match is compensated."""
+    order_id = str(uuid.uuid4())
+    before = rejected_count("unknown_order")
+    await on_payment_processed(
+        payment_event("PaymentProcessed", order_id, user_id="u-9", amount="5.00"),
+        fake,
+        NOW,
+    )
+    assert [e.name for e in fake.published] == ["PaymentRejected"]
+    rejected = fake.published[0].data
+    assert (str(rejected.order_id), rejected.user_id, rejected.amount, rejected.reason) == (
+        order_id,
+        "u-9",
+        "5.00",
+        "unknown_order",
+    )
+    assert rejected_count("unknown_order") == before + 1
+    assert await fake.load(order_id) is None  # no order came of it
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        pytest.param({"amount": "0.01"}, "amount_mismatch", id="less"),
+        pytest.param({"amount": "999.00"}, "amount_mismatch", id="more"),
+        pytest.param({"user_id": "someone-else"}, "user_mismatch", id="other-user"),
+    ],
+)
+async def test_a_payment_that_does_not_match_the_order_does_not_confirm_it(
+    fake: FakeOrderStore, fields: dict[str, str], reason: str
+) -> None:
+    order_id = await place(fake)
+    order = await status_of(fake, order_id)
+    paid = {"user_id": order.user_id, "amount": format_money(order.total), **fields}
+    await on_payment_processed(payment_event("PaymentProcessed", order_id, **paid), fake, NOW)
+    assert (await status_of(fake, order_id)).status is OrderStatus.PENDING
+    assert [(e.name, e.data.reason) for e in fake.published] == [("PaymentRejected", reason)]
+
+    # The order's own payment still confirms it.
+    matching = {"user_id": order.user_id, "amount": format_money(order.total)}
+    await on_payment_processed(payment_event("PaymentProcessed", order_id, **matching), fake, NOW)
+    assert (await status_of(fake, order_id)).status is OrderStatus.CONFIRMED
+    assert len(fake.published) == 1
 
 
 # --- deadlines --------------------------------------------------------------------------

@@ -5,7 +5,10 @@ and the digest depends on content only."""
 from __future__ import annotations
 
 import itertools
+import random
+import string
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -17,6 +20,7 @@ from order_view.domain import (
     history_detail,
     item_count,
     merge_status,
+    refused_steps,
     sorted_history,
     status_write,
     summary_from_document,
@@ -56,11 +60,53 @@ def test_only_terminal_events_override() -> None:
 
 
 def test_field_keys_are_safe_in_a_path_and_never_collide() -> None:
-    skus = ["a.b", "a%2Eb", "$x", "a-b_c", "a..b", "%"]
-    keys = [field_key(s) for s in skus]
-    assert len(set(keys)) == len(skus)
-    assert all("." not in k and not k.startswith("$") for k in keys)
+    rng = random.Random(5)
+    alphabet = "a.$%-_ \n\x00é🍵A9"
+    drawn = {"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6))) for _ in range(3000)}
+    texts = sorted(drawn | {"", "a.b", "a%2Eb", "$x", "a-b_c", "a..b", "%", "%25", "X\n"})
+    keys = [field_key(t) for t in texts]
+    assert len(set(keys)) == len(texts)  # injective
+    for key in keys:  # a non-empty MongoDB field name of safe characters only
+        assert key and not key.startswith("$")
+        assert set(key) <= set(string.ascii_letters + string.digits + "_-%")
     assert field_key("SKU-1") == "SKU-1"
+    assert field_key("sku.with.dots") == "sku%2Ewith%2Edots"  # as before for catalog SKUs
+
+
+def _entry(step: str, seconds: int) -> dict[str, Any]:
+    return {"step": step, "at": T0 + timedelta(seconds=seconds), "detail": None}
+
+
+def test_refused_steps_do_not_depend_on_the_order_of_arrival() -> None:
+    entries = {
+        "placed": _entry("OrderPlaced", 0),
+        "reserved": _entry("StockReserved", 1),
+        "paid": _entry("PaymentProcessed", 2),
+        "confirmed": _entry("OrderConfirmed", 3),
+        "forged-failed": _entry("StockReservationFailed", 0),
+        "forged-refund": _entry("PaymentRefunded", 9),
+        "forged-second-payment": _entry("PaymentProcessed", 1),
+        "forged-payment-failed": _entry("PaymentFailed", 4),
+    }
+    answers = set()
+    for order in itertools.islice(itertools.permutations(entries), 0, None, 97):
+        answers.add(frozenset(refused_steps({k: entries[k] for k in order})))
+    assert answers == {
+        frozenset({"forged-failed", "forged-refund", "paid", "forged-payment-failed"})
+    }  # two payments: the earlier one is kept (here the forged one, at second 1)
+
+
+def test_a_cancelled_saga_keeps_its_late_steps_and_compensations() -> None:
+    entries = {
+        "placed": _entry("OrderPlaced", 0),
+        "cancelled": _entry("OrderCancelled", 30),
+        "reserved": _entry("StockReserved", 31),
+        "released": _entry("StockReleased", 32),
+        "paid": _entry("PaymentProcessed", 33),
+        "refunded": _entry("PaymentRefunded", 34),
+    }
+    assert refused_steps(entries) == set()
+    assert refused_steps({**entries, "failed": _entry("StockReservationFailed", 35)}) == {"failed"}
 
 
 def test_history_is_sorted_by_time_then_saga_order_whatever_the_map_order() -> None:

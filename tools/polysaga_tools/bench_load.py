@@ -37,6 +37,7 @@ class SagaEnds:
     ended: dict[str, float] = field(default_factory=dict)
     ended_in_order: list[str] = field(default_factory=list)
     due: dict[str, float] = field(default_factory=dict)  # accepted order id -> its arrival time
+    _waiters: dict[str, asyncio.Future[float]] = field(default_factory=dict)
 
     async def subscribe(self, js: JetStreamContext) -> Any:
         async def on_message(msg: Msg) -> None:
@@ -45,6 +46,9 @@ class SagaEnds:
             if order_id and terminal and order_id not in self.ended:
                 self.ended[order_id] = time.monotonic()
                 self.ended_in_order.append(order_id)
+                waiter = self._waiters.pop(order_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(self.ended[order_id])
 
         return await js.subscribe(
             "orders.events.>",
@@ -52,6 +56,13 @@ class SagaEnds:
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.NEW,
         )
+
+    async def wait_for(self, order_id: str, timeout_s: float) -> float:
+        """The monotonic time the order's saga ended, once it has."""
+        if order_id in self.ended:
+            return self.ended[order_id]
+        waiter = self._waiters.setdefault(order_id, asyncio.get_running_loop().create_future())
+        return await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
 
     def latency_ms(self, order: PlacedOrder) -> float | None:
         if order.order_id is None or order.order_id not in self.ended:
@@ -112,3 +123,45 @@ async def run_open_loop(
             on_sent()
     await asyncio.gather(*tasks)
     return placed
+
+
+@dataclass(frozen=True)
+class ClosedLoopResult:
+    orders: int
+    concurrency: int
+    sagas_per_s: float
+    failed: int
+
+
+async def run_closed_loop(
+    client: httpx.AsyncClient,
+    order_url: str,
+    make_body: OrderBody,
+    orders: int,
+    concurrency: int,
+    ends: SagaEnds,
+    *,
+    seed: int = 1,
+    saga_timeout_s: float = 60.0,
+) -> ClosedLoopResult:
+    """``concurrency`` clients, each placing an order and waiting for its saga to end before
+    placing the next, until ``orders`` sagas have ended: the throughput a fixed population
+    of users gets (the way the peer is measured)."""
+    rng = random.Random(seed)
+    remaining = orders
+    failed = 0
+
+    async def client_loop() -> None:
+        nonlocal remaining, failed
+        while remaining > 0:
+            remaining -= 1
+            response = await client.post(f"{order_url}/orders", json=make_body(rng))
+            if not response.is_success:
+                failed += 1
+                continue
+            await ends.wait_for(str(response.json()["order_id"]), saga_timeout_s)
+
+    started = time.monotonic()
+    await asyncio.gather(*(client_loop() for _ in range(concurrency)))
+    elapsed = time.monotonic() - started
+    return ClosedLoopResult(orders, concurrency, round((orders - failed) / elapsed, 1), failed)

@@ -1,18 +1,21 @@
 """What the benchmark reads from the running stack besides sagas: every durable consumer's
-backlog, the order view's consistency-lag histogram, and each service's resident memory."""
+backlog, the order view's consistency-lag histogram, each service's resident memory, and the
+services' hop histograms and counters."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import httpx
 import psutil
 from nats.js import JetStreamContext
 
 from polysaga.events import declaration
-from polysaga_tools.histograms import Buckets, bucket_counts
+from polysaga_tools.histograms import Buckets, bucket_counts, counter_value, delta
+from polysaga_tools.histograms import quantile as histogram_quantile
 from polysaga_tools.read_side import LAG_HISTOGRAM
 
 
@@ -66,3 +69,84 @@ class PeakRss:
 
     def megabytes(self) -> dict[str, float]:
         return {s: round(b / 2**20, 1) for s, b in sorted(self.peak_bytes.items())}
+
+
+HOP_HISTOGRAM = "polysaga_event_hop_seconds"
+HOPS = ("created_to_published", "published_to_delivered", "delivered_to_committed")
+RELAY_COMMITS = "polysaga_outbox_relay_commits_total"
+VIEW_WRITES = "polysaga_view_writes_total"
+
+
+def _quantiles_ms(buckets: Buckets) -> dict[str, float | None]:
+    def ms(q: float) -> float | None:
+        seconds = histogram_quantile(q, buckets)
+        return None if seconds is None else round(seconds * 1000, 2)
+
+    return {"p50": ms(0.5), "p99": ms(0.99)}
+
+
+def _sum(histograms: list[Buckets]) -> Buckets:
+    total: dict[float, float] = {}
+    for buckets in histograms:
+        for le, count in buckets:
+            total[le] = total.get(le, 0.0) + count
+    return sorted(total.items())
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """What every service's /metrics said at one moment: the hop histograms
+    (``polysaga_event_hop_seconds``) per service and hop, and the counters the bound is
+    built from, summed over the services."""
+
+    hops: dict[str, dict[str, Buckets]]  # service -> hop -> buckets
+    counters: dict[str, float]
+
+    def since(self, before: MetricsSnapshot) -> MetricsSnapshot:
+        return MetricsSnapshot(
+            {
+                service: {
+                    hop: delta(b, before.hops.get(service, {}).get(hop, []))
+                    for hop, b in hops.items()
+                }
+                for service, hops in self.hops.items()
+            },
+            {
+                name: max(0.0, value - before.counters.get(name, 0.0))
+                for name, value in self.counters.items()
+            },
+        )
+
+    def hop_quantiles_ms(self) -> dict[str, dict[str, float | None]]:
+        """Every consumer's events together."""
+        return {
+            hop: _quantiles_ms(_sum([hops.get(hop, []) for hops in self.hops.values()]))
+            for hop in HOPS
+        }
+
+    def hop_quantiles_ms_by_service(self) -> dict[str, dict[str, dict[str, float | None]]]:
+        return {
+            service: {hop: _quantiles_ms(hops.get(hop, [])) for hop in HOPS}
+            for service, hops in sorted(self.hops.items())
+            if any(b and b[-1][1] > 0 for b in hops.values())
+        }
+
+
+async def metrics_snapshot(
+    client: httpx.AsyncClient, service_urls: Mapping[str, str]
+) -> MetricsSnapshot:
+    names = list(service_urls)
+    texts = await asyncio.gather(
+        *(client.get(f"{url}/metrics") for url in service_urls.values()), return_exceptions=True
+    )
+    hops: dict[str, dict[str, Buckets]] = {}
+    counters = {RELAY_COMMITS: 0.0, VIEW_WRITES: 0.0}
+    for service, response in zip(names, texts, strict=True):
+        if isinstance(response, BaseException) or not response.is_success:
+            continue
+        hops[service] = {
+            hop: bucket_counts(response.text, HOP_HISTOGRAM, {"hop": hop}) for hop in HOPS
+        }
+        for name in counters:
+            counters[name] += counter_value(response.text, name)
+    return MetricsSnapshot(hops, counters)

@@ -49,3 +49,17 @@ def quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
             return previous_le + (le - previous_le) * share
         previous_le, previous_count = le, count
     return previous_le
+
+
+def counter_value(text: str, counter: str, labels: Mapping[str, str] | None = None) -> float:
+    """A counter (``…_total``) summed over every series whose labels include ``labels``."""
+    wanted = dict(labels or {})
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name != counter:
+                continue
+            if any(sample.labels.get(k) != v for k, v in wanted.items()):
+                continue
+            total += sample.value
+    return total

@@ -1,70 +1,160 @@
 """This machine's limits, measured on the stack's own servers: JetStream publishes with acks
-(gathered in windows, as the outbox relay publishes) and PostgreSQL single-row commits
-(same server, same settings, a scratch database); and the bound they put on sagas/s given
-what one saga costs."""
+(gathered in windows, as the outbox relay publishes), PostgreSQL single-row commits (same
+server, same settings, a scratch database) and the MongoDB-wire server's writes (a scratch
+collection); what one saga costs on each, counted on the servers; and the bound the two put
+on sagas/s."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
 import nats
+from nats.js import JetStreamContext
 
-# What one happy-path saga (OrderPlaced -> StockReserved -> PaymentProcessed ->
-# OrderConfirmed -> NotificationSent) costs, counted from the code. Each PostgreSQL
-# transaction below commits once; the outbox relays' claim-and-mark transactions are left
-# out because they are batched (one per relay round, not per event), so under load they
-# cost a fraction of a commit per saga - leaving them out keeps the bound an upper bound.
-SAGA_COMMITS: tuple[tuple[str, int], ...] = (
-    ("order: place (idempotency key, event, outbox row, status row)", 1),
-    ("inventory: OrderPlaced (inbox, reservation, stock, outbox row)", 1),
-    ("payment: StockReserved (inbox, charge, balance, outbox row)", 1),
-    ("order: PaymentProcessed (inbox, event, outbox row, status row)", 1),
-    ("notification: OrderConfirmed (inbox, notification, outbox row)", 1),
-    # FerretDB v1 runs each MongoDB write as its own PostgreSQL transaction on this server.
-    # order-view, per saga: OrderPlaced = summary upsert + one guarded copy of user and
-    # product names; StockReserved, PaymentProcessed and OrderConfirmed = one upsert each.
-    ("order-view via FerretDB: OrderPlaced (upsert, copy)", 2),
-    ("order-view via FerretDB: StockReserved, PaymentProcessed, OrderConfirmed", 3),
-)
-SAGA_PUBLISHES: tuple[tuple[str, int], ...] = (
-    ("OrderPlaced", 1),
-    ("StockReserved", 1),
-    ("PaymentProcessed", 1),
-    ("OrderConfirmed", 1),
-    ("NotificationSent", 1),
-)
+from polysaga.mongo.client import connect
+
+
+@dataclass(frozen=True)
+class SagaCosts:
+    """What one saga cost on the servers, measured over the maximum phase (never counted
+    from the code): PostgreSQL commits in every service database (FerretDB's own included:
+    it runs each MongoDB write as a PostgreSQL transaction in the view's database), of which
+    the outbox relays' own, messages stored in JetStream, and the order view's writes."""
+
+    commits: float  # every committed transaction, read-only ones too
+    write_transactions: float  # transaction ids assigned: the commits that write (and flush)
+    relay_commits: float
+    publishes: float
+    view_writes: float
 
 
 @dataclass(frozen=True)
 class SagaBound:
-    commits_per_saga: int
-    publishes_per_saga: int
+    """The rate no implementation spending these costs could beat on these servers: each
+    resource, even if it worked for the sagas alone, runs out at its own limit."""
+
     by_commits: float
     by_publishes: float
+    by_view_writes: float
 
     @property
     def sagas_per_s(self) -> float:
-        return min(self.by_commits, self.by_publishes)
+        return min(self.by_commits, self.by_publishes, self.by_view_writes)
 
-    def arithmetic(self, commits_per_s: float, publishes_per_s: float) -> str:
+    @property
+    def limited_by(self) -> str:
+        figures = {
+            "postgres_commits": self.by_commits,
+            "jetstream_publishes": self.by_publishes,
+            "mongo_writes": self.by_view_writes,
+        }
+        return min(figures, key=lambda k: figures[k])
+
+    def arithmetic(self, costs: SagaCosts, limits: MachineLimits) -> str:
         return (
-            f"min({commits_per_s:.0f} commits/s / {self.commits_per_saga} commits per saga"
-            f" = {self.by_commits:.1f}, {publishes_per_s:.0f} publishes/s /"
-            f" {self.publishes_per_saga} publishes per saga = {self.by_publishes:.1f})"
-            f" = {self.sagas_per_s:.1f} sagas/s"
+            f"min({limits.postgres_commits_per_s:.0f} commits/s /"
+            f" {costs.write_transactions:.2f} writing transactions per saga"
+            f" = {self.by_commits:.1f}, {limits.jetstream_publishes_per_s:.0f} publishes/s /"
+            f" {costs.publishes:.2f} per saga = {self.by_publishes:.1f},"
+            f" {limits.mongo_writes_per_s:.0f} view writes/s / {costs.view_writes:.2f} per saga"
+            f" = {self.by_view_writes:.1f}) = {self.sagas_per_s:.1f} sagas/s"
         )
 
 
-def saga_bound(commits_per_s: float, publishes_per_s: float) -> SagaBound:
-    """The rate no implementation of this saga could beat on these servers: each resource,
-    even if it worked for the saga alone, runs out at its own limit."""
-    commits = sum(n for _, n in SAGA_COMMITS)
-    publishes = sum(n for _, n in SAGA_PUBLISHES)
-    return SagaBound(commits, publishes, commits_per_s / commits, publishes_per_s / publishes)
+@dataclass(frozen=True)
+class MachineLimits:
+    jetstream_publishes_per_s: float
+    postgres_commits_per_s: float
+    mongo_writes_per_s: float  # one connection, as the order view writes
+    mongo_writes_per_s_4_connections: float
+
+
+def saga_bound(costs: SagaCosts, limits: MachineLimits) -> SagaBound:
+    def per(limit: float, cost: float) -> float:
+        return limit / cost if cost > 0 else float("inf")
+
+    # The commit limit is measured with writing commits; a read-only one flushes nothing.
+    return SagaBound(
+        per(limits.postgres_commits_per_s, costs.write_transactions),
+        per(limits.jetstream_publishes_per_s, costs.publishes),
+        per(limits.mongo_writes_per_s, costs.view_writes),
+    )
+
+
+async def commits_by_database(admin_dsn: str) -> dict[str, int]:
+    """Committed transactions so far per database (pg_stat_database). A backend reports its
+    counts when it goes idle, at most once a second and within about 10 s: read the second
+    figure of a difference no sooner than that after the work."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT datname, xact_commit FROM pg_stat_database WHERE datname IS NOT NULL"
+        )
+    finally:
+        await conn.close()
+    return {r["datname"]: int(r["xact_commit"]) for r in rows}
+
+
+async def transaction_ids_assigned(admin_dsn: str) -> int:
+    """The server's next transaction id: the difference of two readings is how many writing
+    transactions (and writing subtransactions) ran in between, on every database."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        return int(await conn.fetchval("SELECT txid_snapshot_xmax(txid_current_snapshot())"))
+    finally:
+        await conn.close()
+
+
+async def stream_messages(js: JetStreamContext, streams: Sequence[str]) -> int:
+    """Messages stored in these streams so far (what the relays' publishes left there)."""
+    total = 0
+    for stream in streams:
+        total += int((await js.stream_info(stream)).state.messages)
+    return total
+
+
+async def mongo_writes_per_s(mongo_url: str, duration_s: float, connections: int = 1) -> float:
+    """The MongoDB-wire server's write rate, measured like the view writes: into a scratch
+    collection, each document created by a guarded upsert and then changed by three guarded
+    ``$set`` updates (one saga's view writes), each writer on its own connection and its own
+    documents (FerretDB v1 loses concurrent updates of one document)."""
+    client, db = connect(mongo_url, pool_size=connections)
+    collection = db[f"bench_writes_{uuid.uuid4().hex[:8]}"]
+    # Created before the clock starts: FerretDB makes a table and its indexes for it.
+    await collection.insert_one({"_id": "warm-up"})
+    counts = [0] * connections
+    deadline = time.monotonic() + duration_s
+
+    async def writer(slot: int) -> None:
+        n = 0
+        while time.monotonic() < deadline:
+            key = f"{slot}-{n}"
+            n += 1
+            await collection.update_one(
+                {"_id": key, "step.0": {"$exists": False}},
+                {"$set": {"step.0": 1, "total": "10.00"}, "$inc": {"v": 1}},
+                upsert=True,
+            )
+            for step in (1, 2, 3):
+                await collection.update_one(
+                    {"_id": key, f"step.{step}": {"$exists": False}},
+                    {"$set": {f"step.{step}": 1}, "$max": {"updated": step}},
+                )
+            counts[slot] += 4
+
+    try:
+        started = time.monotonic()
+        await asyncio.gather(*(writer(i) for i in range(connections)))
+        elapsed = time.monotonic() - started
+    finally:
+        await collection.drop()
+        await client.close()
+    return sum(counts) / elapsed
 
 
 async def jetstream_publishes_per_s(

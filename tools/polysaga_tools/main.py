@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -122,6 +123,37 @@ def catalogue() -> None:
     print(catalogue_markdown())
 
 
+def _refuse_out_of_step(stale: Sequence[object], command: str) -> None:
+    """For a generator's --check: name what is out of step and exit 1, if anything is."""
+    for what in stale:
+        # Not wrapped: a path stays whole, to copy.
+        err.print(f"[red]out of step:[/] {what}", soft_wrap=True)
+    if stale:
+        err.print(f"regenerate with: polysaga {command}")
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def asyncapi(
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Write nothing; exit 1 if a committed file is not in step."),
+    ] = False,
+) -> None:
+    """Write docs/asyncapi.yaml (AsyncAPI 3.0) and the README's event catalogue, both
+    generated from the event declaration; run from the repository root."""
+    from polysaga_tools import event_docs
+
+    if not event_docs.README.is_file():
+        raise _fail("no README.md here; run from the repository root")
+    if check:
+        _refuse_out_of_step(event_docs.out_of_step(), "asyncapi")
+        print(f"{event_docs.DOCUMENT} and the README's catalogue are in step")
+        return
+    changed = event_docs.write()
+    print(f"wrote {event_docs.DOCUMENT} and the README's catalogue ({len(changed)} changed)")
+
+
 NATS_PERMISSIONS_FILE = Path("charts/polysaga/files/nats-permissions.json")
 
 
@@ -169,12 +201,9 @@ def dashboards(
             "pass --into"
         )
     if check:
-        problems = [p for d in directories for p in generated.differences(d)]
-        for problem in problems:
-            err.print(f"[red]out of step:[/] {problem}")
-        if problems:
-            err.print("regenerate with: polysaga dashboards")
-            raise typer.Exit(code=1)
+        _refuse_out_of_step(
+            [p for d in directories for p in generated.differences(d)], "dashboards"
+        )
         print(f"{len(generated.DASHBOARDS)} dashboards in step in {len(directories)} directories")
         return
     for directory in directories:
@@ -428,11 +457,29 @@ def bench(
     attach: Annotated[
         Path | None, typer.Option(help="Use the stack this state file describes.")
     ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            max=10_000,
+            help="Only one measured phase at this many sagas/s for --duration seconds: its"
+            " latency, hops, CPU per saga of every process and costs per saga (profiling).",
+        ),
+    ] = None,
 ) -> None:
     """Benchmark: max sustainable sagas/s, latency and lag at 100/s, machine limits, a peer
     event store and the cost of NATS sync_interval: always (see BENCHMARKS.md)."""
-    from polysaga_tools.bench import run_bench
+    from polysaga_tools.bench import run_bench, run_one_phase
 
+    if rate is not None:
+        if plot is not None:
+            raise _fail("--plot draws a whole run; leave it out with --rate")
+        try:
+            phase = asyncio.run(run_one_phase(rate, duration, attach))
+        except (ServerError, OSError, httpx.HTTPError, TimeoutError) as exc:
+            raise _fail(str(exc)) from exc
+        print(json.dumps(phase.as_json(), indent=2))
+        return
     if plot is not None:
         if plot.suffix.lower() != ".png":
             raise _fail(f"--plot must name a .png file, not {plot}")

@@ -1,7 +1,8 @@
-"""The peer comparison: event appends per second of the Python ``eventsourcing`` library's
+"""The peers the benchmark compares the system with, on the stack's own PostgreSQL, each in a
+scratch database of its own: the same saga as a DBOS Transact workflow in one process
+(``dbos_peer``), and, for the event store alone, the Python ``eventsourcing`` library's
 PostgreSQL application recorder (events table with notification ids, its own outbox of
-sorts) against the order service's event store, on the same PostgreSQL, each in a scratch
-database of its own, with the same number of concurrent writers."""
+sorts) against the order service's event store with the same number of concurrent writers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -119,3 +121,38 @@ async def compare(
             await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
     return PeerResult(sum(theirs) / rounds, sum(ours) / rounds)
+
+
+async def dbos_saga(
+    admin_dsn: str, *, closed_orders: int, concurrency: int, rate_per_s: float, seconds: float
+) -> dict[str, Any]:
+    """The DBOS peer's figures (see ``polysaga_tools.dbos_peer``): closed-loop sagas/s and the
+    latency at ``rate_per_s``, run in a process of its own on a scratch database."""
+    database = f"polysaga_bench_dbos_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{database}"')
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "polysaga_tools.dbos_peer",
+            f"{admin_dsn.rsplit('/', 1)[0]}/{database}",
+            "--closed",
+            str(closed_orders),
+            "--concurrency",
+            str(concurrency),
+            "--rate",
+            str(rate_per_s),
+            "--seconds",
+            str(seconds),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, errors = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"the DBOS peer failed: {errors.decode()[-3000:]}")
+        figures: dict[str, Any] = json.loads(out)
+        return figures
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()

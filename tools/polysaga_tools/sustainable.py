@@ -53,9 +53,9 @@ class StepOutcome:
 
 def verdict(step: StepOutcome, criterion: Criterion = Criterion()) -> tuple[bool, str]:
     """Whether the step was sustainable, and the first reason it was not."""
-    planned = step.rate_per_s * step.duration_s
+    planned = int(step.rate_per_s * step.duration_s + 1e-9)  # as many as the schedule holds
     if step.sent < criterion.min_schedule_ratio * planned:
-        return False, f"generator sent {step.sent} of {planned:.0f} planned orders"
+        return False, f"generator sent {step.sent} of {planned} planned orders"
     if step.sent == 0:
         return False, "no orders sent"
     if step.failed > criterion.max_error_ratio * step.sent:

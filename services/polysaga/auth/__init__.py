@@ -2,7 +2,7 @@
 route, and bearer JWTs (verified against an issuer's JWKS) that name a customer or an
 operator at the edge. Failures are RFC 9457 problems with an RFC 6750 challenge."""
 
-from polysaga.auth.bearer_jwt import BearerVerifier, Principal, principal_dependency
+from polysaga.auth.bearer_jwt import BearerVerifier, principal_dependency
 from polysaga.auth.challenge import bearer_token, forbidden, unauthorized
 from polysaga.auth.operator_guard import (
     OperatorCredential,
@@ -10,6 +10,7 @@ from polysaga.auth.operator_guard import (
     is_operator_route,
     require_operator,
 )
+from polysaga.auth.principal import Principal
 
 __all__ = [
     "BearerVerifier",

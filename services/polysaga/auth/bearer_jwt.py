@@ -5,7 +5,6 @@ user and a roles claim may make them an operator. Nothing of a refused token is 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -21,23 +20,12 @@ from polysaga.auth.jwks import (
     file_loader,
     url_loader,
 )
+from polysaga.auth.principal import Principal
 from polysaga.problems import Problem
 from polysaga.settings import ServiceSettings
 
 SUPPORTED_ALGORITHMS = frozenset({"RS256", "ES256"})
 REQUIRED_CLAIMS = ["exp", "sub", "iss", "aud"]
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who a verified token speaks for."""
-
-    user_id: str
-    roles: frozenset[str]
-    operator: bool
-
-    def may_act_for(self, user_id: str | None) -> bool:
-        return self.operator or (user_id is not None and user_id == self.user_id)
 
 
 class BearerVerifier:

@@ -93,9 +93,12 @@ def _event(
 
 
 EVENTS: tuple[EventSpec, ...] = (
-    _event(P.OrderPlaced, 1, ORDERS, {"inventory", _VIEW}),
+    # Payment learns each order's user and total from OrderPlaced: it charges only that.
+    _event(P.OrderPlaced, 1, ORDERS, {"inventory", "payment", _VIEW}),
     _event(P.OrderConfirmed, 1, ORDERS, {_VIEW, "notification"}),
     _event(P.OrderCancelled, 1, ORDERS, {"inventory", "payment", _VIEW, "notification"}),
+    # A charge the order service cannot match with an order: payment gives it back.
+    _event(P.PaymentRejected, 1, ORDERS, {"payment"}),
     _event(P.StockReserved, 1, INVENTORY, {"payment", _VIEW}),
     _event(P.StockReservationFailed, 1, INVENTORY, {"order", _VIEW}),
     _event(P.StockReleased, 1, INVENTORY, {_VIEW}),

@@ -99,6 +99,16 @@ class OrderCancelled(Payload, frozen=True):
     reason: Reason
 
 
+class PaymentRejected(Payload, frozen=True):
+    """The order service could not match a PaymentProcessed with an order of its own (no
+    such order, another user, another amount): the charge it reports is to be given back."""
+
+    order_id: UUID
+    user_id: UserId
+    amount: Money
+    reason: Reason
+
+
 # --- inventory --------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
+    DiscardPolicy,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -29,6 +30,14 @@ DUPLICATE_WINDOW_S = 120.0
 # of an entity may be years old and is its current state.
 STREAM_MAX_AGE_S = 30 * 24 * 3600.0
 ENTITY_STREAMS = frozenset({"USERS", "CATALOG"})
+# Dead letters wait for an operator (DeadLettersPresent fires within 15 minutes): kept as
+# long as the saga streams, and at most this much. When it is full, new dead letters are
+# refused (discard new), never old ones dropped: the consumer then leaves the message
+# unacknowledged and JetStream redelivers it, so nothing is lost and the alert stays on.
+# The server reserves a stream's max_bytes from its max_file_store (the chart's default is
+# 1G), so this leaves the saga streams the rest.
+DEAD_LETTER_MAX_AGE_S = STREAM_MAX_AGE_S
+DEAD_LETTER_MAX_BYTES = 256 * 1024**2
 
 
 async def connect(
@@ -74,6 +83,9 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
             storage=StorageType.FILE,
             retention=RetentionPolicy.LIMITS,
             duplicate_window=DUPLICATE_WINDOW_S,
+            max_age=DEAD_LETTER_MAX_AGE_S,
+            max_bytes=DEAD_LETTER_MAX_BYTES,
+            discard=DiscardPolicy.NEW,
             num_replicas=replicas,
         )
     )

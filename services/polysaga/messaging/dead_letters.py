@@ -39,6 +39,7 @@ class Reason(StrEnum):
     EXHAUSTED = "exhausted"  # the handler failed on every delivery allowed
     MALFORMED = "malformed"  # not a well-formed event: it can never succeed as it is
     UNSUPPORTED_VERSION = "unsupported_version"  # a version (or type) this consumer cannot read
+    REJECTED = "rejected"  # refused for good by what the handler relies on (an SMTP 5xx)
 
 
 def letter_headers(

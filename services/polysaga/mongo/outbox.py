@@ -4,9 +4,10 @@ pending event sits in the document's ``outbox`` map under its event id, with the
 sequence that orders it; ``outbox_pending`` counts them so the relay finds them with an
 indexed query.
 
-The relay publishes a document's events in sequence order (``Nats-Msg-Id`` = event id),
-then removes each one with a conditional ``$unset``. Relays may run side by side: a
-duplicate publish is dropped by the server's dedup window and absorbed by the inbox.
+The relay publishes every staged event of a round in sequence order per document
+(``Nats-Msg-Id`` = event id) without awaiting each ack, then removes a document's acked
+events with one conditional ``$unset``. Relays may run side by side: a duplicate publish is
+dropped by the server's dedup window and absorbed by the inbox.
 """
 
 from __future__ import annotations
@@ -61,28 +62,61 @@ async def ensure_indexes(collection: AsyncCollection[dict[str, Any]]) -> None:
 
 
 async def publish_pending(
-    collection: AsyncCollection[dict[str, Any]], js: JetStreamContext, limit: int = 100
+    collection: AsyncCollection[dict[str, Any]],
+    js: JetStreamContext,
+    limit: int = 100,
+    timeout_s: float = 5.0,
 ) -> int:
-    """One relay round over the collection; returns how many events were published."""
-    published = 0
-    cursor = collection.find({PENDING_FIELD: {"$gt": 0}}, {OUTBOX_FIELD: 1}, limit=limit)
-    async for document in cursor:
+    """One relay round over the collection: every staged event of up to ``limit`` documents
+    published without awaiting each ack, then one update per document removing the acked
+    ones. Returns how many events were published."""
+    documents = await collection.find(
+        {PENDING_FIELD: {"$gt": 0}}, {OUTBOX_FIELD: 1}, limit=limit
+    ).to_list()
+    sends: list[tuple[Any, str, dict[str, Any], asyncio.Future[Any]]] = []
+    for document in documents:
         pending = sorted((document.get(OUTBOX_FIELD) or {}).items(), key=lambda kv: kv[1]["seq"])
         for event_id, entry in pending:
-            try:
-                with tracing.publishing(entry["subject"], entry["headers"]) as headers:
-                    await js.publish(entry["subject"], entry["body"].encode(), headers=headers)
-            except Exception:
-                # Stop at the first failure so this document's later events keep their order.
-                log.warning("publish of %s failed; will retry", event_id, exc_info=True)
-                break
-            metrics.EVENTS_PUBLISHED.labels(event_type=entry["event_type"]).inc()
-            await collection.update_one(
-                {"_id": document["_id"], f"{OUTBOX_FIELD}.{event_id}": {"$exists": True}},
-                {"$unset": {f"{OUTBOX_FIELD}.{event_id}": ""}, "$inc": {PENDING_FIELD: -1}},
+            publication = tracing.start_publish(entry["subject"], entry["headers"])
+            future = await js.publish_async(
+                entry["subject"], entry["body"].encode(), headers=publication.headers
             )
-            published += 1
-    return published
+            publication.end_when_acked(future)
+            sends.append((document["_id"], event_id, entry, future))
+    if not sends:
+        return 0
+    done, not_done = await asyncio.wait([f for *_, f in sends], timeout=timeout_s)
+    for future in not_done:
+        future.cancel()
+    acked: dict[Any, list[str]] = {}
+    for doc_id, event_id, entry, future in sends:
+        if future in done and future.exception() is None:
+            acked.setdefault(doc_id, []).append(event_id)
+            metrics.EVENTS_PUBLISHED.labels(event_type=entry["event_type"]).inc()
+        else:
+            log.warning("publish of %s failed; will retry", event_id)
+    for doc_id, event_ids in acked.items():
+        await _remove(collection, doc_id, event_ids)
+    return sum(len(ids) for ids in acked.values())
+
+
+async def _remove(
+    collection: AsyncCollection[dict[str, Any]], doc_id: Any, event_ids: list[str]
+) -> None:
+    """Remove published entries in one update, guarded so none is counted twice; if another
+    relay removed some first, each one on its own."""
+    paths = [f"{OUTBOX_FIELD}.{event_id}" for event_id in event_ids]
+    result = await collection.update_one(
+        {"_id": doc_id, **{path: {"$exists": True} for path in paths}},
+        {"$unset": dict.fromkeys(paths, ""), "$inc": {PENDING_FIELD: -len(paths)}},
+    )
+    if result.matched_count == 1 or len(paths) == 1:
+        return
+    for path in paths:
+        await collection.update_one(
+            {"_id": doc_id, path: {"$exists": True}},
+            {"$unset": {path: ""}, "$inc": {PENDING_FIELD: -1}},
+        )
 
 
 async def backlog(collection: AsyncCollection[dict[str, Any]]) -> int:

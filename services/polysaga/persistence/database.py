@@ -54,6 +54,20 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def is_data_error(exc: BaseException) -> bool:
+    """PostgreSQL refused a value (SQLSTATE class 22: a malformed UUID, a number out of
+    range, a NUL in text): the input was wrong, and the statement's transaction is gone."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if str(getattr(current, "sqlstate", "") or "").startswith("22"):
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
+
+
 def is_unique_violation(exc: DBAPIError) -> bool:
     sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(
         getattr(exc.orig, "__cause__", None), "sqlstate", None
@@ -62,9 +76,12 @@ def is_unique_violation(exc: DBAPIError) -> bool:
 
 
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    # No pool_pre_ping: on asyncpg it costs three round trips (BEGIN, ping, ROLLBACK) at every
+    # checkout. A connection a restart killed fails its first statement instead; SQLAlchemy
+    # then invalidates the whole pool, and that one failure is a store outage the consumers
+    # retry in place and HTTP answers with a 503 (``is_unavailable``). The asyncpg dialect
+    # prepares each statement once per connection and reuses it (its statement cache).
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
     tracing.instrument_engine(engine)
     return engine
 

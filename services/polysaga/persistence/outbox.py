@@ -1,9 +1,12 @@
 """The transactional outbox: events are written in the same transaction as the state change
 that causes them; the relay publishes them to JetStream afterwards.
 
-Relays are safe side by side: each claims rows with FOR UPDATE SKIP LOCKED, and only the
-oldest unpublished row of each aggregate is claimable, so one aggregate's events leave in
-the order they were written even with several relays.
+One relay per service database is active at a time: it holds a session-level advisory lock
+on a connection of its own (which also LISTENs for the commit notifications), so the others
+stand by and take over when its session ends. The active relay reads every pending row in
+id order, publishes them all without awaiting each ack, and marks the acknowledged ones in
+one statement: one aggregate's events leave in the order they were written, no row is
+locked while NATS answers, and no pooled connection is held.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import msgspec
 from nats.js import JetStreamContext
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from polysaga import metrics, tracing
 from polysaga.events.envelope import Envelope, encode_body, to_headers
@@ -55,6 +59,13 @@ MIGRATIONS = (
             " FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()",
         ),
     ),
+    Migration(
+        "polysaga.outbox",
+        2,
+        # The relay no longer looks for the head of each aggregate's queue (one relay is
+        # active and reads pending rows in id order): the index only cost writes.
+        ("DROP INDEX IF EXISTS outbox_pending_by_aggregate",),
+    ),
 )
 
 _INSERT = text(
@@ -62,20 +73,20 @@ _INSERT = text(
     " VALUES (:event_id, :event_type, :aggregate_id, :subject, CAST(:headers AS jsonb), :body)"
 )
 
-# The head of each aggregate's queue: no older unpublished row of the same aggregate exists.
-_CLAIM = text(
-    "SELECT o.id, o.event_type, o.subject, o.headers::text AS headers, o.body FROM outbox o"
-    " WHERE o.published_at IS NULL AND NOT EXISTS ("
-    "   SELECT 1 FROM outbox e WHERE e.aggregate_id = o.aggregate_id"
-    "   AND e.published_at IS NULL AND e.id < o.id)"
-    " ORDER BY o.id LIMIT :limit FOR UPDATE OF o SKIP LOCKED"
+# Run by the relay on its own asyncpg connection (prepared once, reused every round).
+_PENDING = (
+    "SELECT id, event_type, subject, headers::text AS headers, body FROM outbox"
+    " WHERE published_at IS NULL ORDER BY id LIMIT $1"
 )
-_MARK_PUBLISHED = text("UPDATE outbox SET published_at = now() WHERE id = ANY(:ids)")
-_BACKLOG = text(
+_MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
+_BACKLOG = (
     "SELECT count(*) AS pending,"
-    " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest_age_s"
+    " coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_age_s"
     " FROM outbox WHERE published_at IS NULL"
 )
+# The active relay of a database holds this session-level advisory lock (an arbitrary key;
+# advisory locks are scoped to the database, so each service's relays compete only there).
+RELAY_LOCK_KEY = 0x5A6A_0002
 
 
 async def append(conn: AsyncConnection, events: Sequence[Envelope]) -> None:
@@ -101,7 +112,7 @@ async def append(conn: AsyncConnection, events: Sequence[Envelope]) -> None:
 
 
 @dataclass(frozen=True)
-class ClaimedRow:
+class PendingRow:
     id: int
     event_type: str
     subject: str
@@ -115,15 +126,18 @@ class Backlog:
     oldest_age_s: float
 
 
-async def claim(conn: AsyncConnection, limit: int) -> list[ClaimedRow]:
-    rows = await conn.execute(_CLAIM, {"limit": limit})
+async def pending(conn: asyncpg.Connection, limit: int) -> list[PendingRow]:
+    """The oldest unpublished rows, in the order they were written."""
+    rows = await conn.fetch(_PENDING, limit)
     return [
-        ClaimedRow(r.id, r.event_type, r.subject, msgspec.json.decode(r.headers), bytes(r.body))
+        PendingRow(
+            r["id"], r["event_type"], r["subject"], msgspec.json.decode(r["headers"]), r["body"]
+        )
         for r in rows
     ]
 
 
-async def publish(js: JetStreamContext, rows: Sequence[ClaimedRow], timeout_s: float) -> list[int]:
+async def publish(js: JetStreamContext, rows: Sequence[PendingRow], timeout_s: float) -> list[int]:
     """Publish without awaiting each ack before the next; returns the ids the server acked."""
     publications = [tracing.start_publish(r.subject, r.headers) for r in rows]
     futures = [
@@ -132,8 +146,8 @@ async def publish(js: JetStreamContext, rows: Sequence[ClaimedRow], timeout_s: f
     ]
     for publication, future in zip(publications, futures, strict=True):
         publication.end_when_acked(future)
-    done, pending = await asyncio.wait(futures, timeout=timeout_s) if futures else (set(), set())
-    for future in pending:
+    done, not_done = await asyncio.wait(futures, timeout=timeout_s) if futures else (set(), set())
+    for future in not_done:
         future.cancel()
     acked: list[int] = []
     for row, future in zip(rows, futures, strict=True):
@@ -145,22 +159,25 @@ async def publish(js: JetStreamContext, rows: Sequence[ClaimedRow], timeout_s: f
     return acked
 
 
-async def mark_published(conn: AsyncConnection, ids: Sequence[int]) -> None:
+async def mark_published(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
+    """One statement, one commit, whatever the number of rows."""
     if ids:
-        await conn.execute(_MARK_PUBLISHED, {"ids": list(ids)})
+        await conn.execute(_MARK_PUBLISHED, list(ids))
+        metrics.OUTBOX_RELAY_COMMITS.inc()
 
 
-async def backlog(conn: AsyncConnection) -> Backlog:
-    row = (await conn.execute(_BACKLOG)).one()
-    return Backlog(int(row.pending), float(row.oldest_age_s))
+async def backlog(conn: asyncpg.Connection) -> Backlog:
+    row = await conn.fetchrow(_BACKLOG)
+    assert row is not None
+    return Backlog(int(row["pending"]), float(row["oldest_age_s"]))
 
 
 class OutboxRelay:
-    """Publishes pending outbox rows; wakes on NOTIFY, polls as a fallback."""
+    """Publishes pending outbox rows while it is its database's active relay; wakes on
+    NOTIFY (sent when an inserting transaction commits) and polls as a fallback."""
 
     def __init__(
         self,
-        engine: AsyncEngine,
         js: JetStreamContext,
         *,
         database_url: str,
@@ -168,39 +185,55 @@ class OutboxRelay:
         poll_interval_s: float = 1.0,
         publish_timeout_s: float = 5.0,
     ) -> None:
-        self._engine = engine
         self._js = js
         self._dsn = asyncpg_dsn(database_url)
         self._batch = batch
         self._poll_interval_s = poll_interval_s
         self._publish_timeout_s = publish_timeout_s
         self._wake = asyncio.Event()
+        self._conn: asyncpg.Connection | None = None
+        self._active = False
         # The backlog gauge is a count query: once a second, not on every busy round.
         self._backlog_export = Throttle(1.0)
 
+    @property
+    def active(self) -> bool:
+        """Whether this relay holds its database's relay lock (the others stand by)."""
+        return self._active
+
     async def publish_pending(self) -> int:
-        """One round: claim, publish, mark. Returns the number of rows published."""
-        async with self._engine.begin() as conn:
-            rows = await claim(conn, self._batch)
-            if not rows:
+        """One round: read pending rows, publish, mark. Returns the number published (0 while
+        another relay is active)."""
+        conn = await self._connection()
+        if not self._active:
+            self._active = bool(
+                await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY)
+            )
+            if not self._active:
                 return 0
-            acked = await publish(self._js, rows, self._publish_timeout_s)
-            await mark_published(conn, acked)
+        rows = await pending(conn, self._batch)
+        if not rows:
+            return 0
+        acked = await publish(self._js, rows, self._publish_timeout_s)
+        await mark_published(conn, acked)
         return len(acked)
 
     async def run(self, stop: asyncio.Event) -> None:
-        listener = await self._listen()
         try:
             while not stop.is_set():
-                if listener is None or listener.is_closed():
-                    # PostgreSQL restarted or cut the connection: listen again, or the relay
-                    # would only poll from now on.
-                    listener = await self._listen(quiet=True)
                 self._wake.clear()
                 try:
                     published = await self.publish_pending()
-                    if self._backlog_export.due():
+                    if self._active and self._backlog_export.due():
                         await self._export_backlog()
+                except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    # PostgreSQL restarted or cut the connection: the lock went with the
+                    # session; connect, listen and compete for it again next round.
+                    log.warning(
+                        "outbox relay lost its database connection; retrying", exc_info=True
+                    )
+                    await self.close()
+                    published = 0
                 except Exception:
                     log.exception("outbox relay round failed; retrying")
                     published = 0
@@ -208,32 +241,36 @@ class OutboxRelay:
                     continue  # more is waiting
                 await _wait_any(self._wake, stop, within_s=self._poll_interval_s)
         finally:
-            if listener is not None:
-                await listener.close()
+            await self.close()
 
-    async def _listen(self, *, quiet: bool = False) -> asyncpg.Connection | None:
-        try:
-            conn = await asyncpg.connect(self._dsn, timeout=2)
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-            return conn
-        except (OSError, TimeoutError, asyncpg.PostgresError):
-            # Retried every round while the database is away: say it once, loudly.
-            log.log(
-                logging.DEBUG if quiet else logging.WARNING,
-                "LISTEN unavailable; the relay polls until it is back",
-                exc_info=not quiet,
-            )
-            return None
+    async def close(self) -> None:
+        conn, self._conn, self._active = self._conn, None, False
+        if conn is not None and not conn.is_closed():
+            try:
+                await asyncio.wait_for(conn.close(), 2)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                conn.terminate()
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is not None and not self._conn.is_closed():
+            return self._conn
+        self._active = False
+        conn = await asyncpg.connect(self._dsn, timeout=2)
+        await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        self._conn = conn
+        return conn
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
 
     async def _export_backlog(self) -> None:
-        async with self._engine.connect() as conn:
-            current = await backlog(conn)
+        current = await backlog(await self._connection())
         metrics.OUTBOX_BACKLOG.set(current.pending)
         metrics.OUTBOX_OLDEST_PENDING_AGE.set(current.oldest_age_s)
 
 
 async def _wait_any(wake: asyncio.Event, stop: asyncio.Event, within_s: float) -> None:
     waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
-    _, pending = await asyncio.wait(waiters, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
-    for waiter in pending:
+    _, not_done = await asyncio.wait(waiters, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in not_done:
         waiter.cancel()

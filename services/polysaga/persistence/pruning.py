@@ -15,7 +15,7 @@ from polysaga.schedule import run_periodically
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 5000
+CHUNK = 5000
 _PRUNE_OUTBOX = text(
     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at IS NOT NULL"
     " AND published_at < now() - make_interval(secs => :retention) LIMIT :chunk)"
@@ -32,14 +32,16 @@ class Pruned:
     inbox: int
 
 
-async def _delete_in_chunks(engine: AsyncEngine, statement: TextClause, retention_s: float) -> int:
+async def delete_in_chunks(engine: AsyncEngine, statement: TextClause, retention_s: float) -> int:
+    """Run a ``DELETE … LIMIT :chunk`` (given ``:retention`` seconds) until it deletes less
+    than a chunk, one short transaction per chunk; returns how many rows went."""
     total = 0
     while True:
         async with engine.begin() as conn:
-            result = await conn.execute(statement, {"retention": retention_s, "chunk": _CHUNK})
+            result = await conn.execute(statement, {"retention": retention_s, "chunk": CHUNK})
         deleted = int(result.rowcount)
         total += deleted
-        if deleted < _CHUNK:
+        if deleted < CHUNK:
             return total
 
 
@@ -47,8 +49,8 @@ async def prune(
     engine: AsyncEngine, *, outbox_retention_s: float, inbox_retention_s: float
 ) -> Pruned:
     return Pruned(
-        outbox=await _delete_in_chunks(engine, _PRUNE_OUTBOX, outbox_retention_s),
-        inbox=await _delete_in_chunks(engine, _PRUNE_INBOX, inbox_retention_s),
+        outbox=await delete_in_chunks(engine, _PRUNE_OUTBOX, outbox_retention_s),
+        inbox=await delete_in_chunks(engine, _PRUNE_INBOX, inbox_retention_s),
     )
 
 
