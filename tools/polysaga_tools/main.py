@@ -34,6 +34,18 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _described(exc: BaseException) -> str:
+    """An error's message, with the request a transport error broke off (httpx's own message,
+    such as "Server disconnected without sending a response.", names none)."""
+    if isinstance(exc, httpx.RequestError):
+        try:
+            request = exc.request
+        except RuntimeError:  # an error raised outside a request carries none
+            return str(exc)
+        return f"{exc} ({request.method} {request.url})"
+    return str(exc)
+
+
 StateFileOption = Annotated[
     Path, typer.Option("--state-file", help="Where the running stack is described (JSON).")
 ]
@@ -272,7 +284,7 @@ def demo(
             _with_stack(attach, lambda state: run_demo(state, plan, sample=plot is not None))
         )
     except (ServerError, OSError, httpx.HTTPError, TimeoutError) as exc:
-        raise _fail(str(exc)) from exc
+        raise _fail(_described(exc)) from exc
     body = result.as_json()
     _print_report(body, as_json)
     if plot is not None:
@@ -477,7 +489,7 @@ def bench(
         try:
             phase = asyncio.run(run_one_phase(rate, duration, attach))
         except (ServerError, OSError, httpx.HTTPError, TimeoutError) as exc:
-            raise _fail(str(exc)) from exc
+            raise _fail(_described(exc)) from exc
         print(json.dumps(phase.as_json(), indent=2))
         return
     if plot is not None:
@@ -487,7 +499,7 @@ def bench(
     try:
         report = asyncio.run(run_bench(duration, attach, plot))
     except (ServerError, OSError, httpx.HTTPError, TimeoutError) as exc:
-        raise _fail(str(exc)) from exc
+        raise _fail(_described(exc)) from exc
     body = report.as_json()
     if as_json:
         print(json.dumps(body, indent=2))
