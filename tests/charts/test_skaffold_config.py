@@ -4,6 +4,7 @@ module, fetched by the bootstrap), and against the images and charts it names.""
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from chart_tools import APP_CHART, REPO, SERVICES, by_name, render
+from polysaga_tools.local_identity import LocalIdentity
 
 SKAFFOLD = REPO / "skaffold.yaml"
 SCHEMAS = Path(sys.executable).parent.parent / "share" / "skaffold"
@@ -122,10 +124,13 @@ def test_port_forwards_name_services_the_charts_create() -> None:
         assert forwards[name]["port"] in ports
 
 
-def test_the_local_profile_patches_into_a_valid_config_the_charts_accept() -> None:
+def test_the_local_profile_patches_into_a_valid_config_the_charts_accept(tmp_path: Path) -> None:
     """The profile of `polysaga cluster up` (tests/cluster runs it for real): no
     kube-prometheus-stack, the local base image, pushes to the cluster's registry, and values
-    both charts' schemas accept."""
+    both charts' schemas accept, the cluster's signing key among them (the values file `up`
+    writes, which skaffold finds through POLYSAGA_CLUSTER_AUTH_VALUES)."""
+    auth_values = tmp_path / "chart-values.json"
+    auth_values.write_text(json.dumps(LocalIdentity.new().chart_values()))
     config = _config()
     (found,) = [p for p in config["profiles"] if p["name"] == "local"]
     patched = _apply_patches({k: v for k, v in config.items() if k != "profiles"}, found)
@@ -137,7 +142,11 @@ def test_the_local_profile_patches_into_a_valid_config_the_charts_accept() -> No
     assert set(releases) == {"polysaga-operator", "polysaga"}
     app = releases["polysaga"]
     templates = {k: "x" for k in app["setValueTemplates"]}
-    files = [REPO / f for f in app["valuesFiles"]]
+    assert "{{.POLYSAGA_CLUSTER_AUTH_VALUES}}" in app["valuesFiles"]
+    files = [
+        auth_values if f == "{{.POLYSAGA_CLUSTER_AUTH_VALUES}}" else REPO / f
+        for f in app["valuesFiles"]
+    ]
     docs = render(APP_CHART, values_files=files, values=templates)
     for name in ("polysaga-prometheus", "polysaga-mailsink", "polysaga-jaeger", "polysaga-gateway"):
         assert by_name(docs, "Service", name)
