@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from polysaga_operator.engines import EngineImages
 from polysaga_operator.kube import Cluster
 from polysaga_operator.manifests import OperatorIdentity
 
@@ -12,3 +13,4 @@ from polysaga_operator.manifests import OperatorIdentity
 class OperatorContext:
     cluster: Cluster
     identity: OperatorIdentity
+    images: EngineImages = field(default_factory=EngineImages)

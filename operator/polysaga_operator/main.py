@@ -10,6 +10,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from polysaga_operator.context import OperatorContext
+from polysaga_operator.engines import EngineImages
 from polysaga_operator.handlers.delete import finalize
 from polysaga_operator.handlers.reconcile import reconcile
 from polysaga_operator.kube import Cluster
@@ -37,6 +38,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.context = OperatorContext(
         cluster=await Cluster.connect(),
         identity=OperatorIdentity(namespace=SETTINGS.namespace, pod_labels=SETTINGS.pod_labels),
+        images=EngineImages(SETTINGS.images, SETTINGS.ferretdb_postgresql_version),
     )
 
 

@@ -8,8 +8,16 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from polysaga_operator.engines import PROFILES, connection_uri, container_env, probes
-from polysaga_operator.spec import DatabaseSpec, DeletionPolicy
+from polysaga_operator.engines import (
+    FERRETDB_BACKEND_PORT,
+    PROFILES,
+    EngineImages,
+    connection_uri,
+    container_env,
+    ferretdb_env,
+    probes,
+)
+from polysaga_operator.spec import DatabaseSpec, DeletionPolicy, Engine
 
 MANAGED_BY = "polysaga-operator"
 DATA_VOLUME = "data"
@@ -126,7 +134,70 @@ def headless_service(target: Target) -> dict[str, Any]:
     }
 
 
-def statefulset(target: Target) -> dict[str, Any]:
+def _security_context() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _resources() -> dict[str, Any]:
+    return {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+
+
+def _containers(
+    target: Target, images: EngineImages, mounts: list[dict[str, str]]
+) -> list[dict[str, Any]]:
+    """The engine's server; for ferretdb, its PostgreSQL (holding the data volume) and
+    FerretDB (the port clients reach) side by side."""
+    spec = target.spec
+    profile = PROFILES[spec.engine]
+    server_env = container_env(spec.engine, target.secret_name, target.user, target.database)
+    if spec.engine is not Engine.FERRETDB:
+        return [
+            {
+                "name": spec.engine.value,
+                "image": images.ref(spec.engine, spec.version),
+                "ports": [{"name": "db", "containerPort": profile.port, "protocol": "TCP"}],
+                "env": server_env,
+                **probes(spec.engine, target.user, target.database),
+                "resources": _resources(),
+                "securityContext": _security_context(),
+                "volumeMounts": mounts,
+            }
+        ]
+    state = [m for m in mounts if m["mountPath"] == "/state"]
+    return [
+        {
+            "name": "postgresql",
+            "image": images.ferretdb_backend(),
+            "ports": [
+                {"name": "backend", "containerPort": FERRETDB_BACKEND_PORT, "protocol": "TCP"}
+            ],
+            "env": server_env,
+            **probes(Engine.POSTGRESQL, target.user, target.database),
+            "resources": _resources(),
+            "securityContext": _security_context(),
+            "volumeMounts": [m for m in mounts if m["mountPath"] != "/state"],
+        },
+        {
+            "name": "ferretdb",
+            "image": images.ref(Engine.FERRETDB, spec.version),
+            "ports": [{"name": "db", "containerPort": profile.port, "protocol": "TCP"}],
+            "env": ferretdb_env(target.database),
+            **probes(Engine.FERRETDB, target.user, target.database),
+            "resources": {
+                "requests": {"cpu": "50m", "memory": "64Mi"},
+                "limits": {"memory": "512Mi"},
+            },
+            "securityContext": _security_context(),
+            "volumeMounts": state,
+        },
+    ]
+
+
+def statefulset(target: Target, images: EngineImages | None = None) -> dict[str, Any]:
     spec = target.spec
     profile = PROFILES[spec.engine]
     claim_spec: dict[str, Any] = {
@@ -136,29 +207,14 @@ def statefulset(target: Target) -> dict[str, Any]:
     if spec.storage.storage_class_name is not None:
         claim_spec["storageClassName"] = spec.storage.storage_class_name
     scratch_volumes = [f"scratch-{index}" for index in range(len(profile.scratch_paths))]
-    container = {
-        "name": spec.engine.value,
-        "image": profile.image_ref(spec.version),
-        "ports": [{"name": "db", "containerPort": profile.port, "protocol": "TCP"}],
-        "env": container_env(spec.engine, target.secret_name, target.user, target.database),
-        **probes(spec.engine, target.user, target.database),
-        "resources": {
-            "requests": {"cpu": "100m", "memory": "256Mi"},
-            "limits": {"memory": "1Gi"},
-        },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": [
-            {"name": DATA_VOLUME, "mountPath": profile.data_path},
-            *(
-                {"name": volume, "mountPath": path}
-                for volume, path in zip(scratch_volumes, profile.scratch_paths, strict=True)
-            ),
-        ],
-    }
+    mounts = [
+        {"name": DATA_VOLUME, "mountPath": profile.data_path},
+        *(
+            {"name": volume, "mountPath": path}
+            for volume, path in zip(scratch_volumes, profile.scratch_paths, strict=True)
+        ),
+    ]
+    containers = _containers(target, images or EngineImages(), mounts)
     # Retain keeps the volumes when the StatefulSet goes; Delete lets Kubernetes remove them.
     when_deleted = "Delete" if spec.deletion_policy is DeletionPolicy.DELETE else "Retain"
     return {
@@ -185,7 +241,7 @@ def statefulset(target: Target) -> dict[str, Any]:
                         "fsGroup": profile.uid,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
-                    "containers": [container],
+                    "containers": containers,
                     "volumes": [{"name": volume, "emptyDir": {}} for volume in scratch_volumes],
                 },
             },

@@ -20,3 +20,8 @@ class OperatorSettings(BaseSettings):
     # The namespace and labels of the operator's own pods, which the NetworkPolicies admit.
     namespace: str = "polysaga-system"
     pod_labels: dict[str, str] = {"app.kubernetes.io/name": "polysaga-operator"}
+    # The image repository (no tag: the ServiceDatabase's version is the tag) of each engine's
+    # server, e.g. a local registry's copy; ferretdb's pod runs images.postgresql too.
+    images: dict[str, str] = {}
+    # The tag of the PostgreSQL that a ferretdb pod keeps its data in.
+    ferretdb_postgresql_version: str = "16"

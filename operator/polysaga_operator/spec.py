@@ -18,6 +18,9 @@ PLURAL = "servicedatabases"
 class Engine(StrEnum):
     POSTGRESQL = "postgresql"
     MONGODB = "mongodb"
+    # The MongoDB wire protocol from FerretDB v1 on a PostgreSQL of the same pod: for clusters
+    # that cannot run MongoDB (the local cluster builds no MongoDB image).
+    FERRETDB = "ferretdb"
 
 
 class Mode(StrEnum):

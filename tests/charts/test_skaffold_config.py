@@ -4,6 +4,7 @@ module, fetched by the bootstrap), and against the images and charts it names.""
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from chart_tools import APP_CHART, REPO, SERVICES, by_name, render
+from polysaga_tools.local_identity import LocalIdentity
 
 SKAFFOLD = REPO / "skaffold.yaml"
 SCHEMAS = Path(sys.executable).parent.parent / "share" / "skaffold"
@@ -55,15 +57,18 @@ def test_the_schema_check_catches_a_misspelt_field() -> None:
 
 
 def _apply_patches(config: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
-    """skaffold's profile patches (JSON Patch "add" only here) applied to the config."""
+    """skaffold's profile patches (JSON Patch add, replace and remove) applied to the config."""
     patched = copy.deepcopy(config)
     for patch in profile.get("patches", []):
-        assert patch["op"] == "add", patch
+        assert patch["op"] in {"add", "replace", "remove"}, patch
         *parents, last = patch["path"].strip("/").split("/")
         target: Any = patched
         for part in parents:
             target = target[int(part)] if isinstance(target, list) else target[part]
-        target[last] = patch["value"]
+        if patch["op"] == "remove":
+            del target[int(last) if isinstance(target, list) else last]
+        else:
+            target[int(last) if isinstance(target, list) else last] = patch["value"]
     return patched
 
 
@@ -83,9 +88,12 @@ def test_every_service_and_the_operator_is_built_from_a_module_that_runs() -> No
     expected = {f"polysaga-{s}" for s in SERVICES} | {"polysaga-operator"}
     assert set(artifacts) == expected
     for image, artifact in artifacts.items():
+        if image == "polysaga-operator":
+            assert artifact["docker"]["target"] == "operator"
+            assert (REPO / "operator" / "polysaga_operator" / "__main__.py").exists()
+            continue
         module = artifact["docker"]["buildArgs"]["SERVICE"]
-        root = REPO / ("operator" if module == "polysaga_operator" else "services")
-        assert (root / module / "__main__.py").exists(), (image, module)
+        assert (REPO / "services" / module / "__main__.py").exists(), (image, module)
         assert (REPO / artifact["context"] / artifact["docker"]["dockerfile"]).exists()
     assert _config()["build"]["local"]["push"] is False
 
@@ -114,3 +122,41 @@ def test_port_forwards_name_services_the_charts_create() -> None:
     for name in ("polysaga-gateway", "polysaga-jaeger"):
         ports = [p["port"] for p in by_name(docs, "Service", name)["spec"]["ports"]]
         assert forwards[name]["port"] in ports
+
+
+def test_the_local_profile_patches_into_a_valid_config_the_charts_accept(tmp_path: Path) -> None:
+    """The profile of `polysaga cluster up` (tests/cluster runs it for real): no
+    kube-prometheus-stack, the local base image, pushes to the cluster's registry, and values
+    both charts' schemas accept, the cluster's signing key among them (the values file `up`
+    writes, which skaffold finds through POLYSAGA_CLUSTER_AUTH_VALUES)."""
+    auth_values = tmp_path / "chart-values.json"
+    auth_values.write_text(json.dumps(LocalIdentity.new().chart_values()))
+    config = _config()
+    (found,) = [p for p in config["profiles"] if p["name"] == "local"]
+    patched = _apply_patches({k: v for k, v in config.items() if k != "profiles"}, found)
+    assert _errors(patched) == []
+    assert patched["build"]["local"]["push"] is True
+    for artifact in patched["build"]["artifacts"]:
+        assert artifact["docker"]["buildArgs"]["BASE_IMAGE"] == "polysaga-base:bookworm"
+    releases = {r["name"]: r for r in patched["deploy"]["helm"]["releases"]}
+    assert set(releases) == {"polysaga-operator", "polysaga"}
+    app = releases["polysaga"]
+    templates = {k: "x" for k in app["setValueTemplates"]}
+    assert "{{.POLYSAGA_CLUSTER_AUTH_VALUES}}" in app["valuesFiles"]
+    files = [
+        auth_values if f == "{{.POLYSAGA_CLUSTER_AUTH_VALUES}}" else REPO / f
+        for f in app["valuesFiles"]
+    ]
+    docs = render(APP_CHART, values_files=files, values=templates)
+    for name in ("polysaga-prometheus", "polysaga-mailsink", "polysaga-jaeger", "polysaga-gateway"):
+        assert by_name(docs, "Service", name)
+    engines = {
+        d["spec"]["service"]: d["spec"]["engine"] for d in docs if d["kind"] == "ServiceDatabase"
+    }
+    assert engines["catalog"] == engines["order-view"] == "ferretdb"
+    operator = releases["polysaga-operator"]
+    render(
+        REPO / "charts" / "polysaga-operator",
+        values_files=[REPO / f for f in operator["valuesFiles"]],
+        values={k: "x" for k in operator.get("setValueTemplates", {})},
+    )

@@ -55,11 +55,23 @@ def test_a_command_that_only_attaches_gets_the_cli() -> None:
     )
 
 
-def test_the_tests_get_every_part_and_the_dev_group() -> None:
+def _cluster_only() -> set[str]:
+    return {p.stem for p in PARTS.glob("*.sh") if "in_all=false" in p.read_text().splitlines()}
+
+
+def test_the_tests_get_every_part_but_the_clusters_and_the_dev_group() -> None:
     parts, groups = plan("all")
-    assert sorted(parts) == sorted(p.stem for p in PARTS.glob("*.sh"))
+    cluster_only = _cluster_only()
+    assert {"cluster", "skaffold", "cluster-node"} <= cluster_only
+    assert sorted(parts) == sorted(p.stem for p in PARTS.glob("*.sh") if p.stem not in cluster_only)
     assert "dev" in groups
     assert plan() == (parts, groups), "no component named means all"
+
+
+def test_the_cluster_gets_its_own_parts() -> None:
+    parts, _ = plan("cluster")
+    assert _cluster_only() <= set(parts)
+    assert parts.index("cluster-runtime") < parts.index("cluster-images") < parts.index("cluster")
 
 
 def test_every_part_says_what_it_installs_on_its_first_line() -> None:

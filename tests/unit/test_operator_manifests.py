@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from polysaga_operator import manifests
+from polysaga_operator.engines import EngineImages
 from polysaga_operator.manifests import Credentials, OperatorIdentity, Target
 from polysaga_operator.spec import InvalidSpec, parse_spec, sql_name
 from polysaga_operator.status import Phase, statefulset_outcome, status_fields
@@ -132,3 +133,38 @@ def test_ready_condition_keeps_its_transition_time_while_its_status_holds() -> N
     again = status_fields(pending, 2, first["conditions"])
     assert again["conditions"][0]["lastTransitionTime"] == condition["lastTransitionTime"]
     assert again["observedGeneration"] == 2
+
+
+def test_ferretdb_runs_ferretdb_beside_its_postgresql_from_the_images_given() -> None:
+    t = target(service="catalog", engine="ferretdb", version="1.24.2")
+    images = EngineImages(
+        {"postgresql": "reg:5000/postgres", "ferretdb": "reg:5000/ferretdb"}, "15"
+    )
+    pod = manifests.statefulset(t, images)["spec"]["template"]["spec"]
+    backend, ferretdb = pod["containers"]
+    assert backend["image"] == "reg:5000/postgres:15"
+    assert ferretdb["image"] == "reg:5000/ferretdb:1.24.2"
+    # Clients reach FerretDB only; the data volume is PostgreSQL's.
+    assert [p["name"] for p in ferretdb["ports"]] == ["db"]
+    assert {m["name"] for m in backend["volumeMounts"]} >= {manifests.DATA_VOLUME}
+    assert manifests.DATA_VOLUME not in {m["name"] for m in ferretdb["volumeMounts"]}
+    env = {e["name"]: e.get("value") for e in ferretdb["env"]}
+    assert env["FERRETDB_POSTGRESQL_URL"] == "postgres://127.0.0.1:5432/catalog", "no user in it"
+    assert "readinessProbe" in backend and "readinessProbe" in ferretdb
+    for container in pod["containers"]:
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_ferretdb_secret_carries_a_plain_login_on_one_connection() -> None:
+    t = target(service="catalog", engine="ferretdb", version="1.24.2")
+    values = decoded(
+        manifests.credentials_secret(t, Credentials(t.user, "pw", t.host, t.port, t.database))
+    )
+    assert values["POLYSAGA_MONGO_URL"] == (
+        "mongodb://catalog:pw@order-db.shop.svc:27017/catalog?authMechanism=PLAIN&maxPoolSize=1"
+    )
+
+
+def test_the_public_images_are_the_default() -> None:
+    pod = manifests.statefulset(target())["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "docker.io/library/postgres:16"

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from polysaga_tools import dead_letters_cli
+from polysaga_tools.cluster.cli import app as cluster_app
 from polysaga_tools.servers import ServerError
 from polysaga_tools.stack import DEFAULT_STATE_FILE, LocalStack
 
@@ -25,6 +26,7 @@ app = typer.Typer(
     help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
 )
 app.add_typer(dead_letters_cli.app, name="dead-letters")
+app.add_typer(cluster_app, name="cluster")
 err = Console(stderr=True)
 
 
@@ -37,6 +39,18 @@ class SagaStyleChoice(StrEnum):
     CHOREOGRAPHY = "choreography"
     ORCHESTRATION = "orchestration"
     MIXED = "mixed"
+
+
+def _described(exc: BaseException) -> str:
+    """An error's message, with the request a transport error broke off (httpx's own message,
+    such as "Server disconnected without sending a response.", names none)."""
+    if isinstance(exc, httpx.RequestError):
+        try:
+            request = exc.request
+        except RuntimeError:  # an error raised outside a request carries none
+            return str(exc)
+        return f"{exc} ({request.method} {request.url})"
+    return str(exc)
 
 
 StateFileOption = Annotated[
@@ -292,7 +306,7 @@ def demo(
             _with_stack(attach, lambda state: run_demo(state, plan, sample=plot is not None))
         )
     except (ServerError, OSError, httpx.HTTPError, TimeoutError) as exc:
-        raise _fail(str(exc)) from exc
+        raise _fail(_described(exc)) from exc
     body = result.as_json()
     _print_report(body, as_json)
     if plot is not None:
@@ -557,7 +571,7 @@ def bench(
         try:
             phase = asyncio.run(run_one_phase(rate, duration, attach))
         except (ServerError, OSError, httpx.HTTPError, TimeoutError) as exc:
-            raise _fail(str(exc)) from exc
+            raise _fail(_described(exc)) from exc
         print(json.dumps(phase.as_json(), indent=2))
         return
     if plot is not None:
@@ -567,7 +581,7 @@ def bench(
     try:
         report = asyncio.run(run_bench(duration, attach, plot))
     except (ServerError, OSError, httpx.HTTPError, TimeoutError) as exc:
-        raise _fail(str(exc)) from exc
+        raise _fail(_described(exc)) from exc
     body = report.as_json()
     if as_json:
         print(json.dumps(body, indent=2))

@@ -63,8 +63,8 @@ orchestrator: postgresql
 sales: postgresql
 user: postgresql
 notification: postgresql
-catalog: mongodb
-order-view: mongodb
+catalog: {{ .Values.databases.mongoEngine }}
+order-view: {{ .Values.databases.mongoEngine }}
 gateway: ""
 {{- end }}
 
@@ -154,6 +154,13 @@ seccompProfile:
 {{- end }}
 
 {{/* The NATS server's environment variable holding a service's password: PASSWORD_ORDER_VIEW. */}}
+{{/* Every NATS user: one per service, plus the unrestricted admin user when one is named. */}}
+{{- define "polysaga.natsUsers" -}}
+{{- $users := keys (include "polysaga.natsPermissions" . | fromJson) | sortAlpha }}
+{{- with .Values.nats.adminUser }}{{ $users = append $users . }}{{ end }}
+{{- $users | toJson }}
+{{- end }}
+
 {{- define "polysaga.natsPasswordVariable" -}}
 {{- printf "PASSWORD_%s" (. | upper | replace "-" "_") }}
 {{- end }}

@@ -83,7 +83,7 @@ async def _reconcile_dedicated(
     await cluster.apply(_owned(manifests.credentials_secret(target, credentials), owner))
     await cluster.apply(_owned(manifests.headless_service(target), owner))
     await cluster.apply(_owned(manifests.network_policy(target, context.identity), owner))
-    desired = _owned(manifests.statefulset(target), owner)
+    desired = _owned(manifests.statefulset(target, context.images), owner)
     await _replace_if_storage_changed(cluster, target, logger)
     applied = await cluster.apply(desired)
     return statefulset_outcome(applied, f"{target.host}:{target.port}", target.secret_name)
