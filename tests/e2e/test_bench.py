@@ -18,6 +18,8 @@ SERVICES = {
     "order",
     "inventory",
     "payment",
+    "orchestrator",
+    "sales",
     "user",
     "notification",
     "catalog",
@@ -64,9 +66,14 @@ def test_a_short_bench_prints_every_figure_consistently(tmp_path: Path) -> None:
         "durability",
         "styles",
     }
-    assert set(body["styles"]) == {"choreography"}
+    assert set(body["styles"]) == {"choreography", "orchestration"}
     choreography = body["styles"]["choreography"]
     assert {k: body[k] for k in choreography} == choreography  # the top level is its figures
+    # The orchestrated saga through the same phases, on the same stack: its own figures.
+    orchestrated = body["styles"]["orchestration"]
+    assert set(orchestrated) == set(choreography)
+    assert orchestrated["at_10_per_s"]["saga_latency_ms"]["p50"] > 0
+    assert orchestrated["at_10_per_s"]["sagas"] > 0
     for phase in ("at_10_per_s", "at_100_per_s"):
         figures = body[phase]
         latency = figures["saga_latency_ms"]

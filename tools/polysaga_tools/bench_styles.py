@@ -20,7 +20,9 @@ class SagaStyle:
 
 
 CHOREOGRAPHY = SagaStyle("choreography")
+# The same saga run by the orchestrator (its commands and replies): the order asks for it.
+ORCHESTRATION = SagaStyle("orchestration", {"saga": "orchestration"})
 
 # The first style is the one the top-level figures (and the targets) are about; the JSON's
 # "styles" holds every style's own figures side by side.
-STYLES: tuple[SagaStyle, ...] = (CHOREOGRAPHY,)
+STYLES: tuple[SagaStyle, ...] = (CHOREOGRAPHY, ORCHESTRATION)
