@@ -10,7 +10,7 @@ import uuid
 import httpx
 
 from conftest import ORDER_DEADLINE_S, Stack
-from stack_client import StackClient
+from stack_client import StackClient, eventually
 
 
 def client(stack: Stack, http: httpx.AsyncClient) -> StackClient:
@@ -46,7 +46,12 @@ async def test_not_enough_stock_cancels_without_charging(
     assert order["cancel_reason"].startswith("stock_unavailable")
     assert await c.stock(sku) == {"sku": sku, "available": 1, "reserved": 0}
     assert await c.balance(user) == "100.00"
-    assert [p["status"] for p in await c.payments(order["order_id"])] == ["CANCELLED"]
+
+    # Payment's tombstone is written when OrderCancelled reaches it, after the cancel: wait.
+    async def payment_statuses() -> list[str]:
+        return [p["status"] for p in await c.payments(order["order_id"])]
+
+    assert await eventually(payment_statuses, timeout_s=30) == ["CANCELLED"]
 
 
 async def test_payment_failure_cancels_and_releases_stock(
