@@ -130,15 +130,21 @@ async def check_read_side(
         # A part the gateway could not fetch in time is marked missing, by design; on a
         # busy machine that is transient, so an incomplete document is asked for again, for
         # longer than the gateway's circuit breaker keeps a slow upstream's circuit open.
-        url = f"{services['gateway']}/orders/{summary['order_id']}/details"
+        # Both sides are eventually consistent (the view's copy of a name, the gateway's live
+        # read), so a mismatch is asked again, the summary too, until the same patience ends.
+        order_id = summary["order_id"]
+        url = f"{services['gateway']}/orders/{order_id}/details"
         deadline = time.monotonic() + COMPOSITION_PATIENCE_S
         while True:
             async with limit:
                 details = await _get(client, url) or {}
             problems = details_mismatches(summary, details)
-            if not problems or details.get("complete") or time.monotonic() > deadline:
+            if not problems or time.monotonic() > deadline:
                 return problems
             await asyncio.sleep(1.0)
+            async with limit:
+                fresh = await _get(client, f"{services['order-view']}/orders/{order_id}/summary")
+            summary = fresh or summary
 
     results = await asyncio.gather(*(compare(s) for s in summaries.values() if s is not None))
     problems = [p for r in results for p in r]
