@@ -28,17 +28,13 @@ never lost. The result names the streams whose history no longer starts at seque
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from bson.errors import InvalidDocument
-from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 from pymongo.errors import OperationFailure
 
 from order_view.adapters import (
@@ -54,17 +50,13 @@ from order_view.adapters import (
 )
 from order_view.application import EVENT_HANDLERS, SERVICE
 from polysaga.events import declaration
-from polysaga.events.decoding import MalformedEventError, UnsupportedVersionError, decode
-from polysaga.messaging.permissions import replay_consumer_name
+from polysaga.events.envelope import Envelope
+from polysaga.messaging.replay import Replayed, replay_range
 from polysaga.mongo.client import MongoDatabase
 from polysaga.mongo.client import is_unavailable as mongo_unavailable
 
 log = logging.getLogger(__name__)
 
-_BATCH = 256
-_FETCH_TIMEOUT_S = 1.0
-# An abandoned replay consumer (the process died) is removed by the server after this.
-_INACTIVE_THRESHOLD_S = 60.0
 
 Positions = dict[declaration.Context, int]
 
@@ -76,17 +68,6 @@ class RebuildSupersededError(RuntimeError):
 class EventHistoryUnavailableError(RuntimeError):
     """The streams could not be replayed (NATS unreachable, a stream gone): nothing was
     swapped in, and the live generation stays."""
-
-
-@dataclass
-class Counts:
-    applied: int = 0
-    skipped: int = 0
-
-    def __iadd__(self, other: Counts) -> Counts:
-        self.applied += other.applied
-        self.skipped += other.skipped
-        return self
 
 
 @dataclass(frozen=True)
@@ -172,65 +153,13 @@ async def _replay(
     view: ViewStore,
     start: Positions,
     end: Positions,
-) -> Counts:
-    counts = Counts()
-    for context, events in contexts.items():
-        counts += await _replay_stream(js, context, events, view, start[context], end[context])
-    return counts
+) -> Replayed:
+    async def apply(event: Envelope[Any]) -> bool:
+        return await _apply(event, view)
 
-
-async def _replay_stream(
-    js: JetStreamContext,
-    context: declaration.Context,
-    events: tuple[declaration.EventSpec, ...],
-    view: ViewStore,
-    first_seq: int,
-    last_seq: int,
-) -> Counts:
-    """Apply the stream's consumed events with sequence in [first_seq, last_seq]."""
-    counts = Counts()
-    if last_seq < first_seq:
-        return counts
-    # One fixed name, the only replay consumer this service's NATS user may create.
-    name = replay_consumer_name(SERVICE)
-    with contextlib.suppress(NotFoundError):  # left by a replay that died mid-way
-        await js.delete_consumer(context.stream, name)
-    await js.add_consumer(
-        context.stream,
-        ConsumerConfig(
-            name=name,
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=first_seq,
-            ack_policy=AckPolicy.NONE,
-            filter_subjects=sorted(e.subject for e in events),
-            inactive_threshold=_INACTIVE_THRESHOLD_S,
-            mem_storage=True,
-        ),
-    )
-    sub = await js.pull_subscribe_bind(consumer=name, stream=context.stream)
-    try:
-        done = False
-        while not done:
-            try:
-                msgs = await sub.fetch(_BATCH, timeout=_FETCH_TIMEOUT_S)
-            except (NatsTimeoutError, TimeoutError):
-                done = (await sub.consumer_info()).num_pending == 0
-                continue
-            for msg in msgs:
-                seq = msg.metadata.sequence.stream
-                if seq > last_seq:
-                    done = True
-                    break
-                counts += await _apply(msg, view)
-                # num_pending 0: every matching message the stream holds has been delivered.
-                if seq == last_seq or msg.metadata.num_pending == 0:
-                    done = True
-                    break
-    finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
-        with contextlib.suppress(Exception):
-            await js.delete_consumer(context.stream, name)
+    counts = Replayed()
+    for context in contexts:
+        counts += await replay_range(js, SERVICE, context, start[context], end[context], apply)
     return counts
 
 
@@ -241,21 +170,17 @@ async def _replay_stream(
 _EVENT_FAULTS = (KeyError, TypeError, ValueError, AttributeError, InvalidDocument, OperationFailure)
 
 
-async def _apply(msg: Msg, view: ViewStore) -> Counts:
-    """Apply one message; what the live consumer would dead-letter is skipped here."""
-    try:
-        event = decode(msg.headers, msg.data, msg.subject)
-    except (MalformedEventError, UnsupportedVersionError) as exc:
-        log.warning("rebuild skips %s #%s: %s", msg.subject, msg.metadata.sequence.stream, exc)
-        return Counts(skipped=1)
+async def _apply(event: Envelope[Any], view: ViewStore) -> bool:
+    """Apply one event (True); what the live consumer would dead-letter is skipped here
+    (False). The replay itself skips what cannot be decoded."""
     handler = EVENT_HANDLERS.get(event.name)
     if handler is None:
-        return Counts(skipped=1)
+        return False
     try:
         await handler(event, view)
     except _EVENT_FAULTS as exc:
         if mongo_unavailable(exc):
             raise
         log.warning("rebuild skips %s %s: %r", event.name, event.event_id, exc)
-        return Counts(skipped=1)
-    return Counts(applied=1)
+        return False
+    return True
