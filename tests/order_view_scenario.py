@@ -64,6 +64,9 @@ class Scenario:
         self.events.append(event)
         return event
 
+    def at(self) -> str:
+        return self.clock.isoformat()
+
     def user(self, user_id: str, name: str, version: int) -> None:
         event_name = "UserRegistered" if version == 1 else "UserProfileUpdated"
         email = f"{name.lower().replace(' ', '.')}@example.com"
@@ -103,16 +106,24 @@ class Scenario:
         stock = [{"sku": s, "quantity": q} for s, q, _ in lines]
         reserved = {"order_id": order_id, "user_id": user_id, "items": stock, "total": total}
         paid = {"order_id": order_id, "user_id": user_id, "amount": total}
-        failed = {"order_id": order_id, "user_id": user_id}
-        if path == "confirmed":
+        who = {"order_id": order_id, "user_id": user_id}
+        if path in ("confirmed", "shipped", "delivered"):
             self.emit("StockReserved", order_id, reserved)
             self.emit("PaymentProcessed", order_id, paid)
             self.emit("OrderConfirmed", order_id, facts)
             self.orders[order_id] = "CONFIRMED"
+            if path != "confirmed":
+                shipped = {"tracking_number": f"TRK-{order_id[:8]}", "shipped_at": self.at()}
+                self.emit("OrderShipped", order_id, {**who, **shipped})
+                self.orders[order_id] = "SHIPPED"
+            if path == "delivered":
+                delivered = {**who, "delivered_at": self.at()}
+                self.emit("OrderDelivered", order_id, delivered)
+                self.orders[order_id] = "DELIVERED"
         elif path == "payment_failed":
             self.emit("StockReserved", order_id, reserved)
             reason = "insufficient_funds"
-            self.emit("PaymentFailed", order_id, {**failed, "reason": reason})
+            self.emit("PaymentFailed", order_id, {**who, "reason": reason})
             self.emit("OrderCancelled", order_id, {**facts, "reason": f"payment_failed: {reason}"})
             self.emit("StockReleased", order_id, {"order_id": order_id, "items": stock})
             self.orders[order_id] = "CANCELLED"
@@ -146,7 +157,15 @@ def saga_scenario(seed: int, orders_per_user: int = 2, start: datetime = T0) -> 
     s.product("SKU-1", "Kettle", "20.00")
     s.product("sku.with.dots", "Teapot", "12.50")
     s.user(bob, "Bob Ross", 1)
-    paths = ["confirmed", "payment_failed", "out_of_stock", "deadline", "pending"]
+    paths = [
+        "confirmed",
+        "payment_failed",
+        "out_of_stock",
+        "deadline",
+        "pending",
+        "shipped",
+        "delivered",
+    ]
     lines = [("SKU-1", 1, "20.00"), ("sku.with.dots", 2, "12.50"), ("SKU-3", 3, "5.00")]
     for i in range(orders_per_user):
         for user in (ada, bob, cyd, ghost):

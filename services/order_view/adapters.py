@@ -10,8 +10,8 @@ How each write stays commutative without transactions:
 - a map key is never a SKU or an event id as such (``domain.field_key`` encodes it);
 - ``order_version`` is a $inc guarded by "this event id is not in the history yet", in the
   same update that adds the key, so a redelivery increments nothing;
-- created_at / updated_at are $min / $max of event times; a terminal status is $set, PENDING
-  only $setOnInsert (see ``domain.StatusWrite``);
+- created_at / updated_at are $min / $max of event times; the status is not stored at all
+  but read from the history (``domain.status_of``), and the one tracking number is $set;
 - users and product names are copied into summaries under a per-source version guard
   (``user_version``, ``product_versions.<sku>``): the entity's handler updates every summary
   that holds an older copy (one indexed update_many), and an order's handler, after writing
@@ -40,7 +40,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from order_view.domain import OrderStatus, StatusWrite, field_key, refused_steps
+from order_view.domain import field_key, refused_steps
 from order_view.ports import HistoryRecord, OrderFacts
 from polysaga import metrics
 from polysaga.mongo.client import MongoDatabase
@@ -234,12 +234,10 @@ async def _record_steps(
     return sorted(history[key]["step"] for key in now_refused)
 
 
-def _defaults(*, order_event: bool, status: StatusWrite | None) -> dict[str, Any]:
+def _defaults(*, order_event: bool) -> dict[str, Any]:
     """$setOnInsert for fields another update may have set first; never the ones this update
     sets (MongoDB refuses two operators on one path)."""
     defaults: dict[str, Any] = {}
-    if status is None or not status.overrides:
-        defaults["status"] = (status.status if status else OrderStatus.PENDING).value
     if not order_event:
         defaults["order_version"] = 0
     return defaults
@@ -279,7 +277,6 @@ class ViewStore:
         self,
         facts: OrderFacts,
         record: HistoryRecord,
-        status: StatusWrite,
         cancel_reason: str | None,
     ) -> list[str]:
         """The steps the saga now refuses because of this event (see ``_record_step``)."""
@@ -289,8 +286,6 @@ class ViewStore:
             _history_path(record): _history_entry(record),
             "applied_at": now,
         }
-        if status.overrides:
-            to_set["status"] = status.status.value
         if cancel_reason is not None:
             to_set["cancel_reason"] = cancel_reason
         update: dict[str, Any] = {
@@ -303,10 +298,26 @@ class ViewStore:
                 **{f"product_versions.{field_key(i.sku)}": 0 for i in facts.items},
             },
         }
-        defaults = _defaults(order_event=True, status=status)
-        if defaults:
-            update["$setOnInsert"] = defaults
         guard = {"_id": facts.order_id, _history_path(record): {"$exists": False}}
+        return await _record_step(self.gen.summaries, guard, update, record)
+
+    async def apply_life_event(
+        self, order_id: str, record: HistoryRecord, tracking_number: str | None
+    ) -> list[str]:
+        """As ``apply_order_event`` for a step of the order's life after its saga: it counts
+        in ``order_version`` (the order's own version moved) and carries no facts."""
+        to_set: dict[str, Any] = {
+            _history_path(record): _history_entry(record),
+            "applied_at": datetime.now(UTC),
+        }
+        if tracking_number is not None:
+            to_set["tracking_number"] = tracking_number
+        update: dict[str, Any] = {
+            "$set": to_set,
+            "$inc": {"order_version": 1},
+            "$max": {"updated_at": record.at, "user_version": 0},
+        }
+        guard = {"_id": order_id, _history_path(record): {"$exists": False}}
         return await _record_step(self.gen.summaries, guard, update, record)
 
     async def apply_together(
@@ -316,7 +327,6 @@ class ViewStore:
         step_records: Sequence[HistoryRecord],
         *,
         facts: OrderFacts | None,
-        status: StatusWrite | None,
         cancel_reason: str | None,
         user_id: str | None,
     ) -> list[str] | None:
@@ -329,7 +339,7 @@ class ViewStore:
         to_set["applied_at"] = datetime.now(UTC)
         maxes: dict[str, Any] = {"updated_at": max(r.at for r in records), "user_version": 0}
         update: dict[str, Any] = {"$set": to_set, "$max": maxes}
-        defaults = _defaults(order_event=bool(order_records), status=status)
+        defaults = _defaults(order_event=bool(order_records))
         if order_records:
             assert facts is not None, "order events carry the order's facts"
             to_set.update(_fact_fields(facts))
@@ -339,8 +349,6 @@ class ViewStore:
         elif user_id is not None:
             # As apply_saga_step: a step's user only seeds a summary no order event reached.
             defaults["user_id"] = user_id
-        if status is not None and status.overrides:
-            to_set["status"] = status.status.value
         if cancel_reason is not None:
             to_set["cancel_reason"] = cancel_reason
         if defaults:
@@ -355,7 +363,7 @@ class ViewStore:
         """The steps the saga now refuses because of this event (see ``_record_step``). The
         step's user id only seeds a summary no order event has reached yet: the order's own
         events are the authority on whose order it is."""
-        defaults = _defaults(order_event=False, status=None)
+        defaults = _defaults(order_event=False)
         if user_id is not None:
             defaults["user_id"] = user_id
         update = {

@@ -2,14 +2,14 @@
 consumed event changes the view. Every handler is idempotent and commutative (any order,
 any number of deliveries converges), so the same map serves the live consumers and a rebuild
 that replays the streams one after the other. The handler map at the bottom says who reacts
-to what."""
+to what; shipments and deliveries are applied one by one (rare, and no facts to merge)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from order_view.domain import ORDER_EVENTS, SAGA_STEPS, history_detail, item_count, status_write
+from order_view.domain import ORDER_EVENTS, SAGA_STEPS, history_detail, item_count
 from order_view.ports import HistoryRecord, OrderFacts, SummaryView
 from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope
@@ -40,7 +40,7 @@ async def on_order_event(event: Envelope[P.OrderEvent], view: SummaryView) -> Re
     data = event.data
     facts = _facts(data)
     reason = data.reason if isinstance(data, P.OrderCancelled) else None
-    refused = await view.apply_order_event(facts, _history(event), status_write(event.name), reason)
+    refused = await view.apply_order_event(facts, _history(event), reason)
     if isinstance(data, P.OrderPlaced):
         # Always, also when the event was already applied: a crash may have come in between.
         # OrderPlaced alone suffices: its handler writes user_id and the SKUs before reading
@@ -49,6 +49,15 @@ async def on_order_event(event: Envelope[P.OrderEvent], view: SummaryView) -> Re
         # events would add FerretDB round trips (the view's bottleneck) and change nothing.
         await view.copy_names_into(facts.order_id, facts.user_id, [i.sku for i in facts.items])
     return refused
+
+
+async def on_life_event(
+    event: Envelope[P.OrderShipped | P.OrderDelivered], view: SummaryView
+) -> Refused:
+    """The order shipped (with its tracking number) or delivered: a step of its history,
+    which also moves the status the summary shows (``domain.status_of``)."""
+    tracking = event.data.tracking_number if isinstance(event.data, P.OrderShipped) else None
+    return await view.apply_life_event(str(event.data.order_id), _history(event), tracking)
 
 
 SagaStep = (
@@ -137,7 +146,6 @@ async def _apply_together(
     """The steps refused, or None when some event was already applied (nothing written)."""
     order_events = [e for e in events if e.name in ORDER_EVENTS]
     steps = [e for e in events if e.name in SAGA_STEPS]
-    terminal = [e for e in order_events if status_write(e.name).overrides]
     cancelled = [e.data for e in order_events if isinstance(e.data, P.OrderCancelled)]
     facts = _facts(order_events[0].data) if order_events else None
     refused = await view.apply_together(
@@ -145,7 +153,6 @@ async def _apply_together(
         [_history(e) for e in order_events],
         [_history(e) for e in steps],
         facts=facts,
-        status=status_write(terminal[0].name) if terminal else None,
         cancel_reason=cancelled[0].reason if cancelled else None,
         user_id=next((u for e in steps if (u := getattr(e.data, "user_id", None))), None),
     )
@@ -168,6 +175,8 @@ EVENT_HANDLERS: dict[str, Projection] = {
     "PaymentProcessed": on_saga_step,
     "PaymentFailed": on_saga_step,
     "PaymentRefunded": on_saga_step,
+    "OrderShipped": on_life_event,
+    "OrderDelivered": on_life_event,
     "UserRegistered": on_user_profile,
     "UserProfileUpdated": on_user_profile,
     "ProductCreated": on_product_created,

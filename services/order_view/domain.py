@@ -1,5 +1,5 @@
-"""The order summary read model's rules, free of I/O: which status an event writes and how it
-ranks, what a saga step records in the history, how a stored document becomes the view a
+"""The order summary read model's rules, free of I/O: which status the history shows and how
+statuses rank, what a saga step records in the history, how a stored document becomes the view a
 reader gets, and a digest that lets two generations of the view be compared.
 
 Every rule here is order-independent on purpose: events reach the view from five streams
@@ -19,7 +19,10 @@ import msgspec
 from polysaga.events import payloads as P
 from polysaga.events.payloads import Payload
 
+# The order's events that carry the order as placed (its facts).
 ORDER_EVENTS = frozenset({"OrderPlaced", "OrderConfirmed", "OrderCancelled"})
+# The rest of its life after the saga: they carry no facts, only what happened.
+LIFE_EVENTS = frozenset({"OrderShipped", "OrderDelivered"})
 SAGA_STEPS = frozenset(
     {
         "StockReserved",
@@ -45,6 +48,8 @@ _STEP_ORDER = {
             "OrderCancelled",
             "StockReleased",
             "PaymentRefunded",
+            "OrderShipped",
+            "OrderDelivered",
         )
     )
 }
@@ -54,33 +59,37 @@ class OrderStatus(StrEnum):
     PENDING = "PENDING"
     CONFIRMED = "CONFIRMED"
     CANCELLED = "CANCELLED"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
 
 
-_TERMINAL = {"OrderConfirmed": OrderStatus.CONFIRMED, "OrderCancelled": OrderStatus.CANCELLED}
+# The status each step of the order's own life leads to, and how far along its life that is.
+_STATUS_OF = {
+    "OrderConfirmed": OrderStatus.CONFIRMED,
+    "OrderCancelled": OrderStatus.CANCELLED,
+    "OrderShipped": OrderStatus.SHIPPED,
+    "OrderDelivered": OrderStatus.DELIVERED,
+}
+_RANK = {
+    OrderStatus.PENDING: 0,
+    OrderStatus.CONFIRMED: 1,
+    OrderStatus.CANCELLED: 1,
+    OrderStatus.SHIPPED: 2,
+    OrderStatus.DELIVERED: 3,
+}
 
 
-@dataclass(frozen=True)
-class StatusWrite:
-    """What an event says about the status. A terminal event always wins (``overrides``);
-    anything else only supplies PENDING where no status is known yet. An order has at most
-    one terminal event (the order aggregate's optimistic concurrency guarantees it), so the
-    merge is commutative."""
-
-    status: OrderStatus
-    overrides: bool
-
-
-def status_write(event_name: str) -> StatusWrite:
-    terminal = _TERMINAL.get(event_name)
-    if terminal is not None:
-        return StatusWrite(terminal, overrides=True)
-    return StatusWrite(OrderStatus.PENDING, overrides=False)
-
-
-def merge_status(current: OrderStatus | None, write: StatusWrite) -> OrderStatus:
-    if current is None or write.overrides:
-        return write.status
-    return current
+def status_of(steps: Iterable[str]) -> OrderStatus:
+    """The status the history shows: the furthest step of the order's life in it. Decided
+    from the whole set of steps, never from which event came last, so any arrival order
+    gives the same status (a rebuild replays the streams one after the other). The order
+    aggregate allows one outcome and ships only a confirmed order, so no two steps of one
+    rank disagree (and ``refused_steps`` keeps one of a confirmation and a cancellation)."""
+    return max(
+        (_STATUS_OF[step] for step in steps if step in _STATUS_OF),
+        key=_RANK.__getitem__,
+        default=OrderStatus.PENDING,
+    )
 
 
 _FIELD_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -104,12 +113,16 @@ def item_count(items: Iterable[P.OrderLine]) -> int:
 
 
 def history_detail(data: Payload) -> str | None:
-    """The one fact worth showing next to a step: why it failed, or how much was paid."""
+    """The one fact worth showing next to a step: why it failed, how much was paid, or the
+    parcel's tracking number."""
     reason, amount = getattr(data, "reason", None), getattr(data, "amount", None)
+    tracking = getattr(data, "tracking_number", None)
     if reason is not None:
         return str(reason)
     if amount is not None:
         return f"amount {amount}"
+    if tracking is not None:
+        return f"tracking {tracking}"
     return None
 
 
@@ -145,7 +158,7 @@ for _a, _b in _EXCLUSIVE:
 # Who decides: the order's own events first (the event-sourced order is the authority on
 # its state), then inventory's steps, then payment's, as the saga takes them.
 _DECIDER = {
-    **dict.fromkeys(ORDER_EVENTS, 0),
+    **dict.fromkeys(ORDER_EVENTS | LIFE_EVENTS, 0),
     **dict.fromkeys(("StockReserved", "StockReservationFailed", "StockReleased"), 1),
     **dict.fromkeys(("PaymentProcessed", "PaymentFailed", "PaymentRefunded"), 2),
 }
@@ -212,6 +225,7 @@ class OrderSummary:
     total: str | None
     status: OrderStatus
     cancel_reason: str | None
+    tracking_number: str | None
     created_at: datetime | None
     updated_at: datetime | None
     order_version: int
@@ -240,8 +254,9 @@ def summary_from_document(doc: Mapping[str, Any]) -> OrderSummary:
         ],
         item_count=int(doc.get("item_count", 0)),
         total=doc.get("total"),
-        status=OrderStatus(doc.get("status", OrderStatus.PENDING)),
+        status=status_of(step.step for step in history),
         cancel_reason=doc.get("cancel_reason"),
+        tracking_number=doc.get("tracking_number"),
         created_at=_utc(doc["created_at"]) if doc.get("created_at") else None,
         # The latest step shown: a refused step's time does not count.
         updated_at=max((step.at for step in history), default=None),

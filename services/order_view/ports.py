@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from order_view.domain import StatusWrite
 from polysaga.events.payloads import OrderLine
 
 
@@ -39,11 +38,16 @@ class SummaryView(Protocol):
         self,
         facts: OrderFacts,
         record: HistoryRecord,
-        status: StatusWrite,
         cancel_reason: str | None,
     ) -> list[str]:
         """The saga steps this event makes the view refuse (``domain.refused_steps``), each
         named once, when it happens; none when the event was already applied."""
+        ...
+
+    async def apply_life_event(
+        self, order_id: str, record: HistoryRecord, tracking_number: str | None
+    ) -> list[str]:
+        """As ``apply_order_event``, for the order's shipment or delivery (no facts)."""
         ...
 
     async def apply_saga_step(
@@ -60,7 +64,6 @@ class SummaryView(Protocol):
         step_records: Sequence[HistoryRecord],
         *,
         facts: OrderFacts | None,
-        status: StatusWrite | None,
         cancel_reason: str | None,
         user_id: str | None,
     ) -> list[str] | None:

@@ -322,7 +322,7 @@ async def test_forged_and_poison_events_move_no_money_and_break_nothing(
     # within the gateway's bound, which is its 503 with Retry-After, by design; nothing else.
     checked = stack.cli("check", "--json")
     report = json.loads(checked.stdout)
-    assert checked.returncode == 0, report
+    assert checked.returncode == 0, (report.get("violations"), report)
     assert all(report["invariants"].values()), report["violations"]
     errors_after = await server_errors(http, stack.state)
     assert {k: v for k, v in errors_after.items() if not k.endswith(" 503")} == {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import stat
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -193,6 +194,9 @@ async def test_no_credential_in_logs_or_problem_bodies_even_when_the_database_fa
         await admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ANY($1)", roles
         )
+        # pg_terminate_backend only signals: a backend still alive would serve the probe on
+        # its old session, and the service would never meet the refused login.
+        await eventually(lambda: _no_session_left(admin, roles), "a locked-out role kept a session")
         for service, path in PROBES.items():
             for url in (stack.url(service) + path, stack.url(service) + "/readyz"):
                 response = await http.get(url)
@@ -213,6 +217,22 @@ async def test_no_credential_in_logs_or_problem_bodies_even_when_the_database_fa
     for secret in secrets_of(stack):
         leaked = [name for name, text in texts.items() if secret in text]
         assert not leaked, f"a credential appears in {leaked}"
+
+
+async def _no_session_left(admin: asyncpg.Connection, roles: list[str]) -> bool:
+    left = await admin.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = ANY($1)", roles
+    )
+    return left == 0
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], why: str, timeout_s: float = 30
+) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, why
+        await asyncio.sleep(0.05)
 
 
 async def _wait_ready(stack: Stack, http: httpx.AsyncClient, timeout_s: float = 60) -> None:

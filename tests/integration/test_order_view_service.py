@@ -161,6 +161,34 @@ async def test_a_summary_appears_with_user_names_and_history(service: Service) -
     assert lag_count() - lag_before == len(s.events)  # every applied event is measured
 
 
+async def test_a_shipment_and_a_delivery_move_the_summary_on(service: Service) -> None:
+    s = now_scenario(7)
+    order_id = s.order("user-7", [("SKU-1", 1, "20.00")], "delivered")
+    *saga, shipped, delivered = s.events
+    for event in saga:
+        await publish(service.js, event)
+    await publish(service.js, shipped)
+    # The order's version counts its shipment (placed, confirmed, shipped): wait for it.
+    response = await service.client.get(f"/orders/{order_id}/summary", params={"min_version": 3})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["status"], body["order_version"]) == ("SHIPPED", 3)
+    assert body["tracking_number"] == shipped.data.tracking_number
+    assert body["history"][-1] == {
+        "step": "OrderShipped",
+        "at": body["history"][-1]["at"],
+        "detail": f"tracking {shipped.data.tracking_number}",
+    }
+    await publish(service.js, delivered)
+    await publish(service.js, shipped)  # a redelivery changes nothing
+    response = await service.client.get(f"/orders/{order_id}/summary", params={"min_version": 4})
+    body = response.json()
+    assert (body["status"], body["order_version"]) == ("DELIVERED", 4)
+    assert [h["step"] for h in body["history"]][-2:] == ["OrderShipped", "OrderDelivered"]
+    await eventually(service.caught_up)
+    assert (await service.client.get(f"/orders/{order_id}/summary")).json() == body
+
+
 async def test_read_your_writes_waits_for_a_version_or_answers_503(service: Service) -> None:
     unknown = await service.client.get(f"/orders/{uuid.uuid4()}/summary")
     assert unknown.status_code == 404

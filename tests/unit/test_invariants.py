@@ -82,3 +82,16 @@ def test_without_a_baseline_held_stock_must_equal_confirmed_demand() -> None:
     report = evaluate(orders, {"tea": {"available": 0, "reserved": 5}}, {})
     assert report.invariants["stock_conserved"] is False
     assert report.invariants["money_conserved"] is True
+
+
+@pytest.mark.parametrize("status", ["SHIPPED", "DELIVERED"])
+def test_a_shipped_or_delivered_order_is_a_sale_for_every_invariant(status: str) -> None:
+    orders, levels, baseline = good_world()
+    orders[0] = facts("o1", status)
+    report = evaluate(orders, levels, {"ann": Decimal("6.00")}, baseline)
+    assert report.invariants == dict.fromkeys(INVARIANTS, True), report.violations
+    assert report.confirmed == 1
+    # And it is held to a sale's rules: shipped without its charge breaks money_conserved.
+    orders[0] = facts("o1", status, payment="REFUNDED")
+    broken = evaluate(orders, levels, {"ann": Decimal("10.00")}, baseline)
+    assert broken.invariants["money_conserved"] is False

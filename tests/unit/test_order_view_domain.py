@@ -19,10 +19,9 @@ from order_view.domain import (
     field_key,
     history_detail,
     item_count,
-    merge_status,
     refused_steps,
     sorted_history,
-    status_write,
+    status_of,
     summary_from_document,
 )
 
@@ -32,6 +31,7 @@ T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 @pytest.mark.parametrize(
     ("events", "expected"),
     [
+        ([], OrderStatus.PENDING),
         (["OrderPlaced"], OrderStatus.PENDING),
         (["OrderPlaced", "OrderConfirmed"], OrderStatus.CONFIRMED),
         (["OrderPlaced", "OrderCancelled"], OrderStatus.CANCELLED),
@@ -39,24 +39,27 @@ T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
             ["StockReserved", "OrderPlaced", "PaymentFailed", "OrderCancelled"],
             OrderStatus.CANCELLED,
         ),
+        (["OrderPlaced", "OrderConfirmed", "OrderShipped"], OrderStatus.SHIPPED),
+        (
+            ["OrderPlaced", "PaymentProcessed", "OrderConfirmed", "OrderShipped", "OrderDelivered"],
+            OrderStatus.DELIVERED,
+        ),
     ],
 )
-def test_a_terminal_event_wins_in_every_order_and_with_duplicates(
+def test_the_furthest_step_of_the_life_decides_in_every_order_and_with_duplicates(
     events: list[str], expected: OrderStatus
 ) -> None:
     for permutation in itertools.permutations(events + events[:1]):
-        status = None
-        for name in permutation:
-            status = merge_status(status, status_write(name))
-        assert status is expected, permutation
+        assert status_of(permutation) is expected, permutation
 
 
-def test_only_terminal_events_override() -> None:
-    assert status_write("OrderConfirmed").overrides
-    assert status_write("OrderCancelled").overrides
-    for name in ("OrderPlaced", "StockReserved", "PaymentProcessed", "StockReleased"):
-        write = status_write(name)
-        assert write.status is OrderStatus.PENDING and not write.overrides
+def test_saga_steps_alone_leave_an_order_pending() -> None:
+    assert status_of(["StockReserved", "PaymentProcessed", "StockReleased"]) is OrderStatus.PENDING
+
+
+def test_a_shipment_shows_its_tracking_number() -> None:
+    assert history_detail(samples.order_shipped(tracking_number="TRK-9")) == "tracking TRK-9"
+    assert history_detail(samples.order_delivered()) is None
 
 
 def test_field_keys_are_safe_in_a_path_and_never_collide() -> None:
@@ -151,7 +154,7 @@ def test_a_document_becomes_a_view_with_names_and_defaults() -> None:
         "history": {"e1": {"step": "OrderPlaced", "at": T0, "detail": None}},
     }
     view = summary_from_document(doc)
-    assert view.status is OrderStatus.PENDING  # never stored as null: a default
+    assert view.status is OrderStatus.PENDING  # read from the history, which holds no outcome
     assert view.user is None and view.cancel_reason is None
     assert [(i.sku, i.name) for i in view.items] == [("a.b", "Teapot"), ("c", None)]
     assert [h.step for h in view.history] == ["OrderPlaced"]
@@ -167,6 +170,7 @@ def test_the_digest_depends_on_content_only() -> None:
     a, b, c = SummaryDigest(), SummaryDigest(), SummaryDigest()
     a.add(summary_from_document(base))
     b.add(summary_from_document({**base, "applied_at": T0 + timedelta(days=1)}))
-    c.add(summary_from_document({**base, "status": "CANCELLED"}))
+    cancelled = {"step": "OrderCancelled", "at": T0, "detail": "payment_failed"}
+    c.add(summary_from_document({**base, "history": {**base["history"], "e2": cancelled}}))
     assert a.hexdigest() == b.hexdigest() != c.hexdigest()
     assert a.count == 1

@@ -28,7 +28,9 @@ INVARIANTS = (
     "orchestrated_sagas_agree",
 )
 # An orchestrated order's status and its saga's state at the orchestrator, once both ended.
-_SAGA_STATE_OF = {"CONFIRMED": "Completed", "CANCELLED": "Compensated"}
+# A shipped or delivered order was confirmed first: for every invariant it is a sale.
+SOLD = frozenset({"CONFIRMED", "SHIPPED", "DELIVERED"})
+_SAGA_STATE_OF = {**dict.fromkeys(SOLD, "Completed"), "CANCELLED": "Compensated"}
 
 
 @dataclass
@@ -122,7 +124,7 @@ class _Findings:
 def confirmed_demand(facts: list[OrderFacts]) -> Counter[str]:
     demand: Counter[str] = Counter()
     for f in facts:
-        if f.order["status"] == "CONFIRMED":
+        if f.order["status"] in SOLD:
             for item in f.order["items"]:
                 demand[item["sku"]] += item["quantity"]
     return demand
@@ -157,7 +159,7 @@ def _check_order(found: _Findings, f: OrderFacts) -> None:
         found.fail("no_double_charge", f"{oid}: {len(charges)} charges")
     if status == "PENDING":
         found.fail("every_saga_ended", f"{oid}: still PENDING")
-    elif status == "CONFIRMED":
+    elif status in SOLD:
         if len(charges) != 1 or parse_money(charges[0]["amount"]) != parse_money(f.order["total"]):
             found.fail("money_conserved", f"{oid}: confirmed but charged {charges}")
         if not held:
@@ -182,7 +184,7 @@ def _check_balances(
 ) -> None:
     spent: dict[str, Decimal] = {}
     for f in facts:
-        if f.order["status"] == "CONFIRMED":
+        if f.order["status"] in SOLD:
             user = f.order["user_id"]
             spent[user] = spent.get(user, Decimal("0")) + parse_money(f.order["total"])
     for user, initial in baseline.balances.items():
@@ -219,7 +221,7 @@ def evaluate(
     )
     return CheckReport(
         orders=len(facts),
-        confirmed=status["CONFIRMED"],
+        confirmed=sum(status[s] for s in SOLD),
         cancelled=status["CANCELLED"],
         unfinished=status["PENDING"],
         compensations=compensations,

@@ -142,9 +142,9 @@ EVENTS: tuple[EventSpec, ...] = (
     _event(P.OrderPlaced, 1, ORDERS, {"inventory", "payment", _VIEW, _ORCHESTRATOR}),
     _event(P.OrderConfirmed, 1, ORDERS, {_VIEW, "notification", _SALES}),
     _event(P.OrderCancelled, 1, ORDERS, {"inventory", "payment", _VIEW, "notification"}),
-    # The rest of the order's life, after a saga's outcome (no consumer follows them yet).
-    _event(P.OrderShipped, 1, ORDERS, set()),
-    _event(P.OrderDelivered, 1, ORDERS, set()),
+    # The rest of the order's life, after a saga's outcome: its summary shows it.
+    _event(P.OrderShipped, 1, ORDERS, {_VIEW}),
+    _event(P.OrderDelivered, 1, ORDERS, {_VIEW}),
     # A charge the order service cannot match with an order: payment gives it back.
     _event(P.PaymentRejected, 1, ORDERS, {"payment"}),
     _event(P.StockReserved, 1, INVENTORY, {"payment", _VIEW}),
