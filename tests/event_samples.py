@@ -174,6 +174,16 @@ def notification_sent(**fields: Any) -> P.NotificationSent:
     return P.NotificationSent(**(defaults | fields))
 
 
+def payment_received(**fields: Any) -> P.PaymentReceived:
+    defaults: dict[str, Any] = {
+        "order_id": order_id(),
+        "user_id": USER,
+        "amount": "2.50",
+        "received_at": NOW,
+    }
+    return P.PaymentReceived(**(defaults | fields))
+
+
 def order_shipped(**fields: Any) -> P.OrderShipped:
     defaults: dict[str, Any] = {
         "order_id": order_id(),
@@ -240,6 +250,7 @@ BUILDERS: dict[str, Callable[..., P.Payload]] = {
     "OrderConfirmed": order_confirmed,
     "OrderCancelled": order_cancelled,
     "PaymentRejected": payment_rejected,
+    "PaymentReceived": payment_received,
     "OrderShipped": order_shipped,
     "OrderDelivered": order_delivered,
     "StockReserved": stock_reserved,

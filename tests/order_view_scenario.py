@@ -110,6 +110,7 @@ class Scenario:
         if path in ("confirmed", "shipped", "delivered"):
             self.emit("StockReserved", order_id, reserved)
             self.emit("PaymentProcessed", order_id, paid)
+            self.emit("PaymentReceived", order_id, {**paid, "received_at": self.at()})
             self.emit("OrderConfirmed", order_id, facts)
             self.orders[order_id] = "CONFIRMED"
             if path != "confirmed":

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 from sqlalchemy import Row, text
@@ -330,13 +330,7 @@ class PostgresOrderStore:
         return StoredKey(row.request_hash, row.order_id, row.version)
 
 
-_ORDER_EVENTS = (
-    P.OrderPlaced,
-    P.OrderConfirmed,
-    P.OrderCancelled,
-    P.OrderShipped,
-    P.OrderDelivered,
-)
+_ORDER_EVENTS = get_args(P.OrderLifeEvent)  # what an order's stream may hold
 
 
 def _to_domain(row: Row[Any]) -> OrderEvent:

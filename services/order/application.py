@@ -244,13 +244,15 @@ async def confirm_if_pending(
 
 
 # Choreography: the order ends on the participants' events. An orchestrated order ignores
-# them and ends when the orchestrator says so (a payment for it is still checked).
+# them and ends when the orchestrator says so (a payment for it is still checked, and
+# recorded).
 
 
 async def on_payment_processed(
     event: Envelope[P.PaymentProcessed], store: OrderStore, now: datetime
 ) -> None:
-    """Confirm the order the payment is for, if it is still pending. A payment that matches
+    """Record the payment (PaymentReceived) on the order it is for, if that order is still
+    pending, and confirm a choreographed one in the same transaction. A payment that matches
     no order of ours (none such, another user, another amount: a forged or buggy event) is
     rejected, so payment gives the money back, and counted."""
     paid = event.data
@@ -272,7 +274,11 @@ async def on_payment_processed(
         await store.publish([new_event(rejected, trace_headers=event.trace_headers)])
         return
     assert order is not None
-    if order.status is OrderStatus.PENDING and order.saga is SagaStyle.CHOREOGRAPHY:
+    if order.status is not OrderStatus.PENDING:
+        return  # too late: the order ended; payment refunds a charge for a cancelled order
+    if order.paid_at is None:  # a redelivery finds it recorded
+        order = await store.append(order, order.receive_payment(parse_money(paid.amount), now))
+    if order.saga is SagaStyle.CHOREOGRAPHY:
         _record_end(await store.append(order, order.confirm(now)), now)
 
 

@@ -1,8 +1,9 @@
 """The Order aggregate: its state is the fold of its events; commands check the rules and
 return new events. No I/O here.
 
-Its whole life: PENDING (placed) → CONFIRMED or CANCELLED (the saga's outcome) → SHIPPED
-(with a tracking number, only from CONFIRMED) → DELIVERED (only from SHIPPED)."""
+Its whole life: PENDING (placed; PaymentReceived records the saga's payment while it is
+pending) → CONFIRMED or CANCELLED (the saga's outcome) → SHIPPED (with a tracking number,
+only from CONFIRMED) → DELIVERED (only from SHIPPED)."""
 
 from __future__ import annotations
 
@@ -94,6 +95,7 @@ class Order:
     cancel_reason: str | None = None
     saga: SagaStyle = SagaStyle.CHOREOGRAPHY
     tracking_number: str | None = None
+    paid_at: datetime | None = None
 
     @property
     def orchestrated(self) -> bool:
@@ -133,6 +135,20 @@ class Order:
             saga=saga.name_in_events,
         )
         return OrderEvent(placed, now)
+
+    def receive_payment(self, amount: Decimal, now: datetime) -> OrderEvent:
+        """The saga's payment, taken once, while the order is pending (the caller has
+        checked that it matches the order: ``payment_mismatch``)."""
+        self._require_pending("receive a payment for")
+        if self.paid_at is not None:
+            raise IllegalTransitionError("the order's payment was received already")
+        received = P.PaymentReceived(
+            order_id=UUID(self.order_id),
+            user_id=self.user_id,
+            amount=format_money(amount),
+            received_at=now,
+        )
+        return OrderEvent(received, now)
 
     def confirm(self, now: datetime) -> OrderEvent:
         self._require_pending("confirm")
@@ -186,6 +202,8 @@ class Order:
             return replace(moved, status=OrderStatus.CONFIRMED, cancel_reason=None)
         if isinstance(data, P.OrderCancelled):
             return replace(moved, status=OrderStatus.CANCELLED, cancel_reason=data.reason)
+        if isinstance(data, P.PaymentReceived):
+            return replace(moved, paid_at=data.received_at)
         if isinstance(data, P.OrderShipped):
             return replace(moved, status=OrderStatus.SHIPPED, tracking_number=data.tracking_number)
         if isinstance(data, P.OrderDelivered):
@@ -235,6 +253,7 @@ class Order:
             "cancel_reason": self.cancel_reason,
             "saga": self.saga.value,
             "tracking_number": self.tracking_number,
+            "paid_at": self.paid_at.isoformat() if self.paid_at else None,
         }
 
     @staticmethod
@@ -252,6 +271,7 @@ class Order:
             cancel_reason=data.get("cancel_reason"),
             saga=SagaStyle(data.get("saga", SagaStyle.CHOREOGRAPHY.value)),
             tracking_number=data.get("tracking_number"),
+            paid_at=datetime.fromisoformat(data["paid_at"]) if data.get("paid_at") else None,
         )
 
 

@@ -68,6 +68,7 @@ class OrderOut(msgspec.Struct):
     updated_at: datetime
     saga: str
     tracking_number: str | None
+    paid_at: datetime | None
 
 
 class OrderListItem(msgspec.Struct):
@@ -109,6 +110,7 @@ def _order_out(order: Order) -> OrderOut:
         updated_at=order.updated_at,
         saga=order.saga.value,
         tracking_number=order.tracking_number,
+        paid_at=order.paid_at,
     )
 
 

@@ -40,7 +40,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from order_view.domain import field_key, refused_steps
+from order_view.domain import ORDER_EVENTS, field_key, refused_steps
 from order_view.ports import HistoryRecord, OrderFacts
 from polysaga import metrics
 from polysaga.mongo.client import MongoDatabase
@@ -328,11 +328,13 @@ class ViewStore:
         *,
         facts: OrderFacts | None,
         cancel_reason: str | None,
+        tracking_number: str | None,
         user_id: str | None,
     ) -> list[str] | None:
-        """Several events of one order (order events with their facts, saga steps) in one
-        guarded upsert that sets what their one-event writes would, merged. None when any
-        of them was already applied: nothing is written then (apply them one by one).
+        """Several events of one order (the order's own events, with its facts when one of
+        them carries them, and saga steps) in one guarded upsert that sets what their
+        one-event writes would, merged. None when any of them was already applied: nothing
+        is written then (apply them one by one).
         Otherwise the steps the saga now refuses, as ``_record_step`` finds them."""
         records = [*order_records, *step_records]
         to_set: dict[str, Any] = {_history_path(r): _history_entry(r) for r in records}
@@ -340,17 +342,20 @@ class ViewStore:
         maxes: dict[str, Any] = {"updated_at": max(r.at for r in records), "user_version": 0}
         update: dict[str, Any] = {"$set": to_set, "$max": maxes}
         defaults = _defaults(order_event=bool(order_records))
-        if order_records:
-            assert facts is not None, "order events carry the order's facts"
+        if facts is not None:
             to_set.update(_fact_fields(facts))
-            update["$inc"] = {"order_version": len(order_records)}
-            update["$min"] = {"created_at": min(r.at for r in order_records)}
+            placed = [r.at for r in order_records if r.step in ORDER_EVENTS]  # as their writes
+            update["$min"] = {"created_at": min(placed)}
             maxes.update({f"product_versions.{field_key(i.sku)}": 0 for i in facts.items})
+        if order_records:
+            update["$inc"] = {"order_version": len(order_records)}
         elif user_id is not None:
             # As apply_saga_step: a step's user only seeds a summary no order event reached.
             defaults["user_id"] = user_id
         if cancel_reason is not None:
             to_set["cancel_reason"] = cancel_reason
+        if tracking_number is not None:
+            to_set["tracking_number"] = tracking_number
         if defaults:
             update["$setOnInsert"] = defaults
         guard: dict[str, Any] = {"_id": order_id}

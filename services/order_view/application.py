@@ -2,14 +2,20 @@
 consumed event changes the view. Every handler is idempotent and commutative (any order,
 any number of deliveries converges), so the same map serves the live consumers and a rebuild
 that replays the streams one after the other. The handler map at the bottom says who reacts
-to what; shipments and deliveries are applied one by one (rare, and no facts to merge)."""
+to what."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from order_view.domain import ORDER_EVENTS, SAGA_STEPS, history_detail, item_count
+from order_view.domain import (
+    LIFE_EVENTS,
+    ORDER_EVENTS,
+    SAGA_STEPS,
+    history_detail,
+    item_count,
+)
 from order_view.ports import HistoryRecord, OrderFacts, SummaryView
 from polysaga.events import payloads as P
 from polysaga.events.envelope import Envelope
@@ -51,12 +57,18 @@ async def on_order_event(event: Envelope[P.OrderEvent], view: SummaryView) -> Re
     return refused
 
 
-async def on_life_event(
-    event: Envelope[P.OrderShipped | P.OrderDelivered], view: SummaryView
-) -> Refused:
-    """The order shipped (with its tracking number) or delivered: a step of its history,
-    which also moves the status the summary shows (``domain.status_of``)."""
-    tracking = event.data.tracking_number if isinstance(event.data, P.OrderShipped) else None
+LifeEvent = P.PaymentReceived | P.OrderShipped | P.OrderDelivered
+
+
+def _tracking_number(events: Sequence[Envelope[Any]]) -> str | None:
+    shipped = (e.data for e in events if isinstance(e.data, P.OrderShipped))
+    return next((data.tracking_number for data in shipped), None)
+
+
+async def on_life_event(event: Envelope[LifeEvent], view: SummaryView) -> Refused:
+    """The order took its payment, shipped (with its tracking number) or was delivered: a
+    step of its history; the last two also move the status it shows (``domain.status_of``)."""
+    tracking = _tracking_number([event])
     return await view.apply_life_event(str(event.data.order_id), _history(event), tracking)
 
 
@@ -123,7 +135,7 @@ async def project_batch(
     entities: list[Envelope[Any]] = []
     unique = {event.event_id: event for event in events}  # a redelivery within the batch
     for event in unique.values():
-        if event.name in ORDER_EVENTS or event.name in SAGA_STEPS:
+        if event.name in ORDER_EVENTS or event.name in LIFE_EVENTS or event.name in SAGA_STEPS:
             by_order.setdefault(str(event.data.order_id), []).append(event)
         else:
             entities.append(event)
@@ -144,16 +156,18 @@ async def _apply_together(
     order_id: str, events: Sequence[Envelope[Any]], view: SummaryView
 ) -> Refused | None:
     """The steps refused, or None when some event was already applied (nothing written)."""
-    order_events = [e for e in events if e.name in ORDER_EVENTS]
+    order_events = [e for e in events if e.name in ORDER_EVENTS or e.name in LIFE_EVENTS]
     steps = [e for e in events if e.name in SAGA_STEPS]
     cancelled = [e.data for e in order_events if isinstance(e.data, P.OrderCancelled)]
-    facts = _facts(order_events[0].data) if order_events else None
+    with_facts = [e for e in order_events if e.name in ORDER_EVENTS]
+    facts = _facts(with_facts[0].data) if with_facts else None
     refused = await view.apply_together(
         order_id,
         [_history(e) for e in order_events],
         [_history(e) for e in steps],
         facts=facts,
         cancel_reason=cancelled[0].reason if cancelled else None,
+        tracking_number=_tracking_number(order_events),
         user_id=next((u for e in steps if (u := getattr(e.data, "user_id", None))), None),
     )
     applied = refused is not None
@@ -175,6 +189,7 @@ EVENT_HANDLERS: dict[str, Projection] = {
     "PaymentProcessed": on_saga_step,
     "PaymentFailed": on_saga_step,
     "PaymentRefunded": on_saga_step,
+    "PaymentReceived": on_life_event,
     "OrderShipped": on_life_event,
     "OrderDelivered": on_life_event,
     "UserRegistered": on_user_profile,

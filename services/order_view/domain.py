@@ -21,8 +21,9 @@ from polysaga.events.payloads import Payload
 
 # The order's events that carry the order as placed (its facts).
 ORDER_EVENTS = frozenset({"OrderPlaced", "OrderConfirmed", "OrderCancelled"})
-# The rest of its life after the saga: they carry no facts, only what happened.
-LIFE_EVENTS = frozenset({"OrderShipped", "OrderDelivered"})
+# The rest of its life: the payment it took, its shipment and delivery. They carry no
+# facts, only what happened.
+LIFE_EVENTS = frozenset({"PaymentReceived", "OrderShipped", "OrderDelivered"})
 SAGA_STEPS = frozenset(
     {
         "StockReserved",
@@ -44,6 +45,7 @@ _STEP_ORDER = {
             "StockReservationFailed",
             "PaymentProcessed",
             "PaymentFailed",
+            "PaymentReceived",
             "OrderConfirmed",
             "OrderCancelled",
             "StockReleased",

@@ -47,7 +47,8 @@ class SummaryView(Protocol):
     async def apply_life_event(
         self, order_id: str, record: HistoryRecord, tracking_number: str | None
     ) -> list[str]:
-        """As ``apply_order_event``, for the order's shipment or delivery (no facts)."""
+        """As ``apply_order_event``, for the rest of the order's life (its payment received,
+        shipment, delivery), which carries no facts."""
         ...
 
     async def apply_saga_step(
@@ -65,6 +66,7 @@ class SummaryView(Protocol):
         *,
         facts: OrderFacts | None,
         cancel_reason: str | None,
+        tracking_number: str | None,
         user_id: str | None,
     ) -> list[str] | None:
         """Several events of one order in one write, as their one-event writes merged: the

@@ -26,13 +26,18 @@ async def test_happy_path_confirms_reserves_and_charges(
     order_id = await c.place(user, {sku: 4})
     order = await c.wait_ended(order_id)
     assert order["status"] == "CONFIRMED"
-    assert order["total"] == "10.00" and order["version"] == 2
+    assert order["total"] == "10.00" and order["version"] == 3
+    assert order["paid_at"] is not None
     assert await c.stock(sku) == {"sku": sku, "available": 6, "reserved": 4}
     assert await c.balance(user) == "90.00"
     (payment,) = await c.payments(order_id)
     assert (payment["status"], payment["amount"]) == ("CHARGED", "10.00")
     events = (await http.get(f"{c.order_url}/orders/{order_id}/events")).json()
-    assert [e["type"] for e in events] == ["OrderPlaced.v1", "OrderConfirmed.v1"]
+    assert [e["type"] for e in events] == [
+        "OrderPlaced.v1",
+        "PaymentReceived.v1",
+        "OrderConfirmed.v1",
+    ]
 
 
 async def test_not_enough_stock_cancels_without_charging(

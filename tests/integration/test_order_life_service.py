@@ -104,12 +104,14 @@ async def test_an_order_is_paid_confirmed_shipped_and_delivered(
 
         assert await events_of(order, order_id) == [
             "OrderPlaced.v1",
+            "PaymentReceived.v1",
             "OrderConfirmed.v1",
             "OrderShipped.v1",
             "OrderDelivered.v1",
         ]
         now = (await order.get(f"/orders/{order_id}")).json()
-        assert (now["status"], now["version"]) == ("DELIVERED", 4)
+        assert (now["status"], now["version"]) == ("DELIVERED", 5)
+        assert now["paid_at"] is not None
         assert now["tracking_number"] == "1Z-999-AA1"
         for as_of, status in ((confirmed_at, "CONFIRMED"), (shipped_at, "SHIPPED")):
             then = await order.get(f"/orders/{order_id}", params={"as_of": as_of.isoformat()})

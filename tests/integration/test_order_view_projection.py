@@ -237,8 +237,8 @@ async def test_a_redelivered_order_event_counts_once(db: MongoDatabase) -> None:
     order_id = s.order(user_id("r"), [("SKU-1", 2, "1.00")], "confirmed")
     await apply(view, s.events + s.events + s.events)
     doc = await _summary(view, order_id)
-    assert doc["order_version"] == 2
-    assert len(doc["history"]) == 4
+    assert doc["order_version"] == 3  # placed, paid, confirmed
+    assert len(doc["history"]) == 5
 
 
 async def test_a_step_before_the_order_is_kept_but_not_served(db: MongoDatabase) -> None:
@@ -410,6 +410,7 @@ async def test_a_refused_step_is_reported_once_when_it_arrives(db: MongoDatabase
         "OrderPlaced",
         "StockReserved",
         "PaymentProcessed",
+        "PaymentReceived",
         "OrderConfirmed",
     ]
     assert shown.updated_at == confirmed.time  # a refused step's time does not count

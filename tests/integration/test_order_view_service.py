@@ -149,12 +149,13 @@ async def test_a_summary_appears_with_user_names_and_history(service: Service) -
         ("SKU-1", "Kettle", 2),
         ("sku.2", "Teapot", 1),
     ]
-    assert (body["item_count"], body["total"], body["order_version"]) == (3, "52.50", 2)
+    assert (body["item_count"], body["total"], body["order_version"]) == (3, "52.50", 3)
     assert body["cancel_reason"] is None
     assert [h["step"] for h in body["history"]] == [
         "OrderPlaced",
         "StockReserved",
         "PaymentProcessed",
+        "PaymentReceived",
         "OrderConfirmed",
     ]
     assert body["history"][2]["detail"] == "amount 52.50"
@@ -168,11 +169,11 @@ async def test_a_shipment_and_a_delivery_move_the_summary_on(service: Service) -
     for event in saga:
         await publish(service.js, event)
     await publish(service.js, shipped)
-    # The order's version counts its shipment (placed, confirmed, shipped): wait for it.
-    response = await service.client.get(f"/orders/{order_id}/summary", params={"min_version": 3})
+    # The order's version counts its shipment (placed, paid, confirmed, shipped): wait for it.
+    response = await service.client.get(f"/orders/{order_id}/summary", params={"min_version": 4})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["status"], body["order_version"]) == ("SHIPPED", 3)
+    assert (body["status"], body["order_version"]) == ("SHIPPED", 4)
     assert body["tracking_number"] == shipped.data.tracking_number
     assert body["history"][-1] == {
         "step": "OrderShipped",
@@ -181,9 +182,9 @@ async def test_a_shipment_and_a_delivery_move_the_summary_on(service: Service) -
     }
     await publish(service.js, delivered)
     await publish(service.js, shipped)  # a redelivery changes nothing
-    response = await service.client.get(f"/orders/{order_id}/summary", params={"min_version": 4})
+    response = await service.client.get(f"/orders/{order_id}/summary", params={"min_version": 5})
     body = response.json()
-    assert (body["status"], body["order_version"]) == ("DELIVERED", 4)
+    assert (body["status"], body["order_version"]) == ("DELIVERED", 5)
     assert [h["step"] for h in body["history"]][-2:] == ["OrderShipped", "OrderDelivered"]
     await eventually(service.caught_up)
     assert (await service.client.get(f"/orders/{order_id}/summary")).json() == body
@@ -213,10 +214,11 @@ async def test_read_your_writes_waits_for_a_version_or_answers_503(service: Serv
     # A reader that asks first and whose write lands during the wait gets it.
     publisher = BackgroundPublisher(service.nats_url, rest, delay_s=0.1)
     publisher.start()
-    answered = await service.client.get(f"/orders/{order_id}/summary", params={"min_version": 2})
+    # Placed, paid, confirmed: the confirmation is the order's third version.
+    answered = await service.client.get(f"/orders/{order_id}/summary", params={"min_version": 3})
     publisher.join()
     assert answered.status_code == 200
-    assert (answered.json()["order_version"], answered.json()["status"]) == (2, "CONFIRMED")
+    assert (answered.json()["order_version"], answered.json()["status"]) == (3, "CONFIRMED")
 
     for bad in ("0", "-1", "abc", "1.5"):
         response = await service.client.get(
@@ -459,6 +461,7 @@ async def test_a_step_the_saga_does_not_allow_is_not_shown_and_is_counted(
         "OrderPlaced",
         "StockReserved",
         "PaymentProcessed",
+        "PaymentReceived",
         "OrderConfirmed",
     ]
     live = (await service.client.get("/admin/digest")).json()

@@ -227,7 +227,8 @@ async def test_payment_processed_confirms_a_pending_order(fake: FakeOrderStore) 
 
     order = await status_of(fake, order_id)
     assert order.status is OrderStatus.CONFIRMED
-    assert order.version == 2
+    assert order.version == 3  # OrderPlaced, PaymentReceived, OrderConfirmed
+    assert (order.paid_at, fake.streams[order_id][1].data.amount) == (NOW, "2.50")
     assert saga_count("confirmed") == confirmed_before + 1
 
 
@@ -238,7 +239,8 @@ async def test_payment_processed_twice_confirms_once(fake: FakeOrderStore) -> No
     await on_payment_processed(event, fake, NOW)
     await on_payment_processed(event, fake, NOW)
 
-    assert [e.name for e in fake.streams[order_id]] == ["OrderPlaced", "OrderConfirmed"]
+    names = [e.name for e in fake.streams[order_id]]
+    assert names == ["OrderPlaced", "PaymentReceived", "OrderConfirmed"]
 
 
 async def test_payment_processed_leaves_a_cancelled_order_cancelled(
@@ -295,7 +297,7 @@ async def test_failure_after_confirmation_changes_nothing(fake: FakeOrderStore) 
 
     order = await status_of(fake, order_id)
     assert order.status is OrderStatus.CONFIRMED
-    assert len(fake.streams[order_id]) == 2
+    assert len(fake.streams[order_id]) == 3
 
 
 def rejected_count(reason: str) -> float:
@@ -399,7 +401,10 @@ async def test_an_orchestrated_order_ignores_the_choreography_and_ends_on_the_sa
         (on_stock_reservation_failed, "StockReservationFailed", {"reason": "x"}),
     ):
         await reaction(payment_event(name, order_id, **extra), fake, NOW)
-    assert (await status_of(fake, order_id)).status is OrderStatus.PENDING
+    pending = await status_of(fake, order_id)
+    # The payment is the order's (recorded), but only the orchestrator ends the saga.
+    assert (pending.status, pending.paid_at) == (OrderStatus.PENDING, NOW)
+    assert [e.name for e in fake.streams[order_id]] == ["OrderPlaced", "PaymentReceived"]
     assert fake.published == []  # the payment matched the order: nothing to reject
     # Nor does the deadline end it: the orchestrator's step timeouts do.
     later = NOW + timedelta(seconds=DEADLINE_S + 1)

@@ -66,7 +66,9 @@ T = TypeVar("T")
 
 BASE_RATE = 100.0
 LOW_RATE = 10.0
-EVENTS_PER_SAGA_PER_CONSUMER = 2  # the most one durable consumer gets from one saga's stream
+# The most one durable consumer gets from one saga's stream: order-view on ORDERS (placed,
+# paid, confirmed).
+EVENTS_PER_SAGA_PER_CONSUMER = 3
 CLOSED_LOOP_ORDERS = 400
 CLOSED_LOOP_CONCURRENCY = 32
 # pg_stat_database hears of a backend's commits when it goes idle, within about 10 s.

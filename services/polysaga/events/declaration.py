@@ -142,7 +142,9 @@ EVENTS: tuple[EventSpec, ...] = (
     _event(P.OrderPlaced, 1, ORDERS, {"inventory", "payment", _VIEW, _ORCHESTRATOR}),
     _event(P.OrderConfirmed, 1, ORDERS, {_VIEW, "notification", _SALES}),
     _event(P.OrderCancelled, 1, ORDERS, {"inventory", "payment", _VIEW, "notification"}),
-    # The rest of the order's life, after a saga's outcome: its summary shows it.
+    # The rest of the order's life: the payment it took, then after the saga's outcome the
+    # shipment and the delivery. Its summary shows them.
+    _event(P.PaymentReceived, 1, ORDERS, {_VIEW}),
     _event(P.OrderShipped, 1, ORDERS, {_VIEW}),
     _event(P.OrderDelivered, 1, ORDERS, {_VIEW}),
     # A charge the order service cannot match with an order: payment gives it back.

@@ -109,6 +109,15 @@ class OrderCancelled(Payload, frozen=True, omit_defaults=True):
     saga: SagaStyleName = "choreography"
 
 
+class PaymentReceived(Payload, frozen=True):
+    """The order took the saga's payment as its own (it matched the order: user and total)."""
+
+    order_id: UUID
+    user_id: UserId
+    amount: Money
+    received_at: Time
+
+
 class OrderShipped(Payload, frozen=True):
     order_id: UUID
     user_id: UserId
@@ -318,5 +327,5 @@ SagaReply = ReserveStockReply | ReleaseStockReply | ChargePaymentReply | RefundP
 OrderOutcomeEvent = OrderConfirmed | OrderCancelled
 OrderEvent = OrderPlaced | OrderConfirmed | OrderCancelled
 # Everything an order's own event stream holds, its whole life.
-OrderLifeEvent = OrderEvent | OrderShipped | OrderDelivered
+OrderLifeEvent = OrderEvent | PaymentReceived | OrderShipped | OrderDelivered
 UserProfileEvent = UserRegistered | UserProfileUpdated
