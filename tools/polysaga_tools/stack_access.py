@@ -1,6 +1,7 @@
 """An HTTP client authorised for a running stack, from its state file: the operator token
 for the internal services, an operator JWT (signed by the stack's local key) for the
-gateway, and nothing for any other address (Prometheus, Jaeger, anything else)."""
+gateway, and nothing for any other address (Prometheus, Jaeger, anything else). Its reads
+survive a dropped connection (a restarted pod behind a port-forward, a restarted process)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from polysaga_tools.local_identity import OPERATOR_ROLE, LocalIdentity
 
@@ -58,9 +60,42 @@ class StackAuth(httpx.Auth):
         yield request
 
 
+_READS = frozenset({"GET", "HEAD"})
+READ_ATTEMPTS = 5
+
+
+class ReadRetries(httpx.AsyncBaseTransport):
+    """Sends a read again, a few times with growing pauses (about 3 s in all), when it could
+    not be carried (connection refused or reset, a timeout): a read changes nothing, so
+    asking again is safe. Writes and every answer the server gave, 5xx included, are passed
+    on as they are, for the caller to judge."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, attempts: int = READ_ATTEMPTS) -> None:
+        self._inner, self._attempts = inner, attempts
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method not in _READS:
+            return await self._inner.handle_async_request(request)
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=0.2, max=2),
+            retry=retry_if_exception_type(httpx.TransportError),
+            reraise=True,
+        ):
+            with attempt:
+                return await self._inner.handle_async_request(request)
+        raise AssertionError("tenacity either returns or re-raises")  # pragma: no cover
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def stack_client(state: Mapping[str, Any], **kwargs: Any) -> httpx.AsyncClient:
-    """``httpx.AsyncClient(**kwargs)`` that authorises itself to the stack's services."""
-    return httpx.AsyncClient(auth=StackAuth(state), **kwargs)
+    """``httpx.AsyncClient(**kwargs)`` that authorises itself to the stack's services and
+    retries reads that could not be carried (``ReadRetries``)."""
+    limits = kwargs.pop("limits", httpx.Limits(max_connections=100, max_keepalive_connections=20))
+    inner = httpx.AsyncHTTPTransport(limits=limits)  # httpx's own default limits, unless given
+    return httpx.AsyncClient(auth=StackAuth(state), transport=ReadRetries(inner), **kwargs)
 
 
 def operator_headers(state: Mapping[str, Any]) -> dict[str, str]:
