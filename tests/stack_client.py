@@ -86,13 +86,3 @@ class StackClient:
     async def reservation(self, order_id: str) -> dict[str, Any] | None:
         response = await self.http.get(f"{self.inventory_url}/reservations/{order_id}")
         return None if response.status_code == 404 else response.raise_for_status().json()
-
-
-async def eventually(probe: Any, timeout_s: float = 60) -> Any:
-    """``probe()``'s first truthy answer, asked every 0.2 s; fails after ``timeout_s``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not (result := await probe()):
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.2)
-    return result

@@ -13,11 +13,12 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from test_read_side import confirmed_order, eventually
+from test_read_side import confirmed_order
 
 from conftest import Stack
 from polysaga_tools.local_identity import LocalIdentity
 from stack_client import StackClient
+from waiting import eventually
 
 WRITES = [
     ("order", "PUT", "/prices/{sku}", {"price": "1.00"}),

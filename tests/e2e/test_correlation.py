@@ -6,10 +6,8 @@ touched, carry the trace id Jaeger holds for it. Every line every service logged
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +25,7 @@ from polysaga_tools.delivery_facts import read_stream
 from polysaga_tools.stack import APP_SERVICES, nats_admin_login
 from polysaga_tools.stack_access import stack_client
 from stack_client import StackClient
+from waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +75,6 @@ async def saga_that_fails_payment(stack: Stack, http: httpx.AsyncClient, unique:
     order = await saga(stack, http, unique, balance="5.00")
     assert order["status"] == "CANCELLED"
     return str(order["order_id"])
-
-
-async def eventually(probe: Any, timeout_s: float = 60) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (result := await probe()):
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.5)
-    return result
 
 
 def _saga_lines(stack: Stack, order_id: str) -> list[dict[str, Any]]:

@@ -33,8 +33,9 @@ from conftest import Stack
 from forged_events import forge
 from polysaga.events import declaration
 from polysaga.messaging.permissions import inbox_prefix
-from stack_client import StackClient, eventually
+from stack_client import StackClient
 from stack_health import LogWatch, consumers_drained, restarts, server_errors
+from waiting import eventually
 
 pytestmark = pytest.mark.e2e
 

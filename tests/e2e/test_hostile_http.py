@@ -19,9 +19,10 @@ import httpx
 import pytest
 
 from conftest import Stack
-from stack_client import StackClient, eventually
+from stack_client import StackClient
 from stack_digest import digest, quiet_digest
 from stack_health import LogWatch, server_errors
+from waiting import eventually
 
 PROBLEM_JSON = "application/problem+json"
 JSON_CT = {"content-type": "application/json"}

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import stat
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -21,6 +20,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from conftest import Stack
 from polysaga.events import declaration
+from waiting import eventually
 
 POSTGRES_SERVICES = (
     "order",
@@ -196,7 +196,9 @@ async def test_no_credential_in_logs_or_problem_bodies_even_when_the_database_fa
         )
         # pg_terminate_backend only signals: a backend still alive would serve the probe on
         # its old session, and the service would never meet the refused login.
-        await eventually(lambda: _no_session_left(admin, roles), "a locked-out role kept a session")
+        await eventually(
+            lambda: _no_session_left(admin, roles), 30, what="every locked-out session gone"
+        )
         for service, path in PROBES.items():
             for url in (stack.url(service) + path, stack.url(service) + "/readyz"):
                 response = await http.get(url)
@@ -224,15 +226,6 @@ async def _no_session_left(admin: asyncpg.Connection, roles: list[str]) -> bool:
         "SELECT count(*) FROM pg_stat_activity WHERE usename = ANY($1)", roles
     )
     return left == 0
-
-
-async def eventually(
-    condition: Callable[[], Awaitable[bool]], why: str, timeout_s: float = 30
-) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, why
-        await asyncio.sleep(0.05)
 
 
 async def _wait_ready(stack: Stack, http: httpx.AsyncClient, timeout_s: float = 60) -> None:

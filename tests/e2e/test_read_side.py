@@ -4,7 +4,6 @@ and rebuilding the view from event history."""
 
 from __future__ import annotations
 
-import asyncio
 import mailbox
 import os
 import signal
@@ -15,6 +14,7 @@ import httpx
 
 from conftest import Stack
 from stack_client import StackClient
+from waiting import eventually
 
 
 async def register_user(http: httpx.AsyncClient, stack: Stack, name: str, email: str) -> str:
@@ -30,16 +30,6 @@ async def create_product(
         f"{stack.url('catalog')}/products", json={"sku": sku, "name": name, "price": price}
     )
     assert response.status_code == 201, response.text
-
-
-async def eventually(probe: Any, timeout_s: float = 20) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await probe()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.1)
 
 
 async def confirmed_order(stack: Stack, http: httpx.AsyncClient, unique: str) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import uuid
 import httpx
 
 from conftest import ORDER_DEADLINE_S, Stack
-from stack_client import StackClient, eventually
+from stack_client import StackClient
+from waiting import eventually
 
 
 def client(stack: Stack, http: httpx.AsyncClient) -> StackClient:

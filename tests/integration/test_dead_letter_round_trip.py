@@ -5,7 +5,6 @@ inbox, a discarded letter is never replayed, and a replay that fails again is a 
 
 from __future__ import annotations
 
-import asyncio
 import mailbox
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +24,7 @@ from polysaga.messaging.dead_letters import Status
 from polysaga.settings import ServiceSettings
 from polysaga_tools.dead_letters import DeadLetterError, DeadLetterOffice
 from polysaga_tools.servers import NatsServer, SmtpServer
+from waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -81,13 +81,6 @@ def registered(user_id: str) -> Envelope[Any]:
 def mails_for(smtp_server: SmtpServer, order_id: str) -> int:
     box = mailbox.Maildir(smtp_server.maildir, create=False)
     return sum(1 for m in box if m["Message-ID"] == f"<{order_id}.confirmed@polysaga>")
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], timeout_s: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 async def settled(js: JetStreamContext, stream: str = "ORDERS") -> bool:

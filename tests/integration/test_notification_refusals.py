@@ -5,9 +5,8 @@ SMTP server that refuses some recipients)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import nats
@@ -28,6 +27,7 @@ from polysaga.messaging.connection import ensure_streams
 from polysaga.persistence.database import create_engine
 from polysaga.settings import ServiceSettings
 from polysaga_tools.servers import NatsServer, free_port
+from waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -111,13 +111,6 @@ def registered(user_id: str, email: str) -> Envelope[Any]:
 
 def confirmed(user_id: str) -> Envelope[Any]:
     return new_event(order_confirmed(user_id=user_id))
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], timeout_s: float = 15) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 async def dead_letter_reasons(js: JetStreamContext) -> list[str]:

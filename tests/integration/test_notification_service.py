@@ -5,7 +5,6 @@ and the documented crash window (SMTP accepted, commit lost) resending the same 
 
 from __future__ import annotations
 
-import asyncio
 import mailbox
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,6 +29,7 @@ from polysaga.persistence import inbox, outbox
 from polysaga.persistence.database import create_engine, migrate
 from polysaga.settings import ServiceSettings
 from polysaga_tools.servers import NatsServer, SmtpServer
+from waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -97,13 +97,6 @@ async def publish(js: JetStreamContext, event: Envelope[Any], *, msg_id: str | N
 def mails(smtp_server: SmtpServer) -> list[Message]:
     box = mailbox.Maildir(smtp_server.maildir, create=False)
     return [box[key] for key in box.keys()]  # noqa: SIM118 - Maildir is not a dict
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], timeout_s: float = 15) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 async def settled(js: JetStreamContext, stream: str = "ORDERS") -> bool:

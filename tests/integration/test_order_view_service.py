@@ -36,6 +36,7 @@ from polysaga.mongo.client import MongoDatabase, connect
 from polysaga.settings import ServiceSettings
 from polysaga_tools.servers import NatsServer
 from service_client import service_client
+from waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -80,13 +81,6 @@ async def service(mongo_url: str, nats_server: NatsServer) -> AsyncIterator[Serv
     finally:
         await mongo.close()
         await nc.close()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 class BackgroundPublisher(threading.Thread):

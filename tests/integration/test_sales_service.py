@@ -4,9 +4,8 @@ input is a 400, and a rebuild from the stream reproduces the live figures."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +23,7 @@ from polysaga.money import format_money
 from polysaga.settings import ServiceSettings
 from polysaga_tools.servers import NatsServer
 from sales.bootstrap import build
+from waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -67,13 +67,6 @@ async def publish(js: JetStreamContext, event: Envelope[Any], msg_id: str | None
     if msg_id:
         headers[NATS_MSG_ID] = msg_id
     await js.publish(event.subject, encode_body(event.data), headers=headers)
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], timeout_s: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 async def settled(js: JetStreamContext) -> bool:
