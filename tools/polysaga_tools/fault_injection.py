@@ -20,7 +20,7 @@ import nats
 from polysaga.events.declaration import INVENTORY, ORDERS, PAYMENTS
 from polysaga.events.envelope import NATS_MSG_ID
 from polysaga_tools import faults
-from polysaga_tools.servers import ServerError, find_binary, postgres_user
+from polysaga_tools.servers import ServerError, find_postgres_binary, postgres_user
 from polysaga_tools.stack import LocalStack, nats_admin_login
 
 # Duplicates are copied from the saga's streams, where a duplicate effect would hurt most.
@@ -99,7 +99,7 @@ class FaultInjector:
         pid = await self._running_pid("postgres")
         data_dir = self._stack.state()["postgres"]["data_dir"]
         stop = await asyncio.create_subprocess_exec(
-            find_binary("pg_ctl"),
+            find_postgres_binary("pg_ctl"),
             "stop",
             "-D",
             data_dir,

@@ -46,6 +46,12 @@ def find_binary(name: str) -> str:
     return found
 
 
+def find_postgres_binary(name: str) -> str:
+    """A PostgreSQL binary by its real path: run as the 'postgres' user when we are root, it
+    may not be allowed through the clone's directories to the link in .venv/bin."""
+    return str(Path(find_binary(name)).resolve())
+
+
 def wait_for_port(port: int, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -150,7 +156,7 @@ class PostgresServer:
 
     def argv(self) -> list[str]:
         return [
-            find_binary("postgres"),
+            find_postgres_binary("postgres"),
             "-D",
             str(self.data_dir),
             "-p",
@@ -198,7 +204,7 @@ def prepare_postgres(
         if run_as is not None:
             _make_reachable(data_dir, run_as)
         argv = [
-            find_binary("initdb"),
+            find_postgres_binary("initdb"),
             "-D",
             str(data_dir),
             "--username=postgres",
