@@ -304,8 +304,9 @@ class ViewStore:
     async def apply_life_event(
         self, order_id: str, record: HistoryRecord, tracking_number: str | None
     ) -> list[str]:
-        """As ``apply_order_event`` for a step of the order's life after its saga: it counts
-        in ``order_version`` (the order's own version moved) and carries no facts."""
+        """As ``apply_order_event`` for the order's own events that carry no facts (its
+        payment received, shipment, delivery): each counts in ``order_version``, as the
+        order's own version moved."""
         to_set: dict[str, Any] = {
             _history_path(record): _history_entry(record),
             "applied_at": datetime.now(UTC),
